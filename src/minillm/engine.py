@@ -1,0 +1,280 @@
+"""Generation: KV cache, sampling, streaming, stop rules; apart from the model, like nanochat's Engine.
+
+    >>> prompt_ids = encode_prompt(tok, "What is the Sun?")
+    >>> new_ids = list(generate(model, prompt_ids, Sampling(max_new_tokens=40), eos_id=tok.eos_id))
+
+Design choices:
+- ``generate`` is a streaming iterator of new token ids. With ``use_cache=True`` (for models whose
+  ``forward(ids, kv_cache=...)`` takes a ``KVCache``, such as MiniTransformer) the prompt is read once
+  and every later step feeds one token; ``use_cache=False`` re-reads the whole sequence each step, the
+  baseline for benchmarks/bench_generate.py and for the equivalence tests.
+- It stops at eos (not yielded), after ``max_new_tokens``, after ``max_sentences`` complete sentences,
+  or when prompt + answer fill ``model.max_seq_len``: learned positions have no embedding past it, and a
+  sliding window would silently change what the answer is conditioned on.
+- Sampling order: repetition penalty (CTRL: positive logits of already-seen tokens, prompt included, are
+  divided by the penalty, negative ones multiplied), then greedy argmax when temperature is 0, else
+  temperature, top-k, top-p (the smallest set of tokens whose probability reaches top_p) and a draw from a
+  ``torch.Generator`` seeded from ``Sampling.seed`` (no seed: torch's global generator).
+- Generation runs under ``torch.inference_mode`` (only while the iterator runs, never leaking into the
+  caller) with the model in eval mode; its train/eval mode is restored when the iterator finishes.
+- A sentence ends at ., ! or ? (closing quotes/brackets allowed) followed by whitespace; at the very end of
+  the text only when not after a digit, since "9." may still become "9.59". Abbreviations ("e.g.") count as
+  ends: answers are short and a miscount only shortens them.
+- ``answer``/``stream_answer`` go through the model's own ``generate`` (the interface in models/base.py),
+  so every rung answers the same way. A prompt too long to leave min(max_new_tokens, max_seq_len // 2)
+  positions for the answer is shortened the way fine-tuning shortens it: the context first (see fit_prompt).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from minillm.tokenizer import encode_prompt
+
+if TYPE_CHECKING:
+    from minillm.models.base import LanguageModel
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens read so far, preallocated up to max_len positions."""
+
+    def __init__(self, batch_size: int, num_layers: int, num_heads: int, head_dim: int, max_len: int,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+        shape = (num_layers, batch_size, num_heads, max_len, head_dim)  # self.k[layer] is (B, H, max_len, hd)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.pos = 0  # tokens already stored: the position of the next token
+
+    @classmethod
+    def for_model(cls, model: nn.Module, batch_size: int = 1) -> KVCache:
+        config, weight = model.config, next(model.parameters())
+        return cls(batch_size, config.num_layers, config.num_heads, config.head_dim, config.max_seq_len,
+                   weight.device, weight.dtype)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store one layer's keys/values (B, H, T, hd) for the new tokens; return all of them so far."""
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {end} needed")
+        self.k[layer, :, :, self.pos:end] = k
+        self.v[layer, :, :, self.pos:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, num_tokens: int) -> None:
+        """Called by the model once every layer has stored the new tokens."""
+        self.pos += num_tokens
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int = 128        # at most this many new tokens
+    temperature: float = 0.0         # 0 = greedy (argmax); higher = more random
+    top_k: int = 0                   # keep only the k most likely tokens; 0 = off
+    top_p: float = 1.0               # keep the fewest tokens whose probability reaches top_p; 1 = off
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the prompt or answer; 1 = off
+    max_sentences: int = 0           # stop after this many complete sentences (needs decode); 0 = off
+    seed: int | None = None          # same seed, same model, same prompt -> same tokens
+
+    def __post_init__(self) -> None:
+        if _not_int(self.max_new_tokens) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if _not_number(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if _not_int(self.top_k) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        if _not_number(self.top_p) or not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}")
+        if _not_number(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        if _not_int(self.max_sentences) or self.max_sentences < 0:
+            raise ValueError(f"max_sentences must be an integer >= 0 (0 = off), got {self.max_sentences!r}")
+        if self.seed is not None and _not_int(self.seed):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+
+
+def _not_int(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def _not_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float) or value != value  # NaN
+
+
+def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor) -> torch.Tensor:
+    """Apply repetition penalty, temperature, top-k and top-p to logits (vocab,); seen is a bool mask."""
+    logits = logits.float()
+    if sampling.repetition_penalty != 1.0:
+        penalized = torch.where(logits > 0, logits / sampling.repetition_penalty,
+                                logits * sampling.repetition_penalty)
+        logits = torch.where(seen, penalized, logits)
+    if sampling.temperature == 0:
+        return logits  # greedy: top-k and top-p never change the argmax
+    logits = logits / sampling.temperature
+    if sampling.top_k:
+        kth_best = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the more likely ones before it already reach top_p; the best always stays
+        drop = probs.cumsum(-1) - probs >= sampling.top_p
+        logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
+    return logits
+
+
+def sample_token(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor,
+                 generator: torch.Generator | None = None) -> int:
+    """The next token id from logits (vocab,)."""
+    logits = adjust_logits(logits, sampling, seen)
+    if sampling.temperature == 0:
+        return int(logits.argmax())
+    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)|(?<!\d)[.!?][\"')\]]*$")
+
+
+def sentence_ends(text: str) -> list[int]:
+    """End offsets of the complete sentences in text: 'It is 9.59 s. Yes' -> [13]."""
+    return [m.end() for m in _SENTENCE_END.finditer(text)]
+
+
+def generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
+             decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
+    """Stream new token ids after prompt_ids. ``decode`` (ids -> text) is needed for max_sentences."""
+    if not prompt_ids:
+        raise ValueError("the prompt is empty: give at least one token (e.g. bos)")
+    if len(prompt_ids) >= model.max_seq_len:
+        raise ValueError(f"the prompt has {len(prompt_ids)} tokens but max_seq_len is {model.max_seq_len}: "
+                         "no room for an answer")
+    if sampling.max_sentences and decode is None:
+        raise ValueError("max_sentences needs decode (ids -> text) to find sentence ends")
+    return _generate(model, list(prompt_ids), sampling, eos_id, decode, use_cache)
+
+
+@torch.inference_mode()
+def _generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, eos_id: int | None,
+              decode: Callable[[list[int]], str] | None, use_cache: bool) -> Iterator[int]:
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(sampling.seed)
+        ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
+        cache = KVCache.for_model(model) if use_cache else None
+        logits = (model(ids, kv_cache=cache) if use_cache else model(ids))[0, -1]
+        seen = torch.zeros(logits.numel(), dtype=torch.bool, device=device)
+        seen[ids[0]] = True
+        new_ids: list[int] = []
+        text = ""
+        while True:
+            token = sample_token(logits, sampling, seen, generator)
+            if token == eos_id:
+                return
+            new_ids.append(token)
+            if sampling.max_sentences:
+                previous_text, text = text, decode(new_ids)
+                ends = sentence_ends(text)
+                if len(ends) >= sampling.max_sentences:
+                    # this token only confirmed a sentence already out (e.g. the space after "."): drop it
+                    if ends[sampling.max_sentences - 1] > len(previous_text):
+                        yield token
+                    return
+            yield token
+            if len(new_ids) == sampling.max_new_tokens or len(prompt_ids) + len(new_ids) == model.max_seq_len:
+                return
+            seen[token] = True
+            step = torch.tensor([[token]], dtype=torch.long, device=device)
+            if use_cache:
+                logits = model(step, kv_cache=cache)[0, -1]
+            else:
+                ids = torch.cat([ids, step], dim=1)
+                logits = model(ids)[0, -1]
+    finally:
+        model.train(was_training)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str                 # the decoded answer, surrounding whitespace stripped
+    token_ids: list[int]      # the new tokens (eos not included)
+    prompt_tokens: int        # tokens in the prompt actually given to the model (after truncation)
+    new_tokens: int
+    seconds: float            # wall time of generation
+    tokens_per_second: float
+
+
+def fit_prompt(tokenizer: Any, question: str, context: str | None, max_len: int) -> list[int]:
+    """encode_prompt(tokenizer, question, context), shortened to at most max_len tokens if needed.
+
+    As fine-tuning truncates (tokenizer.encode_qa): the context keeps its longest prefix that fits, cut at
+    a word end, so the prompt keeps its trained shape; with no room for any context the prompt is the
+    closed-book one; a question too long even for that keeps bos and its last tokens (up to "Answer:").
+    """
+    prompt_ids = encode_prompt(tokenizer, question, context)
+    if len(prompt_ids) <= max_len:
+        return prompt_ids
+    if context:
+        word_ends = [m.end() for m in re.finditer(r"\S+", context)]
+        kept, high = 0, len(word_ends)  # binary search for the most words that fit
+        while kept < high:
+            probe = (kept + high + 1) // 2
+            if len(encode_prompt(tokenizer, question, context[:word_ends[probe - 1]])) <= max_len:
+                kept = probe
+            else:
+                high = probe - 1
+        if kept:
+            return encode_prompt(tokenizer, question, context[:word_ends[kept - 1]])
+    prompt_ids = encode_prompt(tokenizer, question)
+    if len(prompt_ids) <= max_len:
+        return prompt_ids
+    return [prompt_ids[0]] + prompt_ids[len(prompt_ids) - max_len + 1:]
+
+
+def _prompt(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
+            context: str | None) -> list[int]:
+    # leave min(max_new_tokens, half the context) positions free for the answer
+    room = min(sampling.max_new_tokens, model.max_seq_len // 2)
+    return fit_prompt(tokenizer, question, context, model.max_seq_len - room)
+
+
+def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
+           context: str | None = None) -> Answer:
+    """Answer one question (open-book when a context passage is given)."""
+    prompt_ids = _prompt(model, tokenizer, question, sampling, context)
+    start = time.perf_counter()
+    new_ids = list(model.generate(prompt_ids, sampling, eos_id=tokenizer.eos_id, decode=tokenizer.decode))
+    seconds = time.perf_counter() - start
+    return Answer(text=tokenizer.decode(new_ids).strip(), token_ids=new_ids, prompt_tokens=len(prompt_ids),
+                  new_tokens=len(new_ids), seconds=seconds,
+                  tokens_per_second=len(new_ids) / seconds if seconds > 0 else 0.0)
+
+
+def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
+                  context: str | None = None) -> Iterator[str]:
+    """The answer as text pieces, as soon as they are whole characters; leading whitespace dropped."""
+    prompt_ids = _prompt(model, tokenizer, question, sampling, context)
+    new_ids: list[int] = []
+    shown = ""
+    for token in model.generate(prompt_ids, sampling, eos_id=tokenizer.eos_id, decode=tokenizer.decode):
+        new_ids.append(token)
+        text = tokenizer.decode(new_ids).lstrip()
+        # decoding all ids so far, not one token alone, keeps multi-byte characters split over
+        # byte-level tokens whole; U+FFFD at the end means the character's last bytes are still to come
+        if text.endswith("\ufffd") or len(text) <= len(shown):
+            continue
+        yield text[len(shown):]
+        shown = text
+    text = tokenizer.decode(new_ids).lstrip()
+    if len(text) > len(shown):
+        yield text[len(shown):]

@@ -1,0 +1,110 @@
+"""The interface every rung implements, and safetensors weight files for the neural rungs.
+
+Design choices:
+- ``LanguageModel`` is a ``typing.Protocol``: rungs do not inherit from it, they only have its members,
+  so a torch ``nn.Module`` (transformer, mlp) and a plain count-based class (markov) both fit. It is
+  ``runtime_checkable``, so ``isinstance(model, LanguageModel)`` checks that the members are there.
+- Training is not part of the interface: neural rungs are ``nn.Module``s trained by the one Trainer,
+  count-based rungs fit in one pass with their own ``fit``.
+- ``generate`` takes its limits (max_new_tokens, temperature, ...) in one ``minillm.engine.Sampling``.
+- Weights are safetensors, never pickle; writing is atomic (temp file in the same dir, fsync, rename).
+  The state dict is saved as it is, so it must not hold one tensor under two names: the transformer ties
+  and shares weights by reusing modules, not by aliasing parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from minillm.data.records import InputError, atomic_write
+
+if TYPE_CHECKING:
+    from minillm.engine import Sampling
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    name: str  # registry name, e.g. "transformer"
+
+    @property
+    def max_seq_len(self) -> int:
+        """The longest sequence, prompt plus answer, the model can read."""
+        ...
+
+    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
+        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1 of ids (B, T): shape (B, T-1)."""
+        ...
+
+    def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
+                 decode: Callable[[list[int]], str] | None = None) -> Iterator[int]:
+        """New token ids, one at a time; stops at eos (not yielded) and at the limits in ``sampling``."""
+        ...
+
+    def num_parameters(self) -> int:
+        """Learned numbers, each shared or tied tensor counted once."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes of the saved weights (tensor data, without the file header)."""
+        ...
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write the model into run_dir; return the file written."""
+        ...
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> LanguageModel:
+        """Rebuild a model saved with ``save``."""
+        ...
+
+
+def weights_size_bytes(model: nn.Module) -> int:
+    """Bytes of tensor data ``save_weights`` writes (the state dict; non-persistent buffers are not saved)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write the model's state dict to a safetensors file, atomically."""
+    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    data = safetensors.torch.save(tensors, metadata=metadata)
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+
+
+def read_weights_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata stored in a safetensors file's header."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as fh:
+            return fh.metadata() or {}
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such weights file") from exc
+    except safetensors.SafetensorError as exc:
+        raise InputError(f"{path}: not a safetensors file ({exc})") from exc
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a safetensors file into the model; names and shapes must match exactly."""
+    try:
+        tensors = safetensors.torch.load_file(str(path))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such weights file") from exc
+    except safetensors.SafetensorError as exc:
+        raise InputError(f"{path}: not a safetensors file ({exc})") from exc
+    expected = model.state_dict()
+    problems = [f"missing {name!r}" for name in expected if name not in tensors]
+    problems += [f"unexpected {name!r}" for name in tensors if name not in expected]
+    problems += [f"{name!r} has shape {tuple(t.shape)}, the model needs {tuple(expected[name].shape)}"
+                 for name, t in tensors.items() if name in expected and t.shape != expected[name].shape]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise InputError(f"{path}: weights do not fit this model: {shown}")
+    model.load_state_dict(tensors)

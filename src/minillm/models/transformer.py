@@ -1,0 +1,312 @@
+"""Rung 4: MiniTransformer, a decoder-only transformer, and ModelConfig, the settings that build it.
+
+Reads top to bottom like nanoGPT's model.py: CausalSelfAttention, MLP, Block, MiniTransformer.
+
+Design choices (defaults first; each alternative is a config field, never a subclass):
+- Pre-norm blocks (x + attn(norm(x)), x + mlp(norm(x))) with a final norm: LayerNorm, or RMSNorm.
+- Learned absolute positions, or rotary embeddings (RoPE, rotate-half pairing as in GPT-NeoX/LLaMA in
+  Hugging Face) applied to queries and keys at their absolute position, also when decoding with a cache.
+- Separate q/k/v projections (as nanochat), so Xavier init sees each projection's own fan-out.
+- Feed-forward: GELU, or SwiGLU (silu(gate) * up, a third matrix). Hidden width ``ffn_dim`` defaults to
+  emb_dim, which gives the seed config its 3,360,256 parameters; nanoGPT's 4x is ffn_dim=4*emb_dim.
+- Biases on linear layers and LayerNorm by default (``bias``); the output head never has one (as nanoGPT),
+  so tying it to the token embedding is a pure weight share: tied models have no ``lm_head`` at all and
+  project with the embedding matrix, so the saved state dict never holds the same tensor twice.
+- ``share_layers`` (ALBERT-style) keeps ONE block and applies it num_layers times; each application still
+  has its own slot in the KV cache.
+- Init: xavier_uniform_ for every nn.Linear weight, zeros for biases, normal(0, 0.02) for embedding tables.
+- Attention through F.scaled_dot_product_attention (flash/memory-efficient kernels where available).
+- KV cache (minillm.engine.KVCache, nanochat-style): the model writes each layer's new keys and values into
+  the cache, reads its position offset from it, and advances it after the last layer.
+
+Left out on purpose: grouped-query attention, QK-norm, a sliding window or any way past max_seq_len.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minillm.data.records import InputError
+from minillm.engine import KVCache, Sampling, generate
+from minillm.models import base
+
+NORMS = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("gelu", "swiglu")
+POSITIONS = ("learned", "rotary")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the model's shape; saved as JSON in the weights file's metadata."""
+
+    vocab_size: int                  # tokens in the vocabulary: embedding rows, logit columns
+    max_seq_len: int                 # longest sequence the model reads (prompt + answer)
+    emb_dim: int                     # width of the residual stream
+    num_layers: int                  # blocks applied one after another
+    num_heads: int                   # attention heads per block; head_dim = emb_dim // num_heads
+    ffn_dim: int | None = None       # feed-forward hidden width; None -> emb_dim (nanoGPT uses 4 * emb_dim)
+    dropout: float = 0.0             # after embeddings, on attention weights, after each residual branch
+    bias: bool = True                # biases in linear layers and LayerNorm (never in the output head)
+    norm: str = "layernorm"          # "layernorm" or "rmsnorm" (RMSNorm has no bias)
+    activation: str = "gelu"         # "gelu" or "swiglu" (SwiGLU adds a gate matrix: 1.5x the MLP weights)
+    position: str = "learned"        # "learned" absolute embeddings or "rotary" (RoPE on queries and keys)
+    tie_embeddings: bool = False     # output head reuses the token embedding matrix
+    share_layers: bool = False       # ALBERT-style: one block's weights reused by all num_layers layers
+    norm_eps: float = 1e-5           # added to the variance in LayerNorm / RMSNorm
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_seq_len", "emb_dim", "num_layers", "num_heads"):
+            _check_positive_int(name, getattr(self, name))
+        if self.ffn_dim is not None:
+            _check_positive_int("ffn_dim", self.ffn_dim)
+        if self.emb_dim % self.num_heads:
+            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.position == "rotary" and self.head_dim % 2:
+            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim} "
+                             f"(emb_dim {self.emb_dim} / num_heads {self.num_heads})")
+        if _not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if _not_number(self.norm_eps) or self.norm_eps <= 0:
+            raise ValueError(f"norm_eps must be a positive number, got {self.norm_eps!r}")
+        for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("position", POSITIONS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        for name in ("bias", "tie_embeddings", "share_layers"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.num_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        """The feed-forward hidden width actually used."""
+        return self.emb_dim if self.ffn_dim is None else self.ffn_dim
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {', '.join(map(repr, unknown))}; "
+                             f"known keys: {', '.join(known)}")
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.name not in values]
+        if missing:
+            raise ValueError(f"model config is missing {', '.join(map(repr, missing))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _not_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int | float) or value != value  # NaN
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight (Zhang & Sennrich, 2019): LayerNorm without mean subtraction or bias."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.emb_dim, config.norm_eps)
+    return nn.LayerNorm(config.emb_dim, eps=config.norm_eps, bias=config.bias)
+
+
+def rotary_tables(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of angle position * base^(-2i/head_dim), each (max_len, head_dim // 2)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[i], x[i + head_dim/2]) of x (B, H, T, head_dim) by the angles of their positions."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.num_heads, self.head_dim = config.num_heads, config.head_dim
+        d = config.emb_dim
+        self.q_proj = nn.Linear(d, d, bias=config.bias)
+        self.k_proj = nn.Linear(d, d, bias=config.bias)
+        self.v_proj = nn.Linear(d, d, bias=config.bias)
+        self.out_proj = nn.Linear(d, d, bias=config.bias)
+        self.attn_dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None,
+                kv_cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        past = 0
+        if kv_cache is not None:
+            past = kv_cache.pos
+            k, v = kv_cache.update(layer, k, v)
+        dropout_p = self.attn_dropout if self.training else 0.0
+        if past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        elif T == 1:  # one new query may see every cached key: no mask at all
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        else:  # is_causal aligns to the top-left corner; new queries sit at the bottom-right of the matrix
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.out_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d, hidden = config.emb_dim, config.hidden_dim
+        self.up = nn.Linear(d, hidden, bias=config.bias)
+        self.gate = nn.Linear(d, hidden, bias=config.bias) if config.activation == "swiglu" else None
+        self.down = nn.Linear(hidden, d, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.up(x)) if self.gate is None else F.silu(self.gate(x)) * self.up(x)
+        return self.dropout(self.down(h))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.norm2 = make_norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None,
+                kv_cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), rotary, kv_cache, layer)
+        return x + self.mlp(self.norm2(x))
+
+
+class MiniTransformer(nn.Module):
+    """Token + position embeddings, num_layers pre-norm blocks, final norm, linear head to vocab logits."""
+
+    name = "transformer"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+        learned = config.position == "learned"
+        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim) if learned else None
+        if config.position == "rotary":
+            cos, sin = rotary_tables(config.head_dim, config.max_seq_len)
+            # not persistent: derived from the config, so never saved with the weights
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        num_blocks = 1 if config.share_layers else config.num_layers
+        self.blocks = nn.ModuleList(Block(config) for _ in range(num_blocks))
+        self.norm_f = make_norm(config)
+        self.lm_head = None
+        if not config.tie_embeddings:
+            self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
+        self.apply(_init_weights)
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.config.max_seq_len
+
+    def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones."""
+        if ids.dim() != 2:
+            raise ValueError(f"ids must have shape (batch, time), got {tuple(ids.shape)}")
+        T = ids.size(1)
+        start = 0 if kv_cache is None else kv_cache.pos
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start + T} tokens is longer than "
+                             f"max_seq_len={self.config.max_seq_len}")
+        x = self.tok_emb(ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
+        rotary = None
+        if self.config.position == "rotary":
+            rotary = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
+        x = self.drop(x)
+        for layer in range(self.config.num_layers):
+            block = self.blocks[0] if self.config.share_layers else self.blocks[layer]
+            x = block(x, rotary, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        x = self.norm_f(x)
+        return F.linear(x, self.tok_emb.weight if self.lm_head is None else self.lm_head.weight)
+
+    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
+        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
+        logits = self(ids[:, :-1]).float()
+        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
+                 decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
+        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # parameters() yields each tensor once
+
+    def size_bytes(self) -> int:
+        return base.weights_size_bytes(self)
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
+        path = Path(run_dir) / base.WEIGHTS_FILE
+        base.save_weights(self, path, {"model": self.name, "config": json.dumps(self.config.to_dict())})
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> MiniTransformer:
+        path = Path(run_dir) / base.WEIGHTS_FILE
+        metadata = base.read_weights_metadata(path)
+        if metadata.get("model") != cls.name or "config" not in metadata:
+            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
+        try:
+            config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}: field 'config': {exc}") from exc
+        model = cls(config)
+        base.load_weights(model, path)
+        return model
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)

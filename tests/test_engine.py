@@ -1,0 +1,278 @@
+"""Generation engine: KV cache vs recomputation, sampling rules, stop rules, answers and streaming."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from minillm.engine import (
+    Answer,
+    KVCache,
+    Sampling,
+    adjust_logits,
+    answer,
+    fit_prompt,
+    generate,
+    sample_token,
+    sentence_ends,
+    stream_answer,
+)
+from minillm.models import MiniTransformer, ModelConfig
+from minillm.tokenizer import encode_prompt, train_tokenizer
+
+TEXT = "The Sun is a star. The Moon orbits the Earth. Mars is red? Yes! Café.\nQuestion: Answer: Context:"
+
+
+def tiny_model(vocab_size: int = 60, max_seq_len: int = 48, seed: int = 0, **overrides) -> MiniTransformer:
+    torch.manual_seed(seed)
+    config = ModelConfig(vocab_size=vocab_size, max_seq_len=max_seq_len, emb_dim=32, num_layers=2,
+                         num_heads=4, **overrides)
+    return MiniTransformer(config)
+
+
+def run(model, prompt, sampling, **kwargs) -> list[int]:
+    return list(generate(model, prompt, sampling, **kwargs))
+
+
+class ScriptedModel(nn.Module):
+    """Test double: after ``start`` prompt tokens it predicts ``tokens`` in order, then ``after`` forever."""
+
+    name = "scripted"
+
+    def __init__(self, tokens: list[int], start: int, vocab_size: int, after: int, max_seq_len: int = 64):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the engine a device
+        self.tokens, self.start, self.vocab_size, self.after = tokens, start, vocab_size, after
+        self.max_seq_len = max_seq_len
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(ids.size(0), ids.size(1), self.vocab_size)
+        for t in range(ids.size(1)):
+            i = t + 1 - self.start
+            logits[:, t, self.tokens[i] if 0 <= i < len(self.tokens) else self.after] = 1.0
+        return logits
+
+    def generate(self, prompt_ids, sampling, *, eos_id=None, decode=None):
+        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=False)
+
+
+@pytest.mark.parametrize("position", ["learned", "rotary"])
+def test_greedy_with_and_without_cache_gives_identical_ids(position):
+    model = tiny_model(position=position)
+    prompt = [1, 5, 9, 13, 2]
+    cached = run(model, prompt, Sampling(max_new_tokens=30))
+    recomputed = run(model, prompt, Sampling(max_new_tokens=30), use_cache=False)
+    assert cached == recomputed and len(cached) == 30
+
+
+def test_greedy_is_argmax_of_the_full_sequence_logits():
+    model = tiny_model().eval()
+    ids = [3, 4, 5]
+    expected = []
+    with torch.no_grad():
+        for _ in range(8):
+            token = int(model(torch.tensor([ids + expected]))[0, -1].argmax())
+            expected.append(token)
+    assert run(model, ids, Sampling(max_new_tokens=8)) == expected
+
+
+def test_top_k_1_and_tiny_top_p_equal_greedy():
+    model = tiny_model()
+    prompt = [7, 8, 9]
+    greedy = run(model, prompt, Sampling(max_new_tokens=20))
+    assert run(model, prompt, Sampling(max_new_tokens=20, temperature=1.5, top_k=1, seed=3)) == greedy
+    assert run(model, prompt, Sampling(max_new_tokens=20, temperature=1.5, top_p=1e-6, seed=3)) == greedy
+
+
+def test_seeded_sampling_is_reproducible_and_seed_dependent():
+    model = tiny_model()
+    sampling = Sampling(max_new_tokens=40, temperature=1.5, seed=11)
+    first = run(model, [1, 2], sampling)
+    assert run(model, [1, 2], sampling) == first
+    assert run(model, [1, 2], sampling, use_cache=False) == first
+    assert run(model, [1, 2], Sampling(max_new_tokens=40, temperature=1.5, seed=12)) != first
+
+
+def test_adjust_logits_top_k_top_p_temperature():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    none = torch.zeros(4, dtype=torch.bool)
+    kept = adjust_logits(logits, Sampling(temperature=1.0, top_k=2), none).isfinite()
+    assert kept.tolist() == [True, True, False, False]
+    # top-p keeps the fewest most-likely tokens whose probability reaches top_p
+    assert adjust_logits(logits, Sampling(temperature=1.0, top_p=0.8), none).isfinite().tolist() == \
+        [True, True, False, False]
+    assert adjust_logits(logits, Sampling(temperature=1.0, top_p=0.81), none).isfinite().tolist() == \
+        [True, True, True, False]
+    shuffled = logits[[2, 0, 3, 1]]  # order in the vocabulary does not matter
+    assert adjust_logits(shuffled, Sampling(temperature=1.0, top_p=0.8), none).isfinite().tolist() == \
+        [False, True, False, True]
+    torch.testing.assert_close(adjust_logits(logits, Sampling(temperature=2.0), none), logits / 2)
+
+
+def test_repetition_penalty_ctrl_style_lowers_seen_tokens():
+    logits = torch.tensor([2.0, -1.0, 0.5, 1.5])
+    seen = torch.tensor([True, True, False, False])
+    adjusted = adjust_logits(logits, Sampling(repetition_penalty=2.0), seen)
+    assert adjusted.tolist() == [1.0, -2.0, 0.5, 1.5]  # positive divided, negative multiplied
+    before, after = logits.softmax(-1), adjusted.softmax(-1)
+    assert after[0] < before[0] and after[1] < before[1]
+    assert sample_token(logits, Sampling(repetition_penalty=2.0), seen) == 3  # greedy picks the unseen token
+    assert sample_token(logits, Sampling(), seen) == 0
+
+
+def test_repetition_penalty_breaks_a_greedy_loop():
+    model = tiny_model(seed=5)
+    plain = run(model, [1], Sampling(max_new_tokens=30))
+    penalized = run(model, [1], Sampling(max_new_tokens=30, repetition_penalty=5.0))
+    assert len(set(penalized)) > len(set(plain))
+
+
+def test_sampling_draws_follow_softmax():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([0.0, math.log(3.0)])
+    none = torch.zeros(2, dtype=torch.bool)
+    draws = [sample_token(logits, Sampling(temperature=1.0), none, generator) for _ in range(2000)]
+    assert sum(draws) / 2000 == pytest.approx(0.75, abs=0.04)
+
+
+def test_stops_at_eos_without_yielding_it_and_at_max_new_tokens():
+    model = tiny_model(seed=2)
+    tokens = run(model, [4, 5], Sampling(max_new_tokens=25))
+    assert len(tokens) == 25
+    cut = next(i for i, t in enumerate(tokens) if t not in tokens[:i] and i >= 2)
+    assert run(model, [4, 5], Sampling(max_new_tokens=25), eos_id=tokens[cut]) == tokens[:cut]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_stops_when_the_context_is_full(use_cache):
+    model = tiny_model(max_seq_len=24)
+    tokens = run(model, list(range(20)), Sampling(max_new_tokens=100), use_cache=use_cache)
+    assert len(tokens) == 4
+
+
+WORDS = ["<pad>", "<eos>", "Q", "The", " record", " is", " 9", ".", "59", " s", " It", " was", " set", " in",
+         " 2009", " Yes", "!", "\n"]
+
+
+def decode_words(ids: list[int]) -> str:
+    return "".join(WORDS[i] for i in ids)
+
+
+def script(text_tokens: str) -> list[int]:
+    return [WORDS.index(w) for w in text_tokens.split("|")]
+
+
+def test_max_sentences_stops_after_complete_sentences():
+    tokens = script("The| record| is| 9|.|59| s|.| It| was| set| in| 2009|.| Yes|!| It")
+    model = ScriptedModel(tokens, start=1, vocab_size=len(WORDS), after=1)
+
+    def say(max_sentences: int) -> str:
+        sampling = Sampling(max_new_tokens=50, max_sentences=max_sentences)
+        return decode_words(run(model, [2], sampling, decode=decode_words, eos_id=1, use_cache=False))
+
+    assert say(1) == "The record is 9.59 s."  # "9." is not an end: a number may follow
+    # "2009." only counts once " Yes" shows a space follows; that confirming token is not yielded
+    assert say(2) == "The record is 9.59 s. It was set in 2009."
+    assert say(3) == "The record is 9.59 s. It was set in 2009. Yes!"
+    assert say(0) == "The record is 9.59 s. It was set in 2009. Yes! It"
+
+
+def test_sentence_ends():
+    assert sentence_ends("It is 9.59 s. Yes") == [13]
+    assert sentence_ends("Hi! Why? Fine.") == [3, 8, 14]
+    assert sentence_ends("born in 1990.") == []  # may still become 1990.5
+    assert sentence_ends('He said "stop." Then') == [15]
+    assert sentence_ends("Wait...\nok") == [7]
+    assert sentence_ends("no end here") == []
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"temperature": -0.1}, "temperature must be >= 0"),
+    ({"top_p": 0.0}, "top_p must be in \\(0, 1\\]"),
+    ({"top_p": 1.5}, "top_p must be in"),
+    ({"top_k": -1}, "top_k must be an integer >= 0"),
+    ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer"),
+    ({"max_new_tokens": 2.5}, "max_new_tokens must be a positive integer"),
+    ({"max_sentences": -1}, "max_sentences must be an integer >= 0"),
+    ({"temperature": float("nan")}, "temperature must be >= 0"),
+    ({"seed": "7"}, "seed must be an integer or None"),
+])
+def test_bad_sampling_values_rejected(values, message):
+    with pytest.raises(ValueError, match=message):
+        Sampling(**values)
+
+
+def test_bad_prompts_rejected_at_call_time():
+    model = tiny_model(max_seq_len=16)
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        generate(model, [], Sampling())
+    with pytest.raises(ValueError, match="the prompt has 16 tokens but max_seq_len is 16"):
+        generate(model, list(range(16)), Sampling())
+    with pytest.raises(ValueError, match="max_sentences needs decode"):
+        generate(model, [1], Sampling(max_sentences=1))
+
+
+def test_kv_cache_refuses_to_overflow():
+    cache = KVCache(batch_size=1, num_layers=1, num_heads=2, head_dim=4, max_len=5)
+    k = torch.zeros(1, 2, 6, 4)
+    with pytest.raises(ValueError, match="KV cache holds 5 positions; 6 needed"):
+        cache.update(0, k, k)
+
+
+def test_generation_runs_in_inference_mode_without_leaking_and_restores_train_mode():
+    model = tiny_model().train()
+    tokens = generate(model, [1, 2, 3], Sampling(max_new_tokens=5))
+    next(tokens)
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    assert not model.training  # eval while generating: no dropout
+    list(tokens)
+    assert model.training
+
+
+@pytest.fixture(scope="module")
+def char_tok():
+    return train_tokenizer([TEXT], kind="char", vocab_size=200)
+
+
+def test_answer_and_stream_answer_agree(char_tok):
+    model = tiny_model(vocab_size=char_tok.vocab_size, max_seq_len=64)
+    sampling = Sampling(max_new_tokens=20)
+    result = answer(model, char_tok, "What is the Sun?", sampling)
+    assert isinstance(result, Answer)
+    assert result.prompt_tokens == len(encode_prompt(char_tok, "What is the Sun?"))
+    assert result.new_tokens == len(result.token_ids) <= 20
+    assert result.text == char_tok.decode(result.token_ids).strip()
+    assert result.seconds > 0
+    assert result.tokens_per_second == pytest.approx(result.new_tokens / result.seconds)
+    assert "".join(stream_answer(model, char_tok, "What is the Sun?", sampling)).rstrip() == result.text
+
+
+def test_long_prompt_cut_like_fine_tuning_cuts_it(char_tok):
+    question, context = "What is Mars?", "The Sun is a star. The Moon orbits the Earth. Mars is red."
+    full = encode_prompt(char_tok, question, context)
+    assert fit_prompt(char_tok, question, context, len(full)) == full
+    cut = fit_prompt(char_tok, question, context, len(full) - 10)
+    assert cut == encode_prompt(char_tok, question, "The Sun is a star. The Moon orbits the Earth.")
+    closed = encode_prompt(char_tok, question)
+    assert fit_prompt(char_tok, question, context, len(closed) + 2) == closed  # no whole word fits
+    tail = fit_prompt(char_tok, question, None, 12)
+    assert len(tail) == 12 and tail[0] == char_tok.bos_id and char_tok.decode(tail).endswith("?\nAnswer:")
+    # answer() leaves min(max_new_tokens, max_seq_len // 2) positions for the answer
+    model = tiny_model(vocab_size=char_tok.vocab_size, max_seq_len=64)
+    result = answer(model, char_tok, question, Sampling(max_new_tokens=100), context=context)
+    assert result.prompt_tokens <= 32 and result.prompt_tokens + result.new_tokens <= 64
+
+
+def test_stream_answer_keeps_multibyte_characters_whole():
+    byte_tok = train_tokenizer([TEXT], kind="bpe", vocab_size=260)  # bytes only: "é" is two tokens
+    question = "Q?"
+    words = byte_tok.encode(" Café, crème brûlée.")
+    assert len(words) > len(" Café, crème brûlée.")
+    model = ScriptedModel(words, start=len(encode_prompt(byte_tok, question)), vocab_size=byte_tok.vocab_size,
+                          after=byte_tok.eos_id)
+    pieces = list(stream_answer(model, byte_tok, question, Sampling(max_new_tokens=40)))
+    assert "".join(pieces) == "Café, crème brûlée."
+    assert all("\ufffd" not in piece for piece in pieces) and len(pieces) > 5
+    assert answer(model, byte_tok, question, Sampling(max_new_tokens=40)).text == "Café, crème brûlée."
