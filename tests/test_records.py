@@ -133,3 +133,12 @@ def test_repair_tail_drops_partial_last_line(tmp_path):
 def test_normalize_question():
     assert normalize_question("What  is the SUN?") == normalize_question("what is the sun")
     assert normalize_question("What's H2O?") == "what s h2o"
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+
+    write_jsonl(tmp_path / "a.jsonl", [article()])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 
 WIKIPEDIA_LICENSE = "CC BY-SA 4.0"
 _PUNCT = re.compile(r"[^\w\s]")
+_UMASK = os.umask(0o022)  # read once: the process umask, for files made by mkstemp/mkdtemp
+os.umask(_UMASK)
 
 
 class InputError(ValueError):
@@ -224,6 +226,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh

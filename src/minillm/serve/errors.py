@@ -1,0 +1,79 @@
+"""Every error the server sends is one JSON shape, naming the request field at fault.
+
+    {"error": {"message": "temperature: Input should be greater than or equal to 0",
+               "type": "invalid_request_error", "field": "temperature", "param": "temperature"}}
+
+Design choices:
+- The shape is OpenAI's (``message``, ``type``, ``param``), so the ``openai`` client raises its usual
+  ``BadRequestError`` with our message; ``field`` holds the same name as ``param`` because that is the
+  key this project's other tools read.
+- FastAPI's validation errors (422 with a list of pydantic errors) become a 400 about the first problem:
+  one line a person can act on. Routes raise ``ApiError`` for the checks pydantic cannot express.
+- Unknown routes and methods get the same shape (404/405), and any unexpected exception a bare
+  ``{"error": {"message": "internal error"}}`` 500: the traceback goes to the server log, never to the client.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+_TYPES = {404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
+          413: "request_too_large", 500: "server_error"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP status, a one-line message, and the request field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict:
+    return {"error": {"message": message, "type": _TYPES.get(status, "invalid_request_error"),
+                      "field": field, "param": field}}
+
+
+def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, field), status_code=status)
+
+
+def describe_validation_error(error: dict) -> tuple[str, str]:
+    """(field, message) for one pydantic error as FastAPI reports it (loc starts with "body")."""
+    loc = [str(part) for part in error.get("loc", ())[1:]]
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return "body", f"body: not valid JSON ({reason})" if reason else "body: not valid JSON"
+    if not loc:  # no body, or one that is not a JSON object (a list, or not sent as application/json)
+        return "body", "body: must be a JSON object, sent with Content-Type: application/json"
+    field = ".".join(loc)
+    if kind == "extra_forbidden":
+        return field, f"{field}: unknown field"
+    return field, f"{field}: {error.get('msg', 'invalid value')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        field, message = describe_validation_error(exc.errors()[0])
+        return error_response(400, message, field)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = {404: f"no such route: {request.method} {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
+        return JSONResponse(error_body(exc.status_code, message or str(exc.detail)),
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal error")
+

@@ -1,0 +1,202 @@
+"""One worker thread runs every generation; the server's event loop only waits for it.
+
+    worker = ModelWorker(model, tokenizer, index)
+    reply = await worker.reply("What is the Sun?", worker.sampling(), mode="closed")
+    async for event in worker.stream("What is the Sun?", worker.sampling(), mode="open"):
+        ...  # first the sources (a list of dicts), then str pieces of the answer, last Finished
+
+Design choices:
+- Generation runs in a single worker thread (``ThreadPoolExecutor(max_workers=1)``), so requests are
+  answered one at a time, first come first served. On CPU one forward pass already uses the cores torch
+  is given (its intra-op threads; ``minillm serve --threads``: all cores but the event loop's), so two
+  answers at once would not finish sooner, each would take about twice as long. Each answer has its own
+  KV cache (``engine.generate`` makes one per call), so nothing of one request reaches another; one
+  thread also keeps the model's shared module state (eval/train mode, which ``generate`` sets and
+  restores) out of races. A lock around the model would do the same, but every waiting request would
+  hold a thread of its own blocked on it; the worker's queue holds them instead.
+- The event loop never runs torch. Non-streaming requests await the worker's future; streaming ones await
+  an ``asyncio.Queue`` that the worker fills through ``loop.call_soon_threadsafe``, one text piece at a
+  time, so /health and new requests are still answered while a long answer is being generated.
+- A stream whose client goes away sets a flag that the worker checks between pieces: an abandoned answer
+  stops at the next token, and a request still queued when its client left does no work at all.
+- Defaults are those of ``minillm ask``: greedy, repetition penalty 1.2, at most 4 sentences.
+- Left out: batching several requests into one forward pass (continuous batching, as vLLM does). It
+  would raise throughput under load, but needs a batched KV cache with a position per sequence in the
+  engine; a queue is simpler, and correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from minillm.engine import Sampling, answer, stream_answer
+from minillm.retrieval import answer_open, passage_source, passages_context
+from minillm.serve.errors import ApiError
+
+MAX_QUESTION_CHARS = 2000
+MAX_NEW_TOKENS = 512        # also capped by the model's context (max_seq_len)
+DEFAULT_NEW_TOKENS = 128
+REPETITION_PENALTY = 1.2    # the `minillm ask` defaults, so the page answers as the command line does
+MAX_SENTENCES = 4
+RETRIEVED_PASSAGES = 3
+MODES = ("closed", "open")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The end of an answer: token counts and timing of the generation (queueing and retrieval excluded)."""
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    tokens_per_second: float
+    finish_reason: str        # "length" when the token limit or the model's context ended it, else "stop"
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    sources: list[dict]       # retrieval.passage_source of each article used, best first
+    finished: Finished
+
+
+def check_question(text: str, field: str) -> str:
+    """The question, or an ApiError naming ``field`` when it is blank or longer than MAX_QUESTION_CHARS."""
+    if not text.strip():
+        raise ApiError(400, f"{field}: the question is empty", field)
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ApiError(400, f"{field}: the question has {len(text)} characters; at most "
+                            f"{MAX_QUESTION_CHARS} are allowed", field)
+    return text
+
+
+class _Metered:
+    """The model as stream_answer sees it, counting the prompt and new tokens that stream_answer hides."""
+
+    def __init__(self, model: Any, cancelled: threading.Event):
+        self.model, self.cancelled = model, cancelled
+        self.prompt_tokens = self.new_tokens = 0
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.model.max_seq_len
+
+    def generate(self, prompt_ids: list[int], sampling: Sampling, **kwargs: Any) -> Iterator[int]:
+        self.prompt_tokens = len(prompt_ids)
+        for token in self.model.generate(prompt_ids, sampling, **kwargs):
+            if self.cancelled.is_set():
+                return
+            self.new_tokens += 1
+            yield token
+
+
+class ModelWorker:
+    """Answers questions with one model, one generation at a time, in a thread of its own."""
+
+    def __init__(self, model: Any, tokenizer: Any, index: Any = None):
+        self.model, self.tokenizer, self.index = model, tokenizer, index
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minillm-generate")
+
+    @property
+    def max_new_tokens(self) -> int:
+        return min(MAX_NEW_TOKENS, self.model.max_seq_len)
+
+    def sampling(self, max_new_tokens: int | None = None, temperature: float | None = None,
+                 top_p: float | None = None, seed: int | None = None,
+                 max_tokens_field: str = "max_new_tokens") -> Sampling:
+        """Sampling for one request; a token limit over the cap is an ApiError naming max_tokens_field."""
+        if max_new_tokens is not None and max_new_tokens > self.max_new_tokens:
+            raise ApiError(400, f"{max_tokens_field}: {max_new_tokens} is more than this model allows "
+                                f"({self.max_new_tokens}; its context is {self.model.max_seq_len} tokens)",
+                           max_tokens_field)
+        return Sampling(max_new_tokens=max_new_tokens or min(DEFAULT_NEW_TOKENS, self.max_new_tokens),
+                        temperature=0.0 if temperature is None else temperature,
+                        top_p=1.0 if top_p is None else top_p, seed=seed,
+                        repetition_penalty=REPETITION_PENALTY, max_sentences=MAX_SENTENCES)
+
+    def check_mode(self, mode: str, field: str = "mode") -> None:
+        """409 when open-book answers are asked of a run without a retrieval index."""
+        if mode == "open" and self.index is None:
+            raise ApiError(409, f"{field}: this run has no retrieval index, so it cannot answer open-book; "
+                                "build one with `minillm index build RUN --articles ARTICLES.jsonl`", field)
+
+    async def reply(self, question: str, sampling: Sampling, mode: str = "closed") -> Reply:
+        """The whole answer at once."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._reply, question, sampling, mode)
+
+    def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
+        passages = []
+        if mode == "open":
+            result, passages = answer_open(self.model, self.tokenizer, self.index, question, sampling,
+                                           k=RETRIEVED_PASSAGES)
+        else:
+            result = answer(self.model, self.tokenizer, question, sampling)
+        finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
+                            self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
+        return Reply(result.text, _sources(passages), finished)
+
+    async def stream(self, question: str, sampling: Sampling,
+                     mode: str = "closed") -> AsyncIterator[list[dict] | str | Finished]:
+        """The sources (empty when closed-book), then the answer in text pieces, then Finished."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        loop.run_in_executor(self._executor, self._stream, question, sampling, mode, cancelled, emit)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            cancelled.set()  # the client left, or the answer is over: either way the worker may stop
+
+    def _stream(self, question: str, sampling: Sampling, mode: str, cancelled: threading.Event,
+                emit: Callable[[object], None]) -> None:
+        if cancelled.is_set():
+            return
+        try:
+            context, passages = None, []
+            if mode == "open":
+                # as retrieval.answer_open does, which cannot stream
+                passages = self.index.search(question, k=RETRIEVED_PASSAGES)
+                context = passages_context(passages) or None
+            emit(_sources(passages))
+            metered = _Metered(self.model, cancelled)
+            start = time.perf_counter()
+            for piece in stream_answer(metered, self.tokenizer, question, sampling, context=context):
+                emit(piece)
+            seconds = time.perf_counter() - start
+            if not cancelled.is_set():
+                emit(Finished(metered.prompt_tokens, metered.new_tokens, seconds,
+                              metered.new_tokens / seconds if seconds > 0 else 0.0,
+                              self._finish_reason(sampling, metered.prompt_tokens, metered.new_tokens)))
+        except Exception as exc:  # handed to the request's coroutine, which answers with an error event
+            emit(exc)
+
+    def _finish_reason(self, sampling: Sampling, prompt_tokens: int, new_tokens: int) -> str:
+        full = new_tokens >= sampling.max_new_tokens or prompt_tokens + new_tokens >= self.model.max_seq_len
+        return "length" if full else "stop"
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _sources(passages: list) -> list[dict]:
+    """One source per article, in the retrieval's order (a long article may give several passages)."""
+    by_article: dict[str, dict] = {}
+    for p in passages:
+        by_article.setdefault(p.article_id, passage_source(p))
+    return list(by_article.values())

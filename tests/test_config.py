@@ -1,0 +1,145 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from minillm.config import (
+    Config,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    parse_override,
+    save_config,
+    shipped_config,
+)
+from minillm.data.records import InputError
+from minillm.models import ModelConfig
+
+CONFIGS = Path(__file__).resolve().parent.parent / "src" / "minillm" / "configs"
+MODEL = {"max_seq_len": 16, "emb_dim": 32, "num_layers": 1, "num_heads": 2}
+MODEL_TABLE = "\n[model]\nmax_seq_len = 16\nemb_dim = 32\nnum_layers = 1\nnum_heads = 2\n"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "x.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["seed-3m", "tiny-cpu"])
+def test_shipped_configs_load_and_comment_every_field(name):
+    path = CONFIGS / f"{name}.toml"
+    cfg = load_config(path)
+    assert cfg.model["vocab_size"] == 0  # taken from the tokenizer
+    for line in path.read_text().splitlines():
+        if re.match(r"\w+ = ", line):
+            assert "#" in line, f"{name}: no comment on '{line}'"
+    fields = {line.split(" = ")[0] for line in path.read_text().splitlines() if re.match(r"\w+ = ", line)}
+    assert set(TrainConfig.__dataclass_fields__) <= fields | {"finetune_lr"}
+
+
+def test_seed_3m_is_the_readme_model():
+    cfg = load_config(CONFIGS / "seed-3m.toml")
+    model = ModelConfig(**{**cfg.model, "vocab_size": 5000})
+    assert (model.max_seq_len, model.emb_dim, model.num_layers, model.num_heads) == (32, 256, 2, 2)
+    assert cfg.tokenizer.vocab_size == 5000 and cfg.tokenizer.kind == "bpe"
+
+
+def test_defaults_fill_missing_sections(tmp_path):
+    cfg = load_config(write(tmp_path, MODEL_TABLE))
+    assert cfg.train == TrainConfig() and cfg.data.heldout_fraction == 0.05
+    assert cfg.model == {**MODEL, "vocab_size": 0}
+    assert cfg.train.finetune_peak_lr == cfg.train.lr
+
+
+def test_overrides_parse_values_as_toml_or_bare_strings(tmp_path):
+    path = write(tmp_path, MODEL_TABLE)
+    cfg = load_config(path, ["train.lr=3e-4", "data.qa_context=true", "data.text=../input.txt",
+                             'data.tokenizer="a b.json"', "model.dropout=0", "train.finetune_lr=1e-4",
+                             "model.position=rotary"])
+    assert cfg.train.lr == 0.0003 and isinstance(cfg.model["dropout"], float)
+    assert cfg.data.qa_context is True and cfg.data.text == "../input.txt"
+    assert cfg.data.tokenizer == "a b.json"
+    assert cfg.train.finetune_peak_lr == 1e-4 and cfg.model["position"] == "rotary"
+    assert parse_override("train.seed = 5") == ("train", "seed", 5)
+
+
+def test_save_and_load_give_back_the_same_config(tmp_path):
+    cfg = load_config(CONFIGS / "tiny-cpu.toml", ["model.vocab_size=4096", "train.seed=3"])
+    save_config(cfg, tmp_path / "run" / "config.toml")
+    assert load_config(tmp_path / "run" / "config.toml") == cfg
+    bare = config_from_dict({"model": MODEL})  # None fields (ffn_dim, finetune_lr) are left out and come back
+    save_config(bare, tmp_path / "bare.toml")
+    assert load_config(tmp_path / "bare.toml") == bare
+    assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+def test_model_config_needs_the_vocab_size_resolved():
+    cfg = config_from_dict({"model": MODEL})
+    with pytest.raises(ValueError, match="vocab_size is 0"):
+        cfg.model_config()
+    cfg.model["vocab_size"] = 100
+    assert cfg.model_config() == ModelConfig(vocab_size=100, **MODEL)
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    ("[trian]\n", [], "x.toml: trian: unknown section (did you mean 'train'?)"),
+    ("[train]\nlearning_rate = 1\n", [], "x.toml: train.learning_rate: unknown key"),
+    ("[train]\nbatchsize = 1\n", [], "(did you mean 'batch_size'?)"),
+    ("[train]\nlr = 0\n", [], "x.toml: train.lr: must be > 0, got 0.0"),
+    ("", ["train.lr=-1"], "x.toml: train.lr: must be > 0, got -1.0 (from --set)"),
+    ("[train]\npretrain_steps = -5\n", [], "x.toml: train.pretrain_steps: must be >= 0, got -5"),
+    ("[train]\nbatch_size = 0\n", [], "train.batch_size: must be >= 1"),
+    ("[train]\nbatch_size = 2.5\n", [], "train.batch_size: expected int, got float 2.5"),
+    ("[train]\ncompile = 1\n", [], "train.compile: expected bool, got int 1"),
+    ("[train]\nlr = true\n", [], "train.lr: expected float, got bool True"),
+    ("[train]\nmin_lr = 0.1\nlr = 0.01\n", [], "train.min_lr: must be <= train.lr"),
+    ("[train]\nbeta2 = 1.0\n", [], "train.beta2: must be in [0, 1)"),
+    ("[train]\ndevice = \"gpu\"\n", [], "train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ("[train]\ndtype = \"fp8\"\n", [], "train.dtype: must be one of auto, float32, bfloat16, float16"),
+    ("[data]\nheldout_fraction = 1.0\n", [], "x.toml: data.heldout_fraction: must be in [0, 1), got 1.0"),
+    ("[data]\nheldout_fraction = -0.1\n", [], "data.heldout_fraction: must be in [0, 1)"),
+    ("[tokenizer]\nkind = \"wordpiece\"\n", [], "tokenizer.kind: must be one of bpe, char, word"),
+    ("", ["model.emb_dim=33"], "x.toml: model: emb_dim (33) must be divisible by num_heads (2)"),
+    ("", ["model.dropout=1.5"], "x.toml: model: dropout must be in [0, 1)"),
+    ("", ["model.vocab_size=-1"], "model.vocab_size: must be >= 0"),
+    ("", ["model.norm=batchnorm"], "unknown norm 'batchnorm'"),
+    ("", ["train=1"], "--set train=1: expected section.key=value"),
+    ("", ["train.lr"], "--set train.lr: expected section.key=value"),
+    ("train = 3\n", [], "x.toml: train: expected a [train] table, got int"),
+    ("[train\n", [], "x.toml: invalid TOML"),
+])
+def test_bad_configs_name_the_file_and_the_key(tmp_path, text, overrides, message):
+    if "[model]" not in text and "train = 3" not in text:
+        text += MODEL_TABLE
+    with pytest.raises(InputError) as info:
+        load_config(write(tmp_path, text), overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_model_section_is_required_and_complete(tmp_path):
+    with pytest.raises(InputError, match="x.toml: model: missing \\[model\\] section"):
+        load_config(write(tmp_path, "[train]\nlr = 0.1\n"))
+    with pytest.raises(InputError, match="x.toml: model: missing emb_dim, num_layers"):
+        load_config(write(tmp_path, "[model]\nmax_seq_len = 16\nnum_heads = 2\n"))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError, match="nope.toml: no such config file"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(InputError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_config_is_plain_dataclasses():
+    cfg = config_from_dict({"model": MODEL})
+    assert isinstance(cfg, Config) and cfg.tokenizer.kind == "bpe" and cfg.data.qa_context is False
+
+
+def test_shipped_config_names_and_paths(tmp_path):
+    assert shipped_config("tiny-cpu") == CONFIGS / "tiny-cpu.toml"
+    assert shipped_config("my.toml") == Path("my.toml")
+    assert shipped_config(str(tmp_path / "x")) == tmp_path / "x"
+    with pytest.raises(InputError, match="config 'tiny': no such shipped config .*seed-3m, tiny-cpu"):
+        shipped_config("tiny")

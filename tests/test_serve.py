@@ -1,0 +1,437 @@
+"""minillm serve: the OpenAI routes through the real `openai` client, /v1/answer, limits, errors, concurrency.
+
+A real uvicorn server runs in a thread on a free 127.0.0.1 port, serving a copy of the tiny_run with a
+retrieval index. Answers are checked against minillm.engine / minillm.retrieval called directly: the
+server must give the same greedy answer, token counts and sources as the library.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn) is not installed")
+httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+openai = pytest.importorskip("openai", reason="the openai client is not installed")
+import uvicorn  # noqa: E402
+from conftest import tiny_articles  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from minillm.cli import main  # noqa: E402
+from minillm.engine import Sampling, answer  # noqa: E402
+from minillm.serve import create_app  # noqa: E402
+from minillm.serve.worker import ModelWorker  # noqa: E402
+from minillm.tokenizer import encode_prompt  # noqa: E402
+from minillm.train import load_run  # noqa: E402
+
+QUESTIONS = ["What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?",
+             "What is a lion?", "What is a tornado?", "What is the Moon?", "What orbits the Sun?"]
+# what the server uses when a request gives no sampling fields (the `minillm ask` defaults)
+DEFAULT_SAMPLING = dict(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4)
+
+
+@contextmanager
+def running_server(app):
+    """uvicorn serving app in a thread on a free 127.0.0.1 port; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def make_open_run(tiny_run, directory: Path, articles) -> Path:
+    """A copy of tiny_run (the session's run stays untouched) with a retrieval index over articles."""
+    from minillm.retrieval import Index
+
+    run = directory / "run"
+    shutil.copytree(tiny_run, run)
+    Index.build(articles).save(run / "index")
+    return run
+
+
+@pytest.fixture(scope="module")
+def open_run(tiny_run, tmp_path_factory):
+    return make_open_run(tiny_run, tmp_path_factory.mktemp("serve"), tiny_articles())
+
+
+@pytest.fixture(scope="module")
+def url(open_run):
+    with running_server(create_app(open_run)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def library(open_run):
+    """The model, tokenizer and index, loaded directly: the reference the server must agree with."""
+    from minillm.retrieval import load_index
+
+    model, tok, _ = load_run(open_run)
+    return model, tok, load_index(open_run)
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_health_and_models(url, library, client):
+    model, _, _ = library
+    assert httpx.get(f"{url}/health").json() == {"status": "ok", "model": "run"}
+    models = client.models.list().data
+    assert [m.id for m in models] == ["run"]
+    meta = httpx.get(f"{url}/v1/models").json()["data"][0]["meta"]
+    assert meta["parameters"] == model.num_parameters() and meta["size_bytes"] == model.size_bytes()
+    assert meta["context_length"] == model.max_seq_len and meta["open_book"] is True
+
+
+def test_openai_client_answer_matches_engine(client, library):
+    model, tok, _ = library
+    question = "What is the Sun?"
+    completion = client.chat.completions.create(
+        model="anything", messages=[{"role": "system", "content": "Be brief."},
+                                    {"role": "user", "content": "Ignored earlier turn?"},
+                                    {"role": "assistant", "content": "Yes."},
+                                    {"role": "user", "content": question}])
+    expected = answer(model, tok, question, Sampling(**DEFAULT_SAMPLING))
+    assert completion.model == "run" and completion.object == "chat.completion"
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content == expected.text
+    assert completion.choices[0].finish_reason in ("stop", "length")
+    assert completion.usage.prompt_tokens == len(encode_prompt(tok, question)) == expected.prompt_tokens
+    assert completion.usage.completion_tokens == expected.new_tokens
+    assert completion.usage.total_tokens == expected.prompt_tokens + expected.new_tokens
+
+
+def test_openai_client_streams_the_same_answer(client):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is the "},
+                                             {"type": "text", "text": "Moon?"}]}]
+    whole = client.chat.completions.create(model="run", messages=messages)
+    chunks = list(client.chat.completions.create(model="run", messages=messages, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 1  # streamed piece by piece, not in one chunk
+    assert "".join(pieces).strip() == whole.choices[0].message.content
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish == [whole.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == whole.usage.model_dump()
+    assert all(c.id == chunks[0].id for c in chunks)
+
+
+def test_raw_stream_ends_with_done(url):
+    body = {"messages": [{"role": "user", "content": "What is the Sun?"}], "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in response.iter_lines() if line]
+    assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
+    assert not any("usage" in json.loads(e[6:]) for e in events[:-1])  # no usage unless asked for
+
+
+def test_sampling_fields_are_mapped(client, library):
+    model, tok, _ = library
+    ask = dict(model="run", messages=[{"role": "user", "content": "What is a lion?"}])
+    short = client.chat.completions.create(**ask, max_tokens=3)
+    assert short.usage.completion_tokens == 3 and short.choices[0].finish_reason == "length"
+    alias = client.chat.completions.create(**ask, max_completion_tokens=2, max_tokens=50)
+    assert alias.usage.completion_tokens == 2  # max_completion_tokens wins over the older max_tokens
+    sampled = [client.chat.completions.create(**ask, temperature=1.5, top_p=0.9, seed=seed)
+               .choices[0].message.content for seed in (7, 7, 8)]
+    reference = answer(model, tok, "What is a lion?", Sampling(**{**DEFAULT_SAMPLING, "temperature": 1.5,
+                                                                  "top_p": 0.9, "seed": 7}))
+    assert sampled[0] == sampled[1] == reference.text
+    assert sampled[2] != sampled[0]  # a different seed draws differently (gibberish model, many choices)
+
+
+def test_answer_closed_book(url, library):
+    model, tok, _ = library
+    body = httpx.post(f"{url}/v1/answer", json={"question": "What is water?", "max_new_tokens": 20}).json()
+    expected = answer(model, tok, "What is water?", Sampling(**{**DEFAULT_SAMPLING, "max_new_tokens": 20}))
+    assert body["answer"] == expected.text and body["mode"] == "closed" and body["sources"] == []
+    assert body["usage"] == {"prompt_tokens": expected.prompt_tokens,
+                             "completion_tokens": expected.new_tokens}
+    assert body["timing"]["seconds"] > 0 and body["timing"]["tokens_per_second"] > 0
+
+
+def test_answer_open_book_has_sources(url, library):
+    from minillm.retrieval import answer_open
+
+    model, tok, index = library
+    question = "Which river flows north into the Mediterranean Sea?"
+    body = httpx.post(f"{url}/v1/answer", json={"question": question, "mode": "open"}).json()
+    expected, passages = answer_open(model, tok, index, question, Sampling(**DEFAULT_SAMPLING), k=3)
+    assert body["answer"] == expected.text and body["usage"]["prompt_tokens"] == expected.prompt_tokens
+    nile = {"title": "Nile", "url": "https://en.wikipedia.org/wiki/Nile", "license": "CC BY-SA 4.0"}
+    assert {k: body["sources"][0][k] for k in nile} == nile
+    assert [s["title"] for s in body["sources"]] == list(dict.fromkeys(p.title for p in passages))
+
+
+def test_answer_stream_events(url):
+    question = {"question": "Which river flows north into the Mediterranean Sea?", "mode": "open"}
+    whole = httpx.post(f"{url}/v1/answer", json=question).json()
+    with httpx.stream("POST", f"{url}/v1/answer", json={**question, "stream": True}, timeout=60) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+    assert events[0] == {"type": "sources", "sources": whole["sources"]}
+    assert {e["type"] for e in events[1:-1]} == {"text"}
+    assert "".join(e["text"] for e in events[1:-1]).strip() == whole["answer"]
+    assert events[-1]["type"] == "done" and events[-1]["usage"] == whole["usage"]
+
+
+def test_open_mode_without_an_index_is_a_409_naming_the_command(tiny_run):
+    with TestClient(create_app(tiny_run), base_url="http://127.0.0.1") as test_client:
+        assert test_client.get("/v1/models").json()["data"][0]["meta"]["open_book"] is False
+        for stream in (False, True):
+            response = test_client.post("/v1/answer", json={"question": "What is the Sun?", "mode": "open",
+                                                            "stream": stream})
+            assert response.status_code == 409
+            assert response.json()["error"]["field"] == "mode"
+            assert "minillm index build" in response.json()["error"]["message"]
+        assert test_client.post("/v1/answer", json={"question": "What is the Sun?"}).status_code == 200
+
+
+USER = {"role": "user", "content": "What is the Sun?"}
+BAD_REQUESTS = [
+    ("/v1/chat/completions", {"content": b'{"messages": [', "headers": {"content-type": "application/json"}},
+     400, "body"),
+    ("/v1/chat/completions", {"json": {"model": "run"}}, 400, "messages"),
+    ("/v1/chat/completions", {"json": {"messages": []}}, 400, "messages"),
+    ("/v1/chat/completions", {"json": {"messages": "What is the Sun?"}}, 400, "messages"),
+    ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": 42}]}}, 400,
+     "messages.0.content"),
+    ("/v1/chat/completions", {"json": {"messages": [{"role": "robot", "content": "hi"}]}}, 400,
+     "messages.0.role"),
+    ("/v1/chat/completions", {"json": {"messages": [{"role": "system", "content": "hi"}]}}, 400, "messages"),
+    ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "  "}]}}, 400,
+     "messages.0.content"),
+    ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x" * 2001}]}}, 400,
+     "messages.0.content"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "max_tokens": 10_000}}, 400, "max_tokens"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "max_completion_tokens": 97}}, 400,
+     "max_completion_tokens"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "max_tokens": -1}}, 400, "max_tokens"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "max_tokens": 1.5}}, 400, "max_tokens"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "temperature": -0.1}}, 400, "temperature"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "temperature": "hot"}}, 400, "temperature"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "top_p": 0}}, 400, "top_p"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "seed": "1"}}, 400, "seed"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "n": 2}}, 400, "n"),
+    ("/v1/chat/completions", {"json": {"messages": [USER], "stream": "yes"}}, 400, "stream"),
+    ("/v1/answer", {"json": {}}, 400, "question"),
+    ("/v1/answer", {"json": ["What is the Sun?"]}, 400, "body"),
+    ("/v1/answer", {"content": b"question=What", "headers": {"content-type": "text/plain"}}, 400, "body"),
+    ("/v1/answer", {"json": {"question": None}}, 400, "question"),
+    ("/v1/answer", {"json": {"question": "x" * 2001}}, 400, "question"),
+    ("/v1/answer", {"json": {"question": "What?", "mode": "book"}}, 400, "mode"),
+    ("/v1/answer", {"json": {"question": "What?", "max_new_tokens": 0}}, 400, "max_new_tokens"),
+    ("/v1/answer", {"json": {"question": "What?", "max_new_tokens": 513}}, 400, "max_new_tokens"),
+    ("/v1/answer", {"json": {"question": "What?", "temperature": True}}, 400, "temperature"),
+    ("/v1/answer", {"json": {"question": "What?", "top_p": 1.5}}, 400, "top_p"),
+    ("/v1/answer", {"json": {"question": "What?", "temprature": 0.5}}, 400, "temprature"),
+    ("/v1/answer", {"content": b"x" * (64 * 1024 + 1), "headers": {"content-type": "application/json"}},
+     413, "body"),
+]
+
+
+@pytest.mark.parametrize("path,request_args,status,field", BAD_REQUESTS)
+def test_bad_requests_get_a_json_error_naming_the_field(url, path, request_args, status, field):
+    response = httpx.post(f"{url}{path}", **request_args)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and error["message"].startswith(f"{field}: ")
+    assert "Traceback" not in response.text
+
+
+def test_openai_client_sees_a_bad_request_error(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="run", messages=[USER], max_tokens=4096)
+    assert raised.value.status_code == 400 and "max_tokens" in raised.value.message
+
+
+def test_chunked_body_over_the_limit_is_refused(url):
+    def body():  # no Content-Length: the guard must count what arrives
+        for _ in range(80):
+            yield b" " * 1024
+
+    response = httpx.post(f"{url}/v1/answer", content=body(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["field"] == "body"
+
+
+def test_unknown_routes_and_methods_are_json(url):
+    missing = httpx.get(f"{url}/v1/nothing")
+    assert missing.status_code == 404 and "/v1/nothing" in missing.json()["error"]["message"]
+    assert httpx.get(f"{url}/v1/answer").status_code == 405
+    assert httpx.get(f"{url}/docs").status_code == 404  # the CDN-loaded docs page is off
+
+
+def test_security_headers_and_host_check(url):
+    for path in ("/", "/static/app.js", "/static/style.css", "/health", "/v1/nothing"):
+        response = httpx.get(f"{url}{path}")
+        assert response.headers["content-security-policy"].startswith("default-src 'self'"), path
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(f"{url}/static/app.js").headers["content-type"].startswith(("text/javascript",
+                                                                                 "application/javascript"))
+    page = httpx.get(url).text
+    assert "<script src=\"/static/app.js\"" in page and "http" not in page.split("<body>")[0]  # no CDN
+    rebound = httpx.get(f"{url}/health", headers={"host": "attacker.example:8000"})
+    assert rebound.status_code == 400 and rebound.json()["error"]["field"] == "host"
+    assert httpx.get(f"{url}/health", headers={"host": "localhost:1234"}).status_code == 200
+
+
+def test_concurrent_requests_get_independent_answers(client):
+    def ask(question):
+        return client.chat.completions.create(model="run", messages=[{"role": "user", "content": question}],
+                                              max_tokens=30).choices[0].message.content
+
+    sequential = [ask(q) for q in QUESTIONS]
+    assert len(set(sequential)) > 1  # different questions, different answers: a mix-up would show
+    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        concurrent = list(pool.map(ask, QUESTIONS))
+    assert concurrent == sequential
+
+
+def test_concurrent_streams_do_not_interleave(url):
+    def stream(question):
+        body = {"question": question, "stream": True, "max_new_tokens": 30}
+        with httpx.stream("POST", f"{url}/v1/answer", json=body, timeout=60) as response:
+            events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+        return "".join(e["text"] for e in events if e["type"] == "text").strip()
+
+    def whole(question):
+        return httpx.post(f"{url}/v1/answer", json={"question": question, "max_new_tokens": 30},
+                          timeout=60).json()["answer"]
+
+    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        streamed = list(pool.map(stream, QUESTIONS))
+    assert streamed == [whole(q) for q in QUESTIONS]
+
+
+class SlowModel:
+    """A model whose every token takes 20 ms: long enough to see what runs while it generates."""
+
+    def __init__(self, model):
+        self.model, self.tokens_made = model, 0
+
+    @property
+    def max_seq_len(self):
+        return self.model.max_seq_len
+
+    def generate(self, prompt_ids, sampling, **kwargs):
+        # never stop at eos, so an answer runs to max_new_tokens unless the worker stops it
+        for token in self.model.generate(prompt_ids, sampling, **{**kwargs, "eos_id": None}):
+            time.sleep(0.02)
+            self.tokens_made += 1
+            yield token
+
+
+def test_streaming_leaves_the_event_loop_free_and_stops_when_abandoned(library):
+    model, tok, _ = library
+    slow = SlowModel(model)
+    worker = ModelWorker(slow, tok)
+
+    async def scenario():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        events = worker.stream("What is the Sun?", Sampling(max_new_tokens=60))
+        pieces = 0
+        async for event in events:
+            pieces += isinstance(event, str)
+            if pieces == 10:
+                break  # the client leaves after ten pieces (>= 200 ms of generation)
+        ticks_while_generating = ticks
+        await events.aclose()
+        await asyncio.sleep(0.3)
+        made_when_abandoned = slow.tokens_made
+        reply = await worker.reply("What is the Moon?", Sampling(max_new_tokens=5))
+        ticking.cancel()
+        return ticks_while_generating, made_when_abandoned, reply
+
+    ticks, made, reply = asyncio.run(scenario())
+    worker.close()
+    assert ticks > 10, "the event loop was blocked while the model generated"
+    assert made < 30, f"the abandoned answer went on to {made} of 60 tokens"
+    assert reply.finished.completion_tokens == 5 and reply.finished.finish_reason == "length"
+
+
+def test_cli_serve_starts_a_server(open_run):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    process = subprocess.Popen([sys.executable, "-m", "minillm", "serve", str(open_run), "--port", str(port),
+                                "--log-level", "warning"], env={**os.environ, "PYTHONPATH": src},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"minillm serve did not start:\n{process.communicate()[0]}")
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok", "model": "run"}
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert f"http://127.0.0.1:{port}/" in output
+
+
+def test_cli_serve_of_a_missing_run_or_bad_threads_exits_2(tmp_path, tiny_run, capsys):
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["serve", str(tiny_run), "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_a_failing_generation_is_an_error_without_a_traceback(url, monkeypatch):
+    import minillm.serve.worker as worker_module
+
+    def failing_answer(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    def failing_stream(*args, **kwargs):
+        yield "It"
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(worker_module, "answer", failing_answer)
+    monkeypatch.setattr(worker_module, "stream_answer", failing_stream)
+    whole = httpx.post(f"{url}/v1/answer", json={"question": "What is the Sun?"})
+    assert whole.status_code == 500 and whole.json()["error"]["message"] == "internal error"
+    assert "secret" not in whole.text
+    with httpx.stream("POST", f"{url}/v1/answer", json={"question": "What is the Sun?", "stream": True}) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line]
+    assert [e["type"] for e in events] == ["sources", "text", "error"]
+    body = {"messages": [USER], "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
+        events = [line for line in r.iter_lines() if line]
+    assert "error" in json.loads(events[-1][6:]) and "[DONE]" not in events[-1]
+    assert not any("secret" in e or "Traceback" in e for e in events)
