@@ -1,0 +1,92 @@
+"""One command from nothing to a model that answers questions: the whole pipeline on the bundled data.
+
+    fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> val loss -> sample answers
+
+Each stage calls the same library function as its own ``minillm`` command and writes the same files, so a
+learner can rerun any stage by hand afterwards. Data goes to ``data/`` and the run to ``runs/quickstart``.
+
+Design choices:
+- Nothing is skipped because its output exists: the data stages take well under a minute together, and
+  rerunning them keeps the files consistent with the code. An existing run is never overwritten unless asked.
+- The sample questions mix the test split (articles never fine-tuned on: the model knows them only from
+  pretraining) with a few fixed questions everyone can judge.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from minillm.config import load_config, shipped_config
+from minillm.data.fetch import fetch_articles
+from minillm.data.generate import generate_qa_pairs
+from minillm.data.records import InputError, read_articles, read_qa_pairs, write_jsonl
+from minillm.data.split import split_qa_pairs, write_split
+from minillm.engine import Sampling, answer
+from minillm.tokenizer import train_tokenizer
+from minillm.train import TrainResult, load_run, train
+
+FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
+ANSWER_SAMPLING = Sampling(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4)
+
+
+@dataclass
+class QuickstartResult:
+    run_dir: Path
+    articles: int
+    qa_pairs: int
+    train: TrainResult
+    samples: list[tuple[str, str]]  # (question, answer)
+    seconds: float
+
+
+def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path = "data",
+                   config: str = "tiny-cpu", overrides: tuple[str, ...] = (), device: str | None = None,
+                   overwrite: bool = False, seed: int = 0, log: Callable[[str], None] = lambda _: None,
+                   progress: bool = True) -> QuickstartResult:
+    start = time.perf_counter()
+    run_dir, data = Path(out_dir), Path(data_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise InputError(f"{run_dir}: already exists; pass --overwrite to replace it or --out to pick "
+                             "another directory")
+        shutil.rmtree(run_dir)
+    cfg = load_config(shipped_config(config), overrides)  # a bad config fails before any work is done
+
+    articles_path = data / "raw" / "articles.jsonl"
+    report = fetch_articles("offline", articles_path, seed=seed)
+    log(f"fetch: {report.total} articles -> {articles_path} "
+        f"({', '.join(f'{d} {n}' for d, n in sorted(report.written.items()))})")
+
+    articles = read_articles(articles_path)
+    pairs, _ = generate_qa_pairs(articles, seed=seed)
+    qa_path = data / "processed" / "qa_pairs.jsonl"
+    write_jsonl(qa_path, pairs)
+    log(f"generate: {len(pairs)} QA pairs -> {qa_path}")
+
+    split = split_qa_pairs(read_qa_pairs(qa_path), seed=seed)
+    write_split(split, data / "splits")
+    log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {data / 'splits'}")
+
+    tokenizer_path = data / "tokenizer.json"
+    tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
+                          vocab_size=cfg.tokenizer.vocab_size)
+    tok.save(tokenizer_path)
+    log(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens -> {tokenizer_path}")
+
+    cfg = replace(cfg, data=replace(cfg.data, articles=str(articles_path), tokenizer=str(tokenizer_path),
+                                    train_qa=str(data / "splits" / "train.jsonl"),
+                                    val_qa=str(data / "splits" / "val.jsonl")))
+    log(f"train: config {config} -> {run_dir}")
+    result = train(cfg, run_dir, device=device, progress=progress)
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
+    log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
+
+    model, tok, _ = load_run(run_dir, device=device or "cpu")
+    questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
+    samples = [(q, answer(model, tok, q, ANSWER_SAMPLING).text) for q in questions]
+    return QuickstartResult(run_dir=run_dir, articles=report.total, qa_pairs=len(pairs), train=result,
+                            samples=samples, seconds=time.perf_counter() - start)
