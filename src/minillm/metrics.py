@@ -1,0 +1,106 @@
+"""Answer-quality and language-modelling metrics: pure functions of strings and numbers.
+
+    >>> token_f1("The Sun is a star.", "the sun is a hot star")
+    0.8571428571428571
+    >>> round(bits_per_byte(total_nats=1000 * math.log(2), total_bytes=1000), 12)  # 1 bit a byte
+    1.0
+
+Design choices:
+- Exact match and token F1 are SQuAD's own (the official evaluate-v2.0.py): lowercase, drop ASCII
+  punctuation (``string.punctuation``), drop the words a/an/the, collapse whitespace; F1 is over the bag of
+  the remaining words. As in SQuAD 2.0, F1 of two texts that are both empty after normalisation is 1 and of
+  one empty text 0. Each question has one reference here, so there is no max over references.
+- ROUGE-L is the maintained ``rouge-score`` package (Google's reimplementation of the original Perl
+  script): the F-measure of the longest common subsequence of tokens. No stemming, as in Hugging Face
+  ``evaluate``'s default; the package lowercases and keeps only letters and digits.
+- A keyword hits when it appears in the answer as whole words, case-insensitively: "star" hits in
+  "a star." but not in "starling", which plain substring search would count.
+- Sentences are counted with the splitter that cut the reference answers (pysbd, data/sentences.py), so
+  "2-4 sentences" means the same for model answers as for the references they are compared with.
+- Bits per byte divide by the UTF-8 bytes of the text, not by tokens, so models with different tokenizers
+  compare: ``total nats / ln 2 / total bytes``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from minillm.data.sentences import split_sentences
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lowercase, no punctuation, no articles, single spaces.
+
+    >>> normalize_answer("  The Nile, a RIVER!")
+    'nile river'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when the two texts are equal after ``normalize_answer``, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Harmonic mean of word precision and recall after ``normalize_answer`` (SQuAD's compute_f1)."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score import rouge_scorer  # imported on first use: only QA evaluation needs it
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure (rouge-score): longest common token subsequence against both lengths."""
+    return _rouge_scorer().score(reference, prediction)["rougeL"].fmeasure
+
+
+def keyword_hit(answer: str, keywords: Sequence[str]) -> bool:
+    """Whether any keyword occurs in the answer as whole words, ignoring case."""
+    text = answer.casefold()
+    return any(re.search(rf"(?<!\w){re.escape(k.casefold())}(?!\w)", text) for k in keywords)
+
+
+def sentence_count(text: str) -> int:
+    return len(split_sentences(text))
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) with linear interpolation between ranks (numpy's default); nan if empty."""
+    return float(np.percentile(values, q)) if len(values) else math.nan
+
+
+def bits_per_byte(total_nats: float, total_bytes: int) -> float:
+    """Information per UTF-8 byte of text: total nats / ln 2 / bytes."""
+    return total_nats / math.log(2) / total_bytes
+
+
+def perplexity(mean_nats: float) -> float:
+    """exp of the mean per-token loss; inf rather than an OverflowError for a hopeless model."""
+    return math.exp(mean_nats) if mean_nats < 700 else math.inf
