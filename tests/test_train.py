@@ -459,3 +459,20 @@ def test_a_device_this_machine_lacks_is_an_input_error(tmp_path, data, monkeypat
             train(tiny_config(tmp_path), tmp_path / "run", device=name, progress=False)
     assert not (tmp_path / "run").exists()  # nothing was done
     assert train_mod.resolve_device("auto") == torch.device("cpu")
+
+
+def test_qa_context_learns_each_pair_closed_and_open_book(tmp_path, data):
+    from dataclasses import replace
+
+    tok = train_tokenizer([a.text for a in data[0]], kind="word", vocab_size=200)
+    tok_bytes = tok.hf.to_str().encode()
+    cfg = tiny_config(tmp_path, model={"max_seq_len": 64})
+    path = str(tmp_path / "train.jsonl")
+    closed = train_data.qa_examples(path, cfg, tok, tok_bytes)
+    both = train_data.qa_examples(path, replace(cfg, data=replace(cfg.data, qa_context=True)), tok, tok_bytes)
+    pairs = data[1][3:]
+    assert len(both.offsets) - 1 == 2 * (len(closed.offsets) - 1) == 2 * len(pairs)
+    closed_first = both.ids[both.offsets[0]:both.offsets[1]].tolist()
+    open_first = both.ids[both.offsets[1]:both.offsets[2]].tolist()
+    assert closed_first == encode_qa(tok, pairs[0].question, pairs[0].answer)[0]
+    assert open_first == encode_qa(tok, pairs[0].question, pairs[0].answer, context=pairs[0].context)[0]

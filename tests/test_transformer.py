@@ -4,7 +4,9 @@ import contextlib
 import io
 import json
 import math
+import re
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,22 +32,18 @@ def build(config: ModelConfig, seed: int = 0) -> MiniTransformer:
     return MiniTransformer(config).eval()
 
 
-README_SNIPPET = """
-import torch
-from minillm.models import MiniTransformer, ModelConfig
-config = ModelConfig(vocab_size=5000, max_seq_len=32, emb_dim=256, num_layers=2, num_heads=2)
-model = MiniTransformer(config)
-ids = torch.randint(0, config.vocab_size, (4, config.max_seq_len))
-logits = model(ids)                      # (B, T, vocab)
-print(logits.view(-1, config.vocab_size).shape)
-print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-"""
+def readme_snippet() -> str:
+    """The README's model snippet, read from the README itself so the two cannot drift apart."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    [snippet] = [b for b in blocks if "MiniTransformer(config)" in b]
+    return snippet
 
 
 def test_readme_snippet_runs_and_prints_shape_and_size():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(README_SNIPPET, {})
+        exec(readme_snippet(), {})
     shape_line, size_line = out.getvalue().splitlines()
     assert shape_line == "torch.Size([128, 5000])"
     millions = float(size_line.removesuffix("M parameters"))

@@ -58,7 +58,7 @@ class DataConfig:
     tokenizer: str = ""  # a tokenizer.json to use; "" = train one on the pretraining text
     text: str = ""  # a plain text file to pretrain on instead of articles (split 90/10 by position)
     heldout_fraction: float = 0.05  # share of articles held out of pretraining for validation loss
-    qa_context: bool = False  # put the QA pair's context passage in the prompt (open-book)
+    qa_context: bool = False  # also fine-tune on each pair with its passage in the prompt (open book)
 
 
 @dataclass

@@ -9,6 +9,7 @@ Two kinds of data feed the Trainer (train.py):
 - QA pairs: ``encode_qa`` gives ``[bos] prompt answer [eos]`` and a mask that is 1 on answer and eos
   tokens; targets outside the mask and padding are -100, which ``cross_entropy`` ignores, so only the answer
   is learned. Batches walk the pairs in a fresh shuffled order each epoch and pad to the longest pair.
+  With ``data.qa_context`` every pair is there twice, closed-book and with its passage as context.
 
 Design choices:
 - The cache lives in ``$MINILLM_CACHE``, else ``$XDG_CACHE_HOME/minillm``, else ``~/.cache/minillm``: one
@@ -200,17 +201,19 @@ def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> QAE
         mask: list[int] = []
         offsets = [0]
         for pair in read_qa_pairs(path):
-            context = pair.context if cfg.data.qa_context else None
-            try:
-                pair_ids, pair_mask = encode_qa(tok, pair.question, pair.answer, context=context,
-                                                max_len=max_len)
-            except ValueError:  # the question alone does not fit
-                continue
-            if sum(pair_mask) < 2:  # the answer was cut entirely: only <eos> is left to learn
-                continue
-            ids.extend(pair_ids)
-            mask.extend(pair_mask)
-            offsets.append(len(ids))
+            # qa_context: each pair is learned both closed-book and with its passage, so one model serves
+            # both modes (answering from memory, and from retrieved text)
+            for context in (None, pair.context) if cfg.data.qa_context else (None,):
+                try:
+                    pair_ids, pair_mask = encode_qa(tok, pair.question, pair.answer, context=context,
+                                                    max_len=max_len)
+                except ValueError:  # the question alone does not fit
+                    continue
+                if sum(pair_mask) < 2:  # the answer was cut entirely: only <eos> is left to learn
+                    continue
+                ids.extend(pair_ids)
+                mask.extend(pair_mask)
+                offsets.append(len(ids))
         return {"ids": _token_array(ids, tok.vocab_size), "mask": np.asarray(mask, dtype=np.uint8),
                 "offsets": np.asarray(offsets, dtype=np.int64)}
 
