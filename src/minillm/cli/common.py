@@ -1,0 +1,93 @@
+"""Helpers shared by the command modules: progress bars, count tables, sampling and open-book flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from minillm.data.records import InputError
+
+DEFAULT_ARTICLES = "data/raw/articles.jsonl"
+DEFAULT_QA = "data/processed/qa_pairs.jsonl"
+DEFAULT_SPLITS = "data/splits"
+
+
+def progress_bar(desc: str, enabled: bool) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A (callback, close) pair driving a tqdm bar from library progress calls ``(done, total)``."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="item", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def print_counts(title: str, counts: dict, skipped: dict | None = None) -> None:
+    print(title)
+    for key in sorted(counts):
+        print(f"  {key:<14} {counts[key]:>7}")
+    print(f"  {'total':<14} {sum(counts.values()):>7}")
+    if skipped:
+        print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+
+
+def skipped_note(path: str, skipped: list[int]) -> None:
+    if skipped:
+        head = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
+        print(f"{path}: skipped {len(skipped)} invalid line(s): {head}", file=sys.stderr)
+
+
+def sampling_from_args(args: argparse.Namespace):
+    from minillm.engine import Sampling
+
+    try:
+        return Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                        top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                        max_sentences=args.max_sentences, seed=args.seed)
+    except ValueError as e:
+        raise InputError(f"sampling: {e}") from None
+
+
+def open_book_index(args: argparse.Namespace):
+    """The run's retrieval index for --mode open (InputError if it has none), None for --mode closed."""
+    if args.mode == "closed":
+        return None
+    from minillm.retrieval import require_index
+
+    if args.k < 1:
+        raise InputError(f"--k: must be at least 1, got {args.k}")
+    return require_index(args.run)
+
+
+def print_sources(passages: list) -> None:
+    """One line per source article, best first (a long article may have given several passages)."""
+    seen = set()
+    for p in passages:
+        if p.article_id not in seen:
+            seen.add(p.article_id)
+            print(f"  [{len(seen)}] {p.title} - {p.url} ({p.license})")
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    p.add_argument("--repetition-penalty", type=float, default=1.2, help="1 = off (default 1.2)")
+    p.add_argument("--max-sentences", type=int, default=4, help="stop after this many sentences (0 = off)")
+    p.add_argument("--seed", type=int, help="sampling seed")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+
+
+def add_mode_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=["closed", "open"], default="closed",
+                   help="closed: the model alone (default); open: retrieve passages from the run's index "
+                        "(minillm index build) and answer from them, listing the sources")
+    p.add_argument("--k", type=int, default=3, help="open: passages to retrieve (default 3)")

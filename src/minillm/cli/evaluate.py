@@ -1,0 +1,157 @@
+"""`minillm eval|compare` and `minillm index build|eval`."""
+
+from __future__ import annotations
+
+import argparse
+
+from minillm.cli.common import (
+    DEFAULT_ARTICLES,
+    DEFAULT_SPLITS,
+    add_sampling_flags,
+    progress_bar,
+    sampling_from_args,
+    skipped_note,
+)
+from minillm.data.records import InputError
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from minillm.evaluate import evaluate_run, write_eval
+    from minillm.report import eval_table
+
+    update, close = progress_bar("eval", not args.no_progress)
+    try:
+        result = evaluate_run(args.run, task=args.task, qa_path=args.qa, split=args.split, mode=args.mode,
+                              k=args.k, text_path=args.text, max_tokens=args.max_tokens or None,
+                              limit=args.limit, seed=0 if args.seed is None else args.seed,
+                              sampling=sampling_from_args(args), device=args.device, progress=update)
+    finally:
+        close()
+    out = write_eval(result, args.out or Path(args.run) / "eval.json")
+    print(eval_table(result))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from minillm.report import compare_runs
+
+    result = compare_runs(args.runs, args.out)
+    print(result.table)
+    for note in result.notes:
+        print(f"- {note}")
+    print(f"\nwrote {result.readme} and {', '.join(p.name for p in result.plots)}")
+    return 0
+
+
+def add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run: held-out text, answers to questions; writes eval.json")
+    p.add_argument("run", help="run directory")
+    questions = p.add_mutually_exclusive_group()
+    questions.add_argument("--split", choices=["train", "val", "test", "natural"], default="test",
+                           help="the run's QA split: SPLIT.jsonl beside its data.val_qa (default test); "
+                                "natural: the hand-written questions shipped with minillm")
+    questions.add_argument("--qa", help="JSONL with question and answer (or reference), optional domain and "
+                                        "keywords; for --task arc-*: ARC's format")
+    p.add_argument("--task", choices=["qa", "arc-easy", "arc-challenge"], default="qa",
+                   help="qa: generate and score answers (default); arc-*: multiple choice by log-likelihood")
+    p.add_argument("--mode", choices=["closed", "open"], default="closed",
+                   help="closed book (default) or open book with passages from the run's retrieval index")
+    p.add_argument("--k", type=int, default=3, help="open book: passages retrieved per question (default 3)")
+    p.add_argument("--text", help="also score a plain text file, e.g. WikiText-2's wiki.valid.raw")
+    p.add_argument("--max-tokens", type=int, default=50_000,
+                   help="score at most this many tokens of each text (default 50000; 0 = all)")
+    p.add_argument("--limit", type=int, help="evaluate a seeded sample of N questions (--seed, default 0)")
+    p.add_argument("--out", help="where to write the results (default RUN/eval.json)")
+    p.add_argument("--no-progress", action="store_true")
+    add_sampling_flags(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="compare runs: a Markdown table and plots")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", required=True, help="output folder, e.g. experiments/NAME")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from minillm.data.records import read_articles
+    from minillm.retrieval import INDEX_DIR, Index
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run directory")
+    skipped: list[int] = []
+    articles = read_articles(args.articles, skip_invalid=args.skip_invalid, skipped=skipped)
+    skipped_note(args.articles, skipped)
+    start = time.perf_counter()
+    index = Index.build(articles, dense=args.dense, show_progress=args.dense)
+    index.save(run_dir / INDEX_DIR)
+    size = sum(f.stat().st_size for f in (run_dir / INDEX_DIR).iterdir())
+    print(f"indexed {len(index.passages)} passages from {len(articles)} articles"
+          f"{' with dense embeddings' if args.dense else ''} in "
+          f"{time.perf_counter() - start:.1f}s -> {run_dir / INDEX_DIR} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_index_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from minillm.data.records import read_qa_pairs
+    from minillm.retrieval import require_index
+    from minillm.retrieval_eval import evaluate_retrieval, natural_targets, qa_targets, read_natural_questions
+
+    index = require_index(args.run)
+    both = args.qa is None and not args.natural  # no flag: both question sets
+    reports, notes = {}, []
+    if args.qa or both:
+        qa = args.qa or f"{DEFAULT_SPLITS}/test.jsonl"
+        reports[qa] = evaluate_retrieval(index, qa_targets(read_qa_pairs(qa)))
+    if args.natural or both:
+        targets, missing = natural_targets(index, read_natural_questions())
+        reports["natural questions"] = evaluate_retrieval(index, targets)
+        if missing:
+            notes.append(f"natural questions: {len(missing)} gold article(s) not in the index, left out: "
+                         + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+    if args.json:
+        print(json.dumps(reports if args.misses else {name: {k: v for k, v in r.items() if k != "misses"}
+                                                      for name, r in reports.items()}, indent=2))
+        return 0
+    for name, r in reports.items():
+        print(f"{name}: {r['questions']} questions, "
+              f"recall@1 {r['recall@1']:.3f}, recall@5 {r['recall@5']:.3f}")
+        for domain, d in r["by_domain"].items():
+            print(f"  {domain:<12} {d['questions']:>5}  "
+                  f"recall@1 {d['recall@1']:.3f}  recall@5 {d['recall@5']:.3f}")
+        if args.misses:
+            for m in r["misses"]:
+                print(f"  miss: {m['question']!r} -> {', '.join(m['top']) or 'nothing'} (gold: {m['gold']})")
+    for note in notes:
+        print(note)
+    return 0
+
+
+def add_index(sub: argparse._SubParsersAction) -> None:
+    index = sub.add_parser("index", help="retrieval index for open-book answers: build, evaluate")
+    index = index.add_subparsers(dest="index_command", required=True, metavar="{build,eval}")
+    p = index.add_parser("build", help="index article passages (BM25 + title matching) into RUN/index")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--articles", default=DEFAULT_ARTICLES,
+                   help=f"articles JSONL (default {DEFAULT_ARTICLES})")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
+    p.add_argument("--dense", action="store_true",
+                   help="also embed passages with all-MiniLM-L6-v2 and fuse with BM25 (better recall on "
+                        "questions worded unlike the article; ~1 min on 2 CPU cores; needs minillm[dense])")
+    p.set_defaults(func=cmd_index_build)
+
+    p = index.add_parser("eval", help="recall@1 and @5 of the source article; default: both question sets")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--qa", help=f"QA pairs whose article_id is the gold (e.g. {DEFAULT_SPLITS}/test.jsonl)")
+    p.add_argument("--natural", action="store_true", help="the shipped hand-written natural questions")
+    p.add_argument("--misses", action="store_true", help="list questions whose article is not ranked first")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_index_eval)

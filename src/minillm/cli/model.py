@@ -1,0 +1,183 @@
+"""`minillm train|ask|chat|quickstart|serve`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from minillm.cli.common import add_mode_flags, add_sampling_flags, open_book_index, print_sources, sampling_from_args
+from minillm.data.records import InputError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from minillm.config import load_config, shipped_config
+    from minillm.train import TrainingDiverged, train
+
+    if not args.resume and not args.config:
+        raise InputError("train: give --config NAME|FILE for a new run, or --resume")
+    cfg = load_config(shipped_config(args.config), args.set) if args.config else None
+    try:
+        result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
+    except TrainingDiverged as e:
+        print(f"minillm: error: {e}", file=sys.stderr)
+        return 1
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
+    print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.tokens_per_s:,.0f} tokens/s) "
+          f"-> {result.out_dir}; {losses}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import json
+
+    from minillm.engine import answer
+    from minillm.train import load_run
+
+    if not args.question.strip():
+        raise InputError("ask: the question is empty")
+    sampling = sampling_from_args(args)
+    index = open_book_index(args)
+    model, tok, _ = load_run(args.run, device=args.device)
+    if index is None:
+        result, passages = answer(model, tok, args.question, sampling), []
+    else:
+        from minillm.retrieval import answer_open
+
+        result, passages = answer_open(model, tok, index, args.question, sampling, k=args.k)
+    if args.json:
+        from minillm.retrieval import passage_source
+
+        print(json.dumps({"question": args.question, "answer": result.text, "run": args.run,
+                          "mode": args.mode, "sources": [passage_source(p) for p in passages],
+                          "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens,
+                          "seconds": round(result.seconds, 4),
+                          "tokens_per_second": round(result.tokens_per_second, 1)}, ensure_ascii=False))
+    else:
+        print(result.text)
+        if passages:
+            print("sources:")
+            print_sources(passages)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from minillm.engine import stream_answer
+    from minillm.train import load_run
+
+    sampling = sampling_from_args(args)
+    index = open_book_index(args)
+    model, tok, _ = load_run(args.run, device=args.device)
+    print(f"minillm chat: {args.run} ({model.num_parameters() / 1e6:.2f}M parameters, {args.mode} book). "
+          "Ask a question; an empty line or Ctrl-D ends.")
+    while True:
+        try:
+            question = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        passages, context = [], None
+        if index is not None:
+            from minillm.retrieval import passages_context
+
+            passages = index.search(question, args.k)
+            context = passages_context(passages) or None
+        try:
+            for piece in stream_answer(model, tok, question, sampling, context=context):
+                print(piece, end="", flush=True)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C stops this answer, not the chat
+        print()
+        if passages:
+            print("sources:")
+            print_sources(passages)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from minillm.quickstart import run_quickstart
+
+    result = run_quickstart(args.out, args.data_dir, config=args.config, overrides=tuple(args.set),
+                            device=args.device, overwrite=args.overwrite,
+                            log=lambda line: print(line, flush=True), progress=not args.no_progress)
+    print(f"\nsample answers from {result.run_dir}:")
+    for question, text in result.samples:
+        print(f"Q: {question}\nA: {text}\n")
+    print(f"done in {result.seconds:.0f}s. Next: minillm ask {result.run_dir} \"What is the Moon?\"  or  "
+          f"minillm chat {result.run_dir}")
+    return 0
+
+
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model: pretrain on articles, then fine-tune on QA pairs")
+    p.add_argument("--config", help="a shipped config name (tiny-cpu, seed-3m) or a TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable)")
+    p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", help="auto (default from the config), cpu, cuda, mps")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ask", help="answer one question with a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="machine-readable output with timing")
+    add_mode_flags(p)
+    add_sampling_flags(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="ask questions interactively; answers stream token by token")
+    p.add_argument("run", help="run directory")
+    add_mode_flags(p)
+    add_sampling_flags(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("quickstart", help="fetch, generate, split, tokenize, train tiny-cpu, evaluate, answer")
+    p.add_argument("--out", default="runs/quickstart", help="run directory (default runs/quickstart)")
+    p.add_argument("--data-dir", default="data", help="where the data files go (default data/)")
+    p.add_argument("--config", default="tiny-cpu", help="a shipped config name or a TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_quickstart)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from minillm.serve import create_app, is_loopback
+    except ImportError as e:
+        raise InputError(f"serve: the package '{e.name}' is missing; pip install 'minillm[serve]'") from None
+    import torch
+
+    if args.threads < 1:
+        raise InputError(f"serve: --threads must be at least 1, got {args.threads}")
+    app = create_app(args.run, device=args.device, host=args.host)
+    torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
+    url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
+    print(f"minillm serve: {args.run} at {url}/ (chat page) and {url}/v1 (OpenAI API); Ctrl-C stops",
+          flush=True)
+    if not is_loopback(args.host):
+        print("minillm serve: warning: not a loopback address and there is no authentication: anyone who "
+              "can reach this port can use the model", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    import os
+
+    p = sub.add_parser("serve", help="serve a run: OpenAI-compatible HTTP API and a chat page")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    # one core is left to the event loop: with both cores of a busy 2-core machine in torch's pool, the tiny
+    # test model answered 9x slower for one client and 100x slower for eight (benchmarks/bench_serve.py)
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                   help="torch CPU threads for generation (default: the number of cores minus one)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    p.set_defaults(func=cmd_serve)
