@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from minillm.tokenizer import encode_prompt
+from minillm.tokenizer import encode_prompt, longest_context_prompt
 
 if TYPE_CHECKING:
     from minillm.models.base import LanguageModel
@@ -226,15 +226,9 @@ def fit_prompt(tokenizer: Any, question: str, context: str | None, max_len: int)
         return prompt_ids
     if context:
         word_ends = [m.end() for m in re.finditer(r"\S+", context)]
-        kept, high = 0, len(word_ends)  # binary search for the most words that fit
-        while kept < high:
-            probe = (kept + high + 1) // 2
-            if len(encode_prompt(tokenizer, question, context[:word_ends[probe - 1]])) <= max_len:
-                kept = probe
-            else:
-                high = probe - 1
-        if kept:
-            return encode_prompt(tokenizer, question, context[:word_ends[kept - 1]])
+        prompt_ids = longest_context_prompt(tokenizer, question, context, word_ends, max_len)
+        if prompt_ids is not None:
+            return prompt_ids
     prompt_ids = encode_prompt(tokenizer, question)
     if len(prompt_ids) <= max_len:
         return prompt_ids

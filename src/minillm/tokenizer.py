@@ -172,6 +172,21 @@ def encode_prompt(tok: Tokenizer, question: str, context: str | None = None) -> 
     return [tok.bos_id] + tok.encode(format_prompt(question, context))
 
 
+def longest_context_prompt(tok, question: str, context: str, cut_ends: list[int], budget: int) -> list[int] | None:
+    """``encode_prompt`` with the longest prefix ``context[:end]``, ``end`` in ``cut_ends``, that fits in
+    ``budget`` tokens; None when not even the shortest does. Binary search: each probe re-encodes the prompt,
+    so the ids are exactly those of a prompt built with the shorter context.
+    """
+    kept, high = 0, len(cut_ends)
+    while kept < high:
+        probe = (kept + high + 1) // 2
+        if len(encode_prompt(tok, question, context[:cut_ends[probe - 1]])) <= budget:
+            kept = probe
+        else:
+            high = probe - 1
+    return encode_prompt(tok, question, context[:cut_ends[kept - 1]]) if kept else None
+
+
 def encode_qa(tok: Tokenizer, question: str, answer: str, context: str | None = None,
               max_len: int | None = None) -> tuple[list[int], list[int]]:
     """One fine-tuning example: ``(ids, mask)`` with mask 0 on ``<bos>`` + prompt, 1 on answer + ``<eos>``.
@@ -197,16 +212,9 @@ def _truncate(tok: Tokenizer, question: str, answer_ids: list[int], context: str
         # Cut the context text at token ends and re-encode the whole prompt, so the ids stay exactly
         # encode_prompt(question, shorter_context): what the model will see at inference.
         ends = [end for _, end in tok.hf.encode(context, add_special_tokens=False).offsets]
-        kept = 0  # context tokens known to fit; binary search, each probe re-encodes the prompt
-        high = len(ends)
-        while kept < high:
-            probe = (kept + high + 1) // 2
-            if len(encode_prompt(tok, question, context[:ends[probe - 1]])) + len(answer_ids) <= max_len:
-                kept = probe
-            else:
-                high = probe - 1
-        if kept:
-            return encode_prompt(tok, question, context[:ends[kept - 1]]), answer_ids
+        prompt_ids = longest_context_prompt(tok, question, context, ends, max_len - len(answer_ids))
+        if prompt_ids is not None:
+            return prompt_ids, answer_ids
     prompt_ids = encode_prompt(tok, question)
     room = max_len - len(prompt_ids) - 1
     if room < 0:
