@@ -2,7 +2,8 @@
 
     [data]       where the pretraining text and the QA splits are, and how to hold out validation text
     [tokenizer]  which tokenizer to train when no tokenizer.json is given
-    [model]      the ``ModelConfig`` fields of ``minillm.models`` (vocab_size 0 = take it from the tokenizer)
+    [model]      ``arch`` (the rung, default transformer; see minillm.models.MODELS) and the fields of that
+                 rung's config class, e.g. ``ModelConfig`` (vocab_size 0 = take it from the tokenizer)
     [train]      optimisation, schedule, logging and checkpoint settings for both phases
 
     >>> cfg = load_config("configs/tiny-cpu.toml", ["train.lr=3e-4", "data.qa_context=true"])
@@ -40,7 +41,7 @@ from typing import Any
 import tomli_w
 
 from minillm.data.records import InputError, atomic_write
-from minillm.models import ModelConfig
+from minillm.models import DEFAULT_ARCH, MODELS, ModelConfig, model_class
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # shipped inside the package; configs/ in the repo links here
 
@@ -104,10 +105,16 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def model_config(self) -> ModelConfig:
+    @property
+    def arch(self) -> str:
+        """The rung this config builds (``[model] arch``, default transformer)."""
+        return self.model.get("arch", DEFAULT_ARCH)
+
+    def model_config(self) -> Any:
+        """The ``config_class`` of the arch's model class (ModelConfig for the transformer)."""
         if not self.model.get("vocab_size"):
             raise ValueError("model.vocab_size is 0 (the tokenizer's): resolve it before building the model")
-        return ModelConfig(**self.model)
+        return model_class(self.arch).config_class(**{k: v for k, v in self.model.items() if k != "arch"})
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "tokenizer": TokenizerConfig, "model": ModelConfig,
@@ -173,18 +180,29 @@ def _section(schema: type, table: dict[str, Any], name: str, fail) -> Any:
         error = _range_error(f"{name}.{key}", values[key])
         if error:
             fail(f"{name}.{key}", error)
-    if schema is not ModelConfig:
+    if name != "model":
         return schema(**values)
     values.setdefault("vocab_size", 0)
-    missing = [f.name for f in dataclasses.fields(ModelConfig)
+    missing = [f.name for f in dataclasses.fields(schema)
                if f.default is dataclasses.MISSING and f.name not in values]
     if missing:
         fail(name, f"missing {', '.join(missing)}")
-    try:  # ModelConfig's own checks, e.g. emb_dim divisible by num_heads; vocab_size 0 stands in as 1
-        ModelConfig(**{**values, "vocab_size": values["vocab_size"] or 1})
-    except ValueError as e:
+    try:  # the config class's own checks, e.g. emb_dim divisible by num_heads; vocab_size 0 stands in as 1
+        schema(**{**values, "vocab_size": values["vocab_size"] or 1})
+    except (ValueError, TypeError) as e:
         fail(name, str(e))
     return values
+
+
+def _model_section(table: dict[str, Any], fail) -> dict[str, Any]:
+    """The [model] table checked against its arch's config class; ``arch`` is kept when given."""
+    arch = table.get("arch", DEFAULT_ARCH)
+    if arch not in MODELS:
+        close = difflib.get_close_matches(str(arch), MODELS, n=1)
+        fail("model.arch", f"unknown arch {arch!r}; choose one of {', '.join(MODELS)}"
+             + (f" (did you mean '{close[0]}'?)" if close else ""))
+    values = _section(MODELS[arch].config_class, {k: v for k, v in table.items() if k != "arch"}, "model", fail)
+    return {"arch": arch, **values} if "arch" in table else values
 
 
 def config_from_dict(tables: dict[str, Any], source: str = "<config>",
@@ -202,7 +220,8 @@ def config_from_dict(tables: dict[str, Any], source: str = "<config>",
             fail(name, "unknown section" + (f" (did you mean '{close[0]}'?)" if close else ""))
         if not isinstance(table, dict):
             fail(name, f"expected a [{name}] table, got {type(table).__name__}")
-        sections[name] = _section(SECTIONS[name], table, name, fail)
+        sections[name] = (_model_section(table, fail) if name == "model"
+                          else _section(SECTIONS[name], table, name, fail))
     if "model" not in sections:
         fail("model", "missing [model] section (max_seq_len, emb_dim, num_layers, num_heads at least)")
     cfg = Config(**sections)

@@ -1,4 +1,4 @@
-"""The Trainer: pretrain a MiniTransformer on article text, then fine-tune it on QA pairs, in one run.
+"""The Trainer: pretrain a model on article text, then fine-tune it on QA pairs, in one run.
 
     >>> cfg = load_config("configs/tiny-cpu.toml")
     >>> result = train(cfg, "runs/tiny")             # Ctrl-C saves a checkpoint ...
@@ -37,11 +37,15 @@ Design choices:
 - Resume is exact: the same weights, bit for bit, as a run that never stopped (checked on CPU and on one
   CUDA GPU), because the checkpoint holds every RNG and the data position as of the last completed step,
   also on Ctrl-C mid-step (see checkpoint.py). A resumed run may change [train], e.g. to train longer.
-- Left out: distributed training (DDP) and gradient checkpointing; the models here fit one device easily.
+- Every neural rung (``trained_by = "trainer"`` in minillm.models) trains here the same way. Count-based
+  rungs (``trained_by = "fit"``: pattern, markov) get the same tokenizer, streams and encoded QA pairs in
+  a ``FitData`` and fit in one pass; their run directory has fit.json instead of a checkpoint.
+- Left out: gradient checkpointing; the models here fit one device easily.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -58,13 +62,14 @@ from tqdm import tqdm
 from minillm.checkpoint import STATE_FILE, load_train_state, rng_state, save_train_state, set_rng_state, trim_metrics
 from minillm.config import Config, load_config, save_config
 from minillm.data.records import InputError, append_jsonl, atomic_write
-from minillm.models import MiniTransformer
+from minillm.models import LanguageModel, model_class
 from minillm.models.base import load_weights, save_weights
 from minillm.tokenizer import Tokenizer
 from minillm.train_data import (
     IGNORE_INDEX,
     QABatches,
     TextBatches,
+    fit_data,
     fixed_qa_batches,
     fixed_text_batches,
     pretrain_tokens,
@@ -168,7 +173,7 @@ class _Trainer:
         np.random.seed(t.seed)
         torch.manual_seed(t.seed)
         self.data_rng = torch.Generator().manual_seed(t.seed)
-        self.model = MiniTransformer(cfg.model_config()).to(device)
+        self.model = model_class(cfg.arch)(cfg.model_config()).to(device)
         self.forward = torch.compile(self.model) if t.compile else self.model
         self.dtype = resolve_dtype(t.dtype, device)
         self.autocast = (torch.autocast(device.type, dtype=self.dtype) if self.dtype != torch.float32
@@ -212,8 +217,8 @@ class _Trainer:
         return self.elapsed_before + time.perf_counter() - self.started
 
     def save_weights(self, name: str) -> None:
-        """Weights with the model config in the metadata, as ``MiniTransformer.save`` writes them."""
-        metadata = {"model": MiniTransformer.name, "config": json.dumps(self.model.config.to_dict())}
+        """Weights with the model config in the metadata, as the model's own ``save`` writes them."""
+        metadata = {"model": self.model.name, "config": json.dumps(dataclasses.asdict(self.model.config))}
         save_weights(self.model, self.run_dir / name, metadata)
 
     def save_checkpoint(self) -> None:
@@ -372,6 +377,9 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
     directory, TrainingDiverged when the loss becomes NaN/inf.
     """
     started, run_dir = time.perf_counter(), Path(out_dir)
+    arch = (cfg if cfg is not None else load_config(run_dir / "config.toml")).arch
+    if model_class(arch).trained_by == "fit":
+        return _fit(cfg, run_dir, resume, started)
     if resume:
         cfg = _run_config(cfg, run_dir)
         target = resolve_device(device or cfg.train.device)
@@ -384,18 +392,7 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
         if (run_dir / STATE_FILE).exists():
             raise InputError(f"{run_dir}: already holds a run (train_state.pt); resume it or pick another "
                              "output directory")
-        source = tokenizer_file(cfg)
-        tok = Tokenizer.load(source)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / "tokenizer.json", "wb") as fh:  # the same bytes: same cache keys
-            fh.write(source.read_bytes())
-        vocab_size = cfg.model["vocab_size"]
-        if vocab_size == 0:
-            cfg = replace(cfg, model={**cfg.model, "vocab_size": tok.vocab_size})
-        elif vocab_size < tok.vocab_size:
-            raise InputError(f"{source}: {tok.vocab_size} tokens do not fit model.vocab_size = {vocab_size}; "
-                             "set it to 0 to take the tokenizer's")
-        save_config(cfg, run_dir / "config.toml")
+        cfg, tok = _start_run(cfg, run_dir)
         state = None
     trainer = _Trainer(cfg, run_dir, tok, target, progress, started)
     if state is not None:
@@ -404,16 +401,68 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
     return trainer.run(max_steps)
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[MiniTransformer, Tokenizer, Config]:
+def _start_run(cfg: Config, run_dir: Path) -> tuple[Config, Tokenizer]:
+    """Create the run directory with its tokenizer.json and resolved config.toml."""
+    source = tokenizer_file(cfg)
+    tok = Tokenizer.load(source)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(run_dir / "tokenizer.json", "wb") as fh:  # the same bytes: same cache keys
+        fh.write(source.read_bytes())
+    vocab_size = cfg.model["vocab_size"]
+    if vocab_size == 0:
+        cfg = replace(cfg, model={**cfg.model, "vocab_size": tok.vocab_size})
+    elif vocab_size < tok.vocab_size:
+        raise InputError(f"{source}: {tok.vocab_size} tokens do not fit model.vocab_size = {vocab_size}; "
+                         "set it to 0 to take the tokenizer's")
+    save_config(cfg, run_dir / "config.toml")
+    return cfg, tok
+
+
+FIT_FILE = "fit.json"  # a count-based run's summary; its presence marks the run as done
+
+
+def _fit(cfg: Config | None, run_dir: Path, resume: bool, started: float) -> TrainResult:
+    """A count-based rung: one pass of ``model.fit`` over the data the Trainer would use, then save."""
+    if resume:
+        raise InputError(f"{run_dir}: a {(cfg or load_config(run_dir / 'config.toml')).arch} model is fitted "
+                         "in one pass; there is nothing to resume (train again into a new directory)")
+    if (run_dir / FIT_FILE).exists() or (run_dir / STATE_FILE).exists():
+        raise InputError(f"{run_dir}: already holds a run; pick another output directory")
+    cfg, tok = _start_run(cfg, run_dir)
+    data = fit_data(cfg, tok, (run_dir / "tokenizer.json").read_bytes())
+    model = model_class(cfg.arch)(cfg.model_config())
+    summary = model.fit(data) or {}
+    model.save(run_dir)
+    seconds = time.perf_counter() - started
+    tokens = len(data.text) + sum(len(q) for q in data.qa)
+    record = {"event": "fit", "phase": "fit", "step": 0, "global_step": 0, **summary,
+              "tokens": tokens, "elapsed": round(seconds, 3)}
+    append_jsonl(run_dir / "metrics.jsonl", [record])
+    with atomic_write(run_dir / FIT_FILE, "w") as fh:
+        json.dump(record, fh, indent=2)
+    losses = {k.removesuffix("_loss"): v for k, v in summary.items()
+              if k.endswith("_loss") and isinstance(v, float)}
+    return TrainResult(out_dir=run_dir, steps=0, best_val_loss=losses.get("val_qa", losses.get("val_text")),
+                       final_losses=losses, seconds=seconds, tokens=tokens,
+                       tokens_per_s=tokens / seconds if seconds else 0.0)
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[LanguageModel, Tokenizer, Config]:
     """The model (eval mode, weights of model.safetensors), tokenizer and config of a run directory."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
     cfg = load_config(run_dir / "config.toml")
     tok = Tokenizer.load(run_dir / "tokenizer.json")
+    cls = model_class(cfg.arch)
+    if cls.trained_by == "fit":
+        if not (run_dir / FIT_FILE).is_file():
+            raise InputError(f"{run_dir / FIT_FILE}: no such file (the {cfg.arch} fit did not finish)")
+        model = cls.load(run_dir)
+        return (model.to(resolve_device(device)) if hasattr(model, "to") else model), tok, cfg
     weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise InputError(f"{weights}: no such file (has the run saved a checkpoint yet?)")
-    model = MiniTransformer(cfg.model_config())
+    model = cls(cfg.model_config())
     load_weights(model, weights)
     return model.to(resolve_device(device)).eval(), tok, cfg

@@ -44,6 +44,7 @@ import torch
 
 from minillm.config import Config
 from minillm.data.records import InputError, atomic_write, read_articles, read_qa_pairs
+from minillm.models.base import FitData
 from minillm.tokenizer import Tokenizer, encode_qa, train_tokenizer
 
 CACHE_FORMAT = 1  # bump when the cached arrays change meaning
@@ -222,6 +223,27 @@ def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> QAE
         raise InputError(f"{path}: no QA pair has an answer token within model.max_seq_len "
                          f"= {max_len - 1}")
     return QAExamples(**arrays)
+
+
+def fit_data(cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> FitData:
+    """The data a count-based rung fits on: the Trainer's own streams and encoded QA pairs."""
+    text, val_text = pretrain_tokens(cfg, tok, tok_bytes) if cfg.train.pretrain_steps else (None, None)
+    data = FitData(tokenizer=tok, text=np.asarray(text if text is not None else [], dtype=np.int64),
+                   val_text=None if val_text is None else np.asarray(val_text, dtype=np.int64),
+                   qa=[], qa_answer_start=[], seed=cfg.train.seed)
+    splits = [(cfg.data.train_qa, data.qa, data.qa_answer_start)] if cfg.train.finetune_steps else []
+    if cfg.train.finetune_steps and cfg.data.val_qa:
+        splits.append((cfg.data.val_qa, data.val_qa, data.val_qa_answer_start))
+    for path, sequences, starts in splits:
+        examples = qa_examples(path, cfg, tok, tok_bytes)
+        for i in range(len(examples)):
+            ids, mask = examples.example(i)
+            sequences.append([int(t) for t in ids])
+            starts.append(int(np.argmax(mask)))
+    if cfg.train.pretrain_steps and not cfg.data.text:
+        data.articles = [a for a in read_articles(cfg.data.articles)
+                         if not is_heldout(a.id, cfg.data.heldout_fraction)]
+    return data
 
 
 # --- batches ----------------------------------------------------------------------------------------------

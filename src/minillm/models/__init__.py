@@ -1,8 +1,29 @@
-"""The rungs of the ladder by name: ``MODELS["transformer"]`` is the class that builds and loads it."""
+"""The rungs of the ladder by name: ``MODELS["transformer"]`` is the class that builds and loads it.
 
-from minillm.models.base import LanguageModel
+Every class in ``MODELS`` has the members of ``LanguageModel`` (base.py) plus two class attributes:
+
+    config_class   the frozen dataclass of its [model] settings (vocab_size and max_seq_len at least);
+                   its __post_init__ raises ValueError for a bad value
+    trained_by     "trainer": a torch nn.Module, ``cls(config)``, trained by the one Trainer (train.py);
+                   "fit": count-based, fitted in one pass by ``model.fit(data: FitData)`` (base.py)
+
+A config's ``[model] arch = "markov"`` picks the rung (default ``transformer``).
+"""
+
+from minillm.models.base import FitData, LanguageModel
 from minillm.models.transformer import MiniTransformer, ModelConfig
 
-MODELS = {"transformer": MiniTransformer}
+MODELS: dict[str, type] = {"transformer": MiniTransformer}
 
-__all__ = ["MODELS", "LanguageModel", "MiniTransformer", "ModelConfig"]
+DEFAULT_ARCH = "transformer"
+
+
+def model_class(arch: str) -> type:
+    """The class registered as ``arch``; ValueError naming the known ones otherwise."""
+    try:
+        return MODELS[arch]
+    except KeyError:
+        raise ValueError(f"unknown model arch {arch!r}; choose one of {', '.join(MODELS)}") from None
+
+
+__all__ = ["DEFAULT_ARCH", "MODELS", "FitData", "LanguageModel", "MiniTransformer", "ModelConfig", "model_class"]

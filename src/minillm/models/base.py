@@ -5,7 +5,8 @@ Design choices:
   so a torch ``nn.Module`` (transformer, mlp) and a plain count-based class (markov) both fit. It is
   ``runtime_checkable``, so ``isinstance(model, LanguageModel)`` checks that the members are there.
 - Training is not part of the interface: neural rungs are ``nn.Module``s trained by the one Trainer,
-  count-based rungs fit in one pass with their own ``fit``.
+  count-based rungs fit in one pass with their own ``fit(FitData)``. Each class also names its
+  ``config_class`` and ``trained_by`` ("trainer" or "fit"); see models/__init__.py.
 - ``generate`` takes its limits (max_new_tokens, temperature, ...) in one ``minillm.engine.Sampling``.
 - Weights are safetensors, never pickle; writing is atomic (temp file in the same dir, fsync, rename).
   The state dict is saved as it is, so it must not hold one tensor under two names: the transformer ties
@@ -15,6 +16,7 @@ Design choices:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -26,7 +28,11 @@ from torch import nn
 from minillm.data.records import InputError, atomic_write
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from minillm.data.records import Article
     from minillm.engine import Sampling
+    from minillm.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -65,6 +71,22 @@ class LanguageModel(Protocol):
     def load(cls, run_dir: str | Path) -> LanguageModel:
         """Rebuild a model saved with ``save``."""
         ...
+
+
+@dataclass
+class FitData:
+    """What a count-based rung (``trained_by = "fit"``) learns from, as the Trainer prepares it for the
+    neural rungs: the same tokenizer, the same pretraining stream and the same encoded QA pairs."""
+
+    tokenizer: Tokenizer
+    text: np.ndarray  # pretraining token stream: the training articles joined with <eos>
+    val_text: np.ndarray | None  # the held-out articles' stream (None: too little held out)
+    qa: list[list[int]]  # [bos] prompt answer [eos] of every training pair (and open-book copies with qa_context)
+    qa_answer_start: list[int]  # index in qa[i] of the first answer token
+    val_qa: list[list[int]] = field(default_factory=list)  # the val split, encoded the same way
+    val_qa_answer_start: list[int] = field(default_factory=list)
+    articles: list[Article] = field(default_factory=list)  # the training articles ([] with data.text)
+    seed: int = 0  # train.seed: every random choice of fit draws from it
 
 
 def weights_size_bytes(model: nn.Module) -> int:

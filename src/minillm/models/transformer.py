@@ -218,6 +218,8 @@ class MiniTransformer(nn.Module):
     """Token + position embeddings, num_layers pre-norm blocks, final norm, linear head to vocab logits."""
 
     name = "transformer"
+    trained_by = "trainer"
+    config_class = ModelConfig
 
     def __init__(self, config: ModelConfig):
         super().__init__()
