@@ -41,13 +41,14 @@ def test_compare_writes_table_notes_and_plots(two_runs, tmp_path, capsys):
     readme = (out / "README.md").read_text(encoding="utf-8")
     table = [line for line in readme.splitlines() if line.startswith("|")]
     assert len(table) == 4  # header, alignment, two runs
-    assert table[0].startswith("| run | model | parameters | weights on disk | training time | "
+    assert table[0].startswith("| run | model | parameters | size on disk | training time | "
                                "val bits/byte | QA F1")
     evaluated = json.loads((a / "eval.json").read_text())
     small, other = table[2].split(" | "), table[3].split(" | ")
     assert small[0] == "| small" and other[0] == "| other"
     assert small[2] == human_count(evaluated["model"]["parameters"]) == other[2]
-    assert small[3] == human_bytes((a / "model.safetensors").stat().st_size)
+    assert small[1].startswith("transformer 2 x 32, bpe")
+    assert small[3] == human_bytes(evaluated["model"]["size_bytes"])
     assert small[6] == f"{evaluated['qa']['f1']:.3f}"
     assert small[5] == "—"  # the tiny run holds no text out, so it has no held-out bits per byte
     assert other[6:9] == ["—", "—", "—"]

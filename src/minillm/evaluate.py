@@ -6,7 +6,8 @@
 
 What one evaluation measures (eval.json holds all of it; ``report.eval_table`` prints it):
 - ``lm``: loss, perplexity and bits per byte on the text training held out, and on ``--text FILE``
-  (perplexity.py).
+  (perplexity.py), where defined: a model without probabilities (pattern; ``model.probabilities`` false)
+  gets null scores, and multiple choice, which needs ``log_prob``, refuses it.
 - ``qa`` (task ``qa``): one answer per question, greedy by default and with the same stop rules as
   ``minillm ask``, scored against the reference: SQuAD exact match and token F1, ROUGE-L, keyword hit rate
   (questions with ``keywords`` only), share of answers with 2-4 sentences, mean words, latency p50/p95 (wall
@@ -48,7 +49,15 @@ from minillm.config import Config
 from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, utc_now
 from minillm.engine import Sampling, answer, fit_prompt
 from minillm.models.base import LanguageModel
-from minillm.perplexity import heldout_score, model_device, read_text, score_documents
+from minillm.perplexity import (
+    has_probabilities,
+    heldout_score,
+    heldout_text,
+    model_device,
+    read_text,
+    score_documents,
+    unscored,
+)
 from minillm.tokenizer import Tokenizer
 from minillm.train import load_run
 
@@ -270,6 +279,9 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
                              "(e.g. ../shared/data/qa/ARC-Easy-validation.jsonl)")
         if mode == "open":
             raise InputError(f"task {task}: multiple choice is scored closed book; drop --mode open")
+        if not has_probabilities(model):
+            raise InputError(f"{run_dir}: task {task}: {model.name} has no probabilities; multiple choice needs "
+                             "log_prob")
         questions = read_choice_questions(qa_path)
     questions = seeded_sample(questions, limit, seed)
     index = None
@@ -279,15 +291,23 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         index = require_index(run_dir)
     text = read_text(text_path) if text_path else None
 
-    heldout = heldout_score(model, tok, cfg, max_tokens)
-    lm: dict[str, Any] = {"heldout": heldout.to_dict() if heldout else None}
-    if text is not None:
-        lm["text"] = score_documents(model, tok, [text], str(text_path), max_tokens).to_dict()
+    probabilities = has_probabilities(model)
+    if probabilities:
+        heldout = heldout_score(model, tok, cfg, max_tokens)
+        lm: dict[str, Any] = {"heldout": heldout.to_dict() if heldout else None}
+        if text is not None:
+            lm["text"] = score_documents(model, tok, [text], str(text_path), max_tokens).to_dict()
+    else:  # loss, perplexity and bits per byte are undefined: null
+        heldout_docs, source = heldout_text(cfg)
+        lm = {"heldout": unscored(source) if heldout_docs else None}
+        if text is not None:
+            lm["text"] = unscored(str(text_path))
     result: dict[str, Any] = {
         "format": EVAL_FORMAT,
         "run": str(run_dir),
         "created_at": utc_now(),
-        "model": {"name": model.name, "parameters": model.num_parameters(), "size_bytes": model.size_bytes()},
+        "model": {"name": model.name, "parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
+                  "probabilities": probabilities},
         "settings": {"task": task, "mode": mode, "questions_file": str(qa_path), "limit": limit, "seed": seed,
                      "k": k if mode == "open" else None, "sampling": asdict(sampling),
                      "text_file": str(text_path) if text_path else None, "max_tokens": max_tokens,

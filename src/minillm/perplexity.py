@@ -18,7 +18,9 @@ Design choices:
   a token end; the bytes counted are those of the text actually scored (token offsets give the cut).
 - Bits per byte count UTF-8 bytes of the text. They compare tokenizers fairly when encoding is lossless
   (bpe; char without ``<unk>``); the word tokenizer never scores whitespace, which flatters it.
-- Only ``log_prob`` and ``max_seq_len`` of the LanguageModel interface are used.
+- Only ``log_prob`` and ``max_seq_len`` of the LanguageModel interface are used. A rung without
+  probabilities (pattern: ``log_prob`` raises NotImplementedError; see ``has_probabilities``) has no
+  scores: eval.json records them as null (``unscored``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,22 @@ class TextScore:
 def model_device(model: LanguageModel) -> torch.device:
     parameters = getattr(model, "parameters", None)  # count-based rungs have none: they run on the CPU
     return next(parameters()).device if parameters else torch.device("cpu")
+
+
+def has_probabilities(model: LanguageModel) -> bool:
+    """Whether the model scores tokens at all: a rung without probabilities (pattern) has a ``log_prob``
+    that raises NotImplementedError, and its loss, perplexity and bits per byte are undefined."""
+    try:
+        with torch.inference_mode():
+            model.log_prob(torch.zeros((1, 2), dtype=torch.long, device=model_device(model)))
+    except NotImplementedError:
+        return False
+    return True
+
+
+def unscored(source: str) -> dict:
+    """``TextScore.to_dict``'s scores for text that a model without probabilities cannot score: null."""
+    return {"source": source, "loss": None, "perplexity": None, "bits_per_byte": None}
 
 
 def window_spans(length: int, window: int, stride: int) -> list[tuple[int, int, int]]:
@@ -139,16 +157,20 @@ def score_documents(model: LanguageModel, tok: Tokenizer, documents: Sequence[st
                      seconds=time.perf_counter() - start)
 
 
+def heldout_text(cfg: Config) -> tuple[list[str], str]:
+    """The documents the run's training held out (none: it held out nothing), and what they are, for reports."""
+    _, heldout = pretrain_texts(cfg)
+    if cfg.data.text:
+        return heldout, f"{cfg.data.text} (last {1 - TEXT_TRAIN_SHARE:.0%})"
+    return heldout, f"{cfg.data.articles} (held-out articles, heldout_fraction {cfg.data.heldout_fraction})"
+
+
 def heldout_score(model: LanguageModel, tok: Tokenizer, cfg: Config, max_tokens: int | None = None,
                   stride: int | None = None) -> TextScore | None:
     """Scores on the text the run's training held out; None when it held out nothing."""
-    _, heldout = pretrain_texts(cfg)
+    heldout, source = heldout_text(cfg)
     if not heldout:
         return None
-    if cfg.data.text:
-        source = f"{cfg.data.text} (last {1 - TEXT_TRAIN_SHARE:.0%})"
-    else:
-        source = f"{cfg.data.articles} (held-out articles, heldout_fraction {cfg.data.heldout_fraction})"
     return score_documents(model, tok, heldout, source, max_tokens, stride)
 
 

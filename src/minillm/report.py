@@ -78,13 +78,15 @@ def eval_table(result: dict[str, Any]) -> str:
     model, settings = result["model"], result["settings"]
     lines = [f"{result['run']}: {model['name']}, {human_count(model['parameters'])} parameters, "
              f"{human_bytes(model['size_bytes'])} of weights"]
-    scores = [s for s in (result["lm"]["heldout"], result["lm"].get("text")) if s]
+    scores = [s for s in (result["lm"]["heldout"], result["lm"].get("text")) if s and s["loss"] is not None]
     if scores:
         lines += ["", "language modelling"]
         lines += ["  " + line for line in _table(
             ["text", "tokens", "loss", "perplexity", "bits/byte"],
             [[s["source"], f"{s['tokens']:,}", f"{s['loss']:.4f}", _number(s["perplexity"], 2),
               f"{s['bits_per_byte']:.4f}"] for s in scores])]
+    elif not model.get("probabilities", True):
+        lines += ["", f"language modelling: undefined, {model['name']} has no probabilities"]
     else:
         lines += ["", "language modelling: the run holds out no text (data.heldout_fraction is 0); "
                       "add --text FILE to score one"]
@@ -114,7 +116,7 @@ class RunSummary:
     path: Path
     shape: str  # e.g. "4 x 192, bpe 4096"
     parameters: int
-    weights_bytes: int  # model.safetensors on disk
+    weights_bytes: int  # the model's saved data (model.size_bytes(): weights, tables or look-up data)
     pretrain_steps: int
     training_seconds: float | None
     train_loss: list[tuple[int, float]] = field(default_factory=list)  # (global step, loss)
@@ -129,13 +131,21 @@ class RunSummary:
         return value
 
 
+_SHAPE_KEYS = {"num_layers": "{} x ", "emb_dim": "{}", "order": "order {}", "context": ", window {}",
+               "hidden_dim": ", hidden {}"}
+
+
+def model_shape(cfg: Any, tok: Any) -> str:
+    """A short description of a run's model: ``transformer 2 x 128, bpe 4096``, ``markov order 3, bpe 4096``."""
+    dims = "".join(fmt.format(cfg.model[key]) for key, fmt in _SHAPE_KEYS.items() if key in cfg.model)
+    return f"{cfg.arch} {dims}".strip() + f", {tok.kind} {tok.vocab_size}"
+
+
 def read_run(run_dir: str | Path, label: str | None = None) -> RunSummary:
     run_dir = Path(run_dir)
     model, tok, cfg = load_run(run_dir)
-    shape = f"{cfg.model['num_layers']} x {cfg.model['emb_dim']}, {tok.kind} {tok.vocab_size}"
-    summary = RunSummary(label=label or run_dir.name, path=run_dir, shape=shape,
-                         parameters=model.num_parameters(),
-                         weights_bytes=(run_dir / "model.safetensors").stat().st_size,
+    summary = RunSummary(label=label or run_dir.name, path=run_dir, shape=model_shape(cfg, tok),
+                         parameters=model.num_parameters(), weights_bytes=model.size_bytes(),
                          pretrain_steps=cfg.train.pretrain_steps, training_seconds=None)
     metrics_path = run_dir / "metrics.jsonl"
     if metrics_path.is_file() and metrics_path.stat().st_size:
@@ -169,7 +179,7 @@ def _labels(run_dirs: Sequence[str | Path]) -> list[str]:
 # --- the comparison ---------------------------------------------------------------------------------------
 
 
-COLUMNS = ("run", "model", "parameters", "weights on disk", "training time", "val bits/byte", "QA F1",
+COLUMNS = ("run", "model", "parameters", "size on disk", "training time", "val bits/byte", "QA F1",
            "ROUGE-L", "keyword hit", "latency p50")
 
 
@@ -276,7 +286,7 @@ def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
                 plotted += 1
         ax.set(title=title, xlabel="parameters (log scale)", xscale="log")
         # ticks at the runs' own sizes: log axes over less than a decade get no or crowded default labels
-        sizes = sorted({r.parameters for r in runs})
+        sizes = sorted({r.parameters for r in runs if r.metric(*keys) is not None})  # left-out runs: no tick
         ax.set_xticks(sizes, [human_count(n) for n in sizes])
         ax.minorticks_off()
         ax.margins(x=0.2, y=0.15)

@@ -1,9 +1,9 @@
 """The ``minillm`` command: parses arguments, calls library functions, prints results.
 
 Only this package prints or exits, one module per group of commands: data.py (data, tokenizer), model.py
-(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index). Bad input raises ``InputError``
-anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the same code for unknown
-options).
+(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index), export.py (export arpa). Bad input
+raises ``InputError`` anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the
+same code for unknown options).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 
 from minillm.cli.data import add_data, add_tokenizer
 from minillm.cli.evaluate import add_eval_commands, add_index
+from minillm.cli.export import add_export
 from minillm.cli.model import add_model_commands, add_serve
 from minillm.data.records import InputError
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(sub)
     add_index(sub)
     add_eval_commands(sub)
+    add_export(sub)
     add_serve(sub)
     return parser
 

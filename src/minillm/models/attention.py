@@ -1,0 +1,175 @@
+"""Rung 3: one causal self-attention layer and nothing else: what attention alone buys.
+
+    >>> model = AttentionLanguageModel(AttentionConfig(vocab_size=4096, max_seq_len=256, emb_dim=128,
+    ...                                                num_heads=4))
+    >>> model(torch.tensor([[1, 7, 42]])).shape
+    torch.Size([1, 3, 4096])
+
+token embedding (+ learned positions, or rotary on queries and keys) -> x + attention(norm(x)) -> norm ->
+linear head. It is a one-layer MiniTransformer with the feed-forward MLP taken out, built from the
+transformer's own parts (make_norm, rotary_tables, CausalSelfAttention, _init_weights), so the step up to
+rung 4 changes exactly two things: the MLP and the depth. Unlike the MLP rung, every position sees the
+whole sequence, so the answer can look back at the question however long it gets; but each output is
+a mix of earlier token embeddings read straight out by the head, with no nonlinearity after the mix.
+
+Design choices:
+- Pre-norm with a final norm, as the transformer: the residual stream keeps the token's own embedding.
+- Defaults as tiny-cpu's transformer: RMSNorm, rotary positions, biases in the attention projections,
+  none in the output head.
+- The config exposes ``num_layers`` (always 1) and ``head_dim`` as properties, so ``engine.KVCache``
+  sizes a cache for it and ``engine.generate`` decodes one token per step from the cache.
+
+Left out: several layers (that is the transformer rung), weight tying, the transformer's other variants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from minillm.data.records import InputError
+from minillm.engine import KVCache, Sampling, generate
+from minillm.models import base
+from minillm.models.transformer import (
+    NORMS,
+    POSITIONS,
+    CausalSelfAttention,
+    _check_positive_int,
+    _init_weights,
+    _not_number,
+    make_norm,
+    rotary_tables,
+)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Everything that fixes the model's shape; saved as JSON in the weights file's metadata."""
+
+    vocab_size: int               # tokens in the vocabulary: embedding rows, logit columns
+    max_seq_len: int              # longest sequence the model reads (prompt + answer)
+    emb_dim: int                  # width of the residual stream
+    num_heads: int                # attention heads; head_dim = emb_dim // num_heads
+    position: str = "rotary"      # "learned" absolute embeddings or "rotary" (RoPE on queries and keys)
+    norm: str = "rmsnorm"         # "layernorm" or "rmsnorm" (RMSNorm has no bias)
+    bias: bool = True             # biases in the attention projections and LayerNorm (never in the head)
+    dropout: float = 0.0          # after embeddings, on attention weights, after the attention output
+    norm_eps: float = 1e-5        # added to the variance in LayerNorm / RMSNorm
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_seq_len", "emb_dim", "num_heads"):
+            _check_positive_int(name, getattr(self, name))
+        if self.emb_dim % self.num_heads:
+            raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.position == "rotary" and self.head_dim % 2:
+            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim} "
+                             f"(emb_dim {self.emb_dim} / num_heads {self.num_heads})")
+        if _not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if _not_number(self.norm_eps) or self.norm_eps <= 0:
+            raise ValueError(f"norm_eps must be a positive number, got {self.norm_eps!r}")
+        for name, allowed in (("norm", NORMS), ("position", POSITIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias must be true or false, got {self.bias!r}")
+
+    @property
+    def num_layers(self) -> int:
+        """One attention layer; KVCache.for_model reads this."""
+        return 1
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.num_heads
+
+
+class AttentionLanguageModel(nn.Module):
+    """Token (+ position) embeddings, one pre-norm causal self-attention layer, final norm, linear head."""
+
+    name = "attention"
+    trained_by = "trainer"
+    config_class = AttentionConfig
+
+    def __init__(self, config: AttentionConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim) if config.position == "learned" else None
+        if config.position == "rotary":
+            cos, sin = rotary_tables(config.head_dim, config.max_seq_len)
+            # not persistent: derived from the config, so never saved with the weights
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.norm = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.norm_f = make_norm(config)
+        self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
+        self.apply(_init_weights)
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.config.max_seq_len
+
+    def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones."""
+        if ids.dim() != 2:
+            raise ValueError(f"ids must have shape (batch, time), got {tuple(ids.shape)}")
+        T = ids.size(1)
+        start = 0 if kv_cache is None else kv_cache.pos
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start + T} tokens is longer than "
+                             f"max_seq_len={self.config.max_seq_len}")
+        x = self.tok_emb(ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
+        rotary = None
+        if self.config.position == "rotary":
+            rotary = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
+        x = self.drop(x)
+        x = x + self.attn(self.norm(x), rotary, kv_cache, 0)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        return self.lm_head(self.norm_f(x))
+
+    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
+        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
+        logits = self(ids[:, :-1]).float()
+        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
+                 decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
+        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def size_bytes(self) -> int:
+        return base.weights_size_bytes(self)
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
+        path = Path(run_dir) / base.WEIGHTS_FILE
+        base.save_weights(self, path, {"model": self.name, "config": json.dumps(dataclasses.asdict(self.config))})
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> AttentionLanguageModel:
+        path = Path(run_dir) / base.WEIGHTS_FILE
+        metadata = base.read_weights_metadata(path)
+        if metadata.get("model") != cls.name or "config" not in metadata:
+            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
+        try:
+            config = AttentionConfig(**json.loads(metadata["config"]))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}: field 'config': {exc}") from exc
+        model = cls(config)
+        base.load_weights(model, path)
+        return model
