@@ -1,37 +1,57 @@
-"""Time the Trainer on real data for a few dozen steps of each phase; print JSON.
+"""Time the Trainer; print JSON: tokens/s, ms per step, MFU, peak memory, compile time, and with --full the
+wall time to a target validation loss.
 
-    python benchmarks/bench_train.py --config seed-3m|tiny-cpu [--steps 30] [--device cpu] [--articles 2500]
+    python benchmarks/bench_train.py --config tiny-cpu|seed-3m [--steps 30] [--device cpu] [--articles 2500]
+    python benchmarks/bench_train.py --config shakespeare-char --device cuda [--steps 300] [--no-compile]
+    python benchmarks/bench_train.py --config shakespeare-char --device cuda --full [--target-loss 1.47] --out DIR
+    torchrun --standalone --nproc_per_node 2 benchmarks/bench_train.py --config shakespeare-char --full ...
 
-Data: ``--articles`` bundled offline articles, their generated QA pairs and a grouped split, written under a
-temp dir, as ``minillm data fetch/generate/split`` would. A 3-step warm-up run trains the tokenizer,
-tokenizes everything into the cache ($MINILLM_CACHE) and warms up the device: ``prepare_s``.
-Then each phase runs ``--steps`` optimizer steps of its own ``train`` call with the config's batch and model
-sizes. ``tokens_per_s`` and ``ms_per_step`` count training steps only; ``other_s`` is the rest of the call
-(reading the cached tokens, the one evaluation, the checkpoint).
-``full_run_s`` estimates the config's whole run from the step times. On CUDA, a few dozen fine-tuning
-steps overstate the step time: nearly every padded batch length is new, and each new shape pays once for
-kernel selection; use ``--steps 300`` or more there. Peak memory: per phase
-``torch.cuda.max_memory_allocated`` on CUDA; ``peak_rss_mb`` is the process's peak resident set
-(``ru_maxrss``), which includes data preparation.
+Data: a config that pretrains on ``data.text`` only (shakespeare-char) reads its own file (``--set
+data.text=PATH`` moves it); the others get ``--articles`` bundled offline articles, their generated QA pairs
+and a grouped split, written under a temp dir, as ``minillm data fetch/generate/split`` would.
+
+Steps (default): each phase of the config runs ``--steps`` optimizer steps in its own ``train`` call, with a
+log line every ``--window`` steps (the Trainer's only waits for the device) and one evaluation batch at the
+end. ``ms_per_step`` and ``tokens_per_s`` are medians over the windows after the first (steady state);
+``compile_s`` is how much longer the first window took than a steady one (compilation, autotuning, warm-up);
+``other_s`` is the rest of the call (tokenizing on a cold cache, the evaluation, the checkpoint).
+
+--full: the config's whole run with its evaluations and checkpoints; adds ``seconds_to_target`` (wall time
+from this script's first line to the first evaluation with val_text_loss <= --target-loss), the best
+validation loss and its step, the validation curve, and ``total_s``.
+
+MFU: flops per token as nanoGPT estimates them, 6 N + 12 L H Q T (N parameters without the position table,
+L layers, H heads, Q head size, T = max_seq_len), times tokens/s, over the dense bf16 peak of the GPU
+(PEAK_FLOPS, matched by name) times the number of GPUs; null where the peak is unknown (CPU). Peak memory is
+``torch.cuda.max_memory_allocated`` on rank 0's GPU; ``peak_rss_mb`` the process's peak resident set.
+Under torchrun every process runs this script and tokens/s count them all; rank 0 prints and writes.
+``--out DIR`` gets bench.json (what is printed) and each run's metrics as ``{phase|full}-metrics.jsonl``.
 """
 
-from __future__ import annotations
+import time
 
-import argparse
-import json
-import resource
-import tempfile
-from pathlib import Path
+STARTED = time.perf_counter()  # before the heavy imports: --full's time to target counts them
 
-import torch
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from minillm.config import Config, load_config, shipped_config
-from minillm.data.fetch import fetch_articles
-from minillm.data.generate import generate_qa_pairs
-from minillm.data.records import read_articles, write_jsonl
-from minillm.data.split import split_qa_pairs, write_split
-from minillm.models import MiniTransformer
-from minillm.train import resolve_device, train
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from minillm.config import Config, load_config, shipped_config  # noqa: E402
+from minillm.data.fetch import fetch_articles  # noqa: E402
+from minillm.data.generate import generate_qa_pairs  # noqa: E402
+from minillm.data.records import read_articles, write_jsonl  # noqa: E402
+from minillm.data.split import split_qa_pairs, write_split  # noqa: E402
+from minillm.train import join_processes, load_run, resolve_device, train  # noqa: E402
+
+# dense bf16 tensor-core peaks (no sparsity), by a part of torch.cuda.get_device_name(); first match wins
+PEAK_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def make_data(out: Path, articles: int) -> dict[str, int]:
@@ -42,54 +62,134 @@ def make_data(out: Path, articles: int) -> dict[str, int]:
     return {"articles": report.total, "qa_pairs": len(pairs)}
 
 
-def phase_config(cfg_path: Path, out: Path, phase: str, steps: int, device: str) -> Config:
-    """The config, on the bench data, running ``steps`` of ``phase`` only, evaluating once at the end."""
+def data_overrides(out: Path) -> list[str]:
+    return [f"data.articles={json.dumps(str(out / 'articles.jsonl'))}",
+            f"data.train_qa={json.dumps(str(out / 'splits' / 'train.jsonl'))}",
+            f"data.val_qa={json.dumps(str(out / 'splits' / 'val.jsonl'))}"]
+
+
+def phase_overrides(phase: str, steps: int, window: int) -> list[str]:
+    """``steps`` of ``phase`` only, a log line every ``window`` steps, one evaluation batch at the end."""
     other = "finetune" if phase == "pretrain" else "pretrain"
-    return load_config(cfg_path, [
-        f"data.articles={json.dumps(str(out / 'articles.jsonl'))}",
-        f"data.train_qa={json.dumps(str(out / 'splits' / 'train.jsonl'))}",
-        f"data.val_qa={json.dumps(str(out / 'splits' / 'val.jsonl'))}",
-        f"train.{phase}_steps={steps}", f"train.{other}_steps=0", "train.eval_interval=0",
-        "train.checkpoint_interval=0", f"train.log_interval={steps}", f"train.device={device}",
-    ])
+    return [f"train.{phase}_steps={steps}", f"train.{other}_steps=0", "train.eval_interval=0",
+            "train.eval_batches=1", "train.checkpoint_interval=0", f"train.log_interval={window}"]
+
+
+def flops_per_token(cfg: Config, run_dir: Path) -> float | None:
+    """nanoGPT's estimate of a transformer's training flops per token; None for other rungs."""
+    if cfg.arch != "transformer":
+        return None
+    model, _, _ = load_run(run_dir)
+    pos_emb = getattr(model, "pos_emb", None)
+    n = model.num_parameters() - (pos_emb.weight.numel() if pos_emb is not None else 0)
+    m = cfg.model
+    return 6 * n + 12 * m["num_layers"] * m["emb_dim"] * m["max_seq_len"]  # H * Q = emb_dim
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for part, peak in PEAK_FLOPS.items() if part in name), None)
+
+
+def speed(events: list[dict], flops: float | None, peak: float | None, processes: int) -> dict:
+    """Steady-state speed from the train log lines of one fresh run (each closes a window of steps)."""
+    windows = [e for e in events if e["event"] == "train"]
+    steady = windows[1:]
+    ms = statistics.median(e["ms_per_step"] for e in steady)
+    rate = statistics.median(e["tokens_per_s"] for e in steady)
+    report = {"tokens_per_s": round(rate), "ms_per_step": round(ms, 3), "steady_windows": len(steady),
+              "compile_s": round(max(0.0, windows[0]["ms_per_step"] - ms) * windows[0]["global_step"] / 1000, 2)}
+    if flops is not None and peak is not None:
+        report["mfu"] = round(flops * rate / (peak * processes), 4)
+    return report
+
+
+def bench_run(cfg_path: Path, overrides: list[str], run_dir: Path, args, ranks, device, peak) -> tuple[dict, list]:
+    """One ``train`` call on a fresh run directory; its speed report and metrics."""
+    cfg = load_config(cfg_path, overrides)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    called = time.perf_counter()
+    result = train(cfg, run_dir, device=str(device), progress=False)
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    report = speed(events, flops_per_token(cfg, run_dir), peak, ranks.world_size)
+    report.update(tokens_per_step=result.tokens // result.steps, loss=round(result.final_losses["train"], 4),
+                  other_s=round(result.seconds - result.tokens / result.tokens_per_s, 2))
+    if device.type == "cuda":
+        report["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    if args.full:
+        evals = [(e["step"], e["val_text_loss"], called - STARTED + e["elapsed"])
+                 for e in events if "val_text_loss" in e]
+        best = min(evals, key=lambda e: e[1])
+        hit = next((seconds for _, loss, seconds in evals if loss <= args.target_loss), None)
+        report.update(target_loss=args.target_loss, seconds_to_target=None if hit is None else round(hit, 1),
+                      best_val_loss=round(best[1], 4), best_step=best[0],
+                      val_curve=[[step, round(loss, 4)] for step, loss, _ in evals],
+                      total_s=round(time.perf_counter() - STARTED, 1))
+    return report, events
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny-cpu", help="a shipped config name or a .toml file")
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per phase")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value (repeatable)")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per phase (not with --full)")
+    parser.add_argument("--window", type=int, default=10, help="steps per timed window (log line)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--articles", type=int, default=2500, help="offline articles to train on")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the config's")
+    parser.add_argument("--articles", type=int, default=2500, help="offline articles, for configs that use them")
+    parser.add_argument("--full", action="store_true", help="train the whole config, evaluations included")
+    parser.add_argument("--target-loss", type=float, default=1.47, help="with --full: val_text_loss to reach")
+    parser.add_argument("--out", type=Path, help="a directory for bench.json and the metrics")
     args = parser.parse_args()
+    if not args.full and args.steps < 2 * args.window:
+        parser.error("--steps must be at least 2 * --window: the first window is warm-up")
     cfg_path = shipped_config(args.config)
-    cfg = load_config(cfg_path)
-    device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory(prefix="minillm-bench-train-") as tmp:
-        out = Path(tmp)
-        report = {"config": args.config, "device": str(device), "torch_threads": torch.get_num_threads(),
-                  "steps_per_phase": args.steps, "batch_size": cfg.train.batch_size,
-                  "grad_accum": cfg.train.grad_accum, "max_seq_len": cfg.model["max_seq_len"],
-                  **make_data(out, args.articles)}
-        warmup = train(phase_config(cfg_path, out, "pretrain", 3, str(device)), out / "warmup", progress=False)
-        report["prepare_s"] = round(warmup.seconds, 2)
-        full_run_s = 0.0
-        for phase in ("pretrain", "finetune"):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            result = train(phase_config(cfg_path, out, phase, args.steps, str(device)), out / phase,
-                           progress=False)
-            step_s = result.tokens / result.tokens_per_s / args.steps
-            report[phase] = {"tokens_per_s": round(result.tokens_per_s), "ms_per_step": round(1000 * step_s, 2),
-                             "other_s": round(result.seconds - step_s * args.steps, 2),
-                             "loss": round(result.final_losses["train"], 4)}
-            full_run_s += step_s * getattr(cfg.train, f"{phase}_steps")
-            if device.type == "cuda":
-                report[phase]["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        report["full_run_s"] = round(full_run_s)
-        report["parameters"] = MiniTransformer.load(out / "pretrain").num_parameters()
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(report, indent=2))
+    overrides = list(args.set) + ([f"train.compile={str(args.compile).lower()}"] if args.compile is not None else [])
+    ranks, device = join_processes(resolve_device(args.device))
+    tmp = [tempfile.mkdtemp(prefix="minillm-bench-train-") if ranks.main else None]
+    if ranks.world_size > 1:
+        dist.broadcast_object_list(tmp)  # every process trains into rank 0's directory
+    try:
+        report = run_benchmarks(args, cfg_path, overrides, Path(tmp[0]), ranks, device)
+    finally:
+        ranks.barrier()
+        if ranks.main:
+            shutil.rmtree(tmp[0])
+    if ranks.main:
+        print(json.dumps(report, indent=2))
+        if args.out:
+            (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    if ranks.owns_group:
+        dist.destroy_process_group()
 
+
+def run_benchmarks(args, cfg_path: Path, overrides: list[str], out: Path, ranks, device: torch.device) -> dict:
+    cfg = load_config(cfg_path, overrides)
+    report = {"config": args.config, "device": str(device), "processes": ranks.world_size,
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+              "compile": cfg.train.compile, "batch_size": cfg.train.batch_size, "grad_accum": cfg.train.grad_accum,
+              "max_seq_len": cfg.model["max_seq_len"]}
+    if not cfg.data.text or cfg.train.finetune_steps:  # the config reads articles or QA pairs
+        with ranks.main_first():
+            if ranks.main:
+                report.update(make_data(out, args.articles))
+        overrides = overrides + data_overrides(out)
+    peak = peak_flops(device)
+    runs = {"full": []} if args.full else {p: phase_overrides(p, args.steps, args.window)
+                                           for p in ("pretrain", "finetune") if getattr(cfg.train, f"{p}_steps")}
+    for name, extra in runs.items():
+        report[name], events = bench_run(cfg_path, overrides + extra, out / name, args, ranks, device, peak)
+        if ranks.main and args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_jsonl(args.out / f"{name}-metrics.jsonl", events)
+    report["parameters"] = load_run(out / next(iter(runs)))[0].num_parameters()
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return report
 
 if __name__ == "__main__":
     main()

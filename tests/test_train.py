@@ -108,7 +108,7 @@ def test_run_directory_contents(tmp_path, data):
     events = metrics(run)
     assert {e["event"] for e in events} == {"train", "eval"}
     assert all({"phase", "step", "global_step", "elapsed"} <= e.keys() for e in events)
-    assert all({"loss", "lr", "tokens_per_s"} <= e.keys() for e in events if e["event"] == "train")
+    assert all({"loss", "lr", "tokens_per_s", "ms_per_step"} <= e.keys() for e in events if e["event"] == "train")
     assert all({"val_text_loss", "val_qa_loss"} <= e.keys() for e in events if e["event"] == "eval")
 
 
@@ -173,7 +173,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, data, monkeypat
 
 
 def strip_timing(events):
-    return [{k: v for k, v in e.items() if k not in ("elapsed", "tokens_per_s")} for e in events]
+    return [{k: v for k, v in e.items() if k not in ("elapsed", "tokens_per_s", "ms_per_step")} for e in events]
 
 
 def test_resume_after_a_crash_redoes_the_steps_after_the_checkpoint(tmp_path, data, monkeypatch):
@@ -476,3 +476,15 @@ def test_qa_context_learns_each_pair_closed_and_open_book(tmp_path, data):
     open_first = both.ids[both.offsets[1]:both.offsets[2]].tolist()
     assert closed_first == encode_qa(tok, pairs[0].question, pairs[0].answer)[0]
     assert open_first == encode_qa(tok, pairs[0].question, pairs[0].answer, context=pairs[0].context)[0]
+
+
+def test_training_pairs_about_held_out_articles_are_left_out(tmp_path, data):
+    tok = train_tokenizer([a.text for a in data[0]], kind="word", vocab_size=200)
+    tok_bytes = tok.hf.to_str().encode()
+    cfg = tiny_config(tmp_path, model={"max_seq_len": 64})  # heldout_fraction 0.3
+    path = str(tmp_path / "train.jsonl")
+    pairs = data[1][3:]
+    kept = [p for p in pairs if not is_heldout(p.article_id, 0.3)]
+    assert 0 < len(kept) < len(pairs)  # the fixture holds some out, else this test proves nothing
+    assert len(train_data.qa_examples(path, cfg, tok, tok_bytes, training=True)) == len(kept)
+    assert len(train_data.qa_examples(path, cfg, tok, tok_bytes)) == len(pairs)  # validation keeps them all

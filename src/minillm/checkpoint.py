@@ -4,6 +4,9 @@ A checkpoint must let ``train(resume=True)`` continue bit for bit, so it records
 randomness (python, numpy, torch CPU and CUDA, and the Trainer's data generator) as of the last completed
 step. ``torch.load(..., weights_only=True)`` refuses arbitrary pickles, so everything is stored as tensors
 and plain containers: numpy's state becomes a tensor and four numbers.
+
+Under DDP the checkpoint is rank 0's alone: after every step all processes hold the same weights, optimizer
+and data generator, and dropout is seeded per micro-batch from the step, so every process resumes from it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,11 @@ Design choices:
   vocabulary fits, else uint32.
 - Every random choice draws from one ``torch.Generator`` owned by the Trainer, whose state goes into the
   checkpoint; with the QA epoch order and cursor that is the whole data position, so resume is exact.
+- Drawing a batch (window starts, pair indices) is apart from building it: under DDP every process draws
+  all micro-batches of a step and builds only its own share (``step_batches``), so N processes train on
+  exactly the batches one process would, and any process's data position is the checkpoint's.
+- Batches bound for a GPU are built in page-locked (pinned) memory, so their copy to the device is
+  asynchronous and the training loop never waits for it.
 - Validation batches are fixed (evenly spaced windows; the first pairs of the val split), so losses at
   different steps are comparable.
 
@@ -187,21 +192,26 @@ class QAExamples:
         return self.ids[start:end], self.mask[start:end]
 
 
-def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> QAExamples:
+def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes, training: bool = False) -> QAExamples:
     """Encode a QA split for ``model.max_seq_len`` (inputs and targets are the sequence shifted by one).
 
     Pairs whose question alone does not fit, or whose answer was cut away entirely, are dropped: learning
-    to answer with nothing but ``<eos>`` would teach the model to say nothing.
+    to answer with nothing but ``<eos>`` would teach the model to say nothing. With ``training``, so are pairs
+    about the articles held out of pretraining: their answers are those articles' sentences, and learning
+    them would make the held-out text's loss (and bits per byte) look better than it is.
     """
     max_len = cfg.model["max_seq_len"] + 1
     data = _read_bytes(path, "QA pairs")
-    key = _cache_key("qa", json.dumps([cfg.data.qa_context, max_len]), tok_bytes, data)
+    held_out = cfg.data.heldout_fraction if training and not cfg.data.text else 0.0
+    key = _cache_key("qa", json.dumps([cfg.data.qa_context, max_len, held_out]), tok_bytes, data)
 
     def build() -> dict[str, np.ndarray]:
         ids: list[int] = []
         mask: list[int] = []
         offsets = [0]
         for pair in read_qa_pairs(path):
+            if held_out and is_heldout(pair.article_id, held_out):
+                continue
             # qa_context: each pair is learned both closed-book and with its passage, so one model serves
             # both modes (answering from memory, and from retrieved text)
             for context in (None, pair.context) if cfg.data.qa_context else (None,):
@@ -231,11 +241,11 @@ def fit_data(cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> FitData:
     data = FitData(tokenizer=tok, text=np.asarray(text if text is not None else [], dtype=np.int64),
                    val_text=None if val_text is None else np.asarray(val_text, dtype=np.int64),
                    qa=[], qa_answer_start=[], seed=cfg.train.seed)
-    splits = [(cfg.data.train_qa, data.qa, data.qa_answer_start)] if cfg.train.finetune_steps else []
+    splits = [(cfg.data.train_qa, data.qa, data.qa_answer_start, True)] if cfg.train.finetune_steps else []
     if cfg.train.finetune_steps and cfg.data.val_qa:
-        splits.append((cfg.data.val_qa, data.val_qa, data.val_qa_answer_start))
-    for path, sequences, starts in splits:
-        examples = qa_examples(path, cfg, tok, tok_bytes)
+        splits.append((cfg.data.val_qa, data.val_qa, data.val_qa_answer_start, False))
+    for path, sequences, starts, training in splits:
+        examples = qa_examples(path, cfg, tok, tok_bytes, training)
         for i in range(len(examples)):
             ids, mask = examples.example(i)
             sequences.append([int(t) for t in ids])
@@ -273,12 +283,17 @@ def qa_batch(examples: QAExamples, indices, pad_id: int) -> tuple[torch.Tensor, 
 class TextBatches:
     """Random windows of one token stream, drawn with the Trainer's generator."""
 
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, generator: torch.Generator):
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, generator: torch.Generator,
+                 pin_memory: bool = False):
         self.tokens, self.batch_size, self.seq_len, self.generator = tokens, batch_size, seq_len, generator
+        self.pin_memory = pin_memory
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(self.tokens) - self.seq_len, (self.batch_size,), generator=self.generator)
-        return text_batch(self.tokens, starts.tolist(), self.seq_len)
+    def draw(self) -> list[int]:
+        """The window starts of the next batch (this is what moves the generator)."""
+        return torch.randint(len(self.tokens) - self.seq_len, (self.batch_size,), generator=self.generator).tolist()
+
+    def make(self, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _pinned(text_batch(self.tokens, starts, self.seq_len), self.pin_memory)
 
     def state_dict(self) -> dict:
         return {}
@@ -290,12 +305,15 @@ class TextBatches:
 class QABatches:
     """Epochs over the QA pairs, each in a new shuffled order; the order and cursor are the data position."""
 
-    def __init__(self, examples: QAExamples, batch_size: int, pad_id: int, generator: torch.Generator):
+    def __init__(self, examples: QAExamples, batch_size: int, pad_id: int, generator: torch.Generator,
+                 pin_memory: bool = False):
         self.examples, self.batch_size, self.pad_id, self.generator = examples, batch_size, pad_id, generator
+        self.pin_memory = pin_memory
         self.order: torch.Tensor | None = None  # drawn at the first batch, so building this draws nothing
         self.cursor = 0
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self) -> list[int]:
+        """The pair indices of the next batch; moves the cursor and, at an epoch's end, the generator."""
         indices: list[int] = []
         while len(indices) < self.batch_size:
             if self.order is None or self.cursor == len(self.order):
@@ -303,13 +321,29 @@ class QABatches:
             take = self.order[self.cursor:self.cursor + self.batch_size - len(indices)]
             indices.extend(take.tolist())
             self.cursor += len(take)
-        return qa_batch(self.examples, indices, self.pad_id)
+        return indices
+
+    def make(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return _pinned(qa_batch(self.examples, indices, self.pad_id), self.pin_memory)
 
     def state_dict(self) -> dict:
         return {"order": self.order, "cursor": self.cursor}
 
     def load_state_dict(self, state: dict) -> None:
         self.order, self.cursor = state["order"], state["cursor"]
+
+
+def step_batches(batches: TextBatches | QABatches, count: int, rank: int = 0,
+                 world_size: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """This process's micro-batches of one optimizer step of ``count``: all ``count`` are drawn, so every
+    process moves its generator alike, but only micro-batches ``rank, rank + world_size, ...`` are built."""
+    draws = [batches.draw() for _ in range(count)]
+    return [batches.make(draw) for draw in draws[rank::world_size]]
+
+
+def _pinned(batch: tuple[torch.Tensor, torch.Tensor], pin: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Page-locked copies when the batch goes to a GPU: they copy asynchronously (``non_blocking=True``)."""
+    return (batch[0].pin_memory(), batch[1].pin_memory()) if pin else batch
 
 
 def fixed_text_batches(tokens: np.ndarray, batches: int, batch_size: int,

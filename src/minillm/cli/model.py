@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from minillm.cli.common import add_mode_flags, add_sampling_flags, open_book_index, print_sources, sampling_from_args
@@ -16,15 +17,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and not args.config:
         raise InputError("train: give --config NAME|FILE for a new run, or --resume")
     cfg = load_config(shipped_config(args.config), args.set) if args.config else None
+    if args.nproc != 1:
+        return _train_with_torchrun(args, cfg)
     try:
         result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
     except TrainingDiverged as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports for all
+        return 0
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
     print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.tokens_per_s:,.0f} tokens/s) "
           f"-> {result.out_dir}; {losses}")
     return 0
+
+
+def _train_with_torchrun(args: argparse.Namespace, cfg) -> int:
+    """``train --nproc N``: check what can be checked here, then run this command in N DDP processes."""
+    import subprocess
+
+    from minillm.train import check_processes
+
+    check_processes(cfg, args.out, args.nproc, resume=args.resume, device=args.device)
+    argv = ["--out", args.out, *(["--config", args.config] if args.config else []),
+            *[arg for item in args.set for arg in ("--set", item)], *(["--resume"] if args.resume else []),
+            *(["--device", args.device] if args.device else []), *(["--no-progress"] if args.no_progress else [])]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
+               "-m", "minillm", "train", *argv]
+    with subprocess.Popen(command) as torchrun:
+        try:
+            return torchrun.wait()
+        except KeyboardInterrupt:  # torchrun and its processes got the Ctrl-C too: rank 0 saves a checkpoint
+            torchrun.wait()
+            raise
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -103,8 +128,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"\nsample answers from {result.run_dir}:")
     for question, text in result.samples:
         print(f"Q: {question}\nA: {text}\n")
-    print(f"done in {result.seconds:.0f}s. Next: minillm ask {result.run_dir} \"What is the Moon?\"  or  "
-          f"minillm chat {result.run_dir}")
+    print(f"done in {result.seconds:.0f}s. Next: minillm ask {result.run_dir} \"What is the Moon?\" [--mode open]  "
+          f"or  minillm chat {result.run_dir}  or  minillm eval {result.run_dir} --mode open")
     return 0
 
 
@@ -116,6 +141,8 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", help="auto (default from the config), cpu, cuda, mps")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train in N processes, one per GPU (DDP through torchrun); default 1")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 

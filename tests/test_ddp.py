@@ -1,0 +1,156 @@
+"""Training in several processes: DDP over gloo on CPU, started through torchrun in subprocesses; and the
+shakespeare-char config."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from test_train import tiny_config, write_data
+
+from minillm.cli import main
+from minillm.config import load_config, save_config, shipped_config
+from minillm.data.records import InputError
+from minillm.models import MiniTransformer
+from minillm.train import check_processes, local_grad_accum, train
+from minillm.train_data import TextBatches, step_batches
+
+REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+STOP_AT = """
+import sys
+from minillm.config import load_config
+from minillm.train import train
+
+train(load_config(sys.argv[1]), sys.argv[2], progress=False, max_steps=int(sys.argv[3]))
+"""
+
+
+def run(command, root, **kwargs):
+    env = {**os.environ, "MINILLM_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=180, **kwargs)
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(run_dir):
+    return safetensors.torch.load_file(str(run_dir / "last.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One process, and two processes (``--nproc 2``), at the same global batch; and a two-process run
+    stopped after 5 steps, then resumed by two new processes."""
+    root = tmp_path_factory.mktemp("ddp")
+    write_data(root)
+    cfg = tiny_config(root, grad_accum=2, pretrain_steps=6, finetune_steps=4, log_interval=1, eval_interval=3,
+                      checkpoint_interval=4, model={"dropout": 0.1})  # dropout: masks follow the micro-batch
+    save_config(cfg, root / "tiny.toml")
+    ddp = run([sys.executable, "-m", "minillm", "train", "--config", "tiny.toml", "--out", "ddp", "--nproc", "2",
+               "--no-progress"], root)
+    assert ddp.returncode == 0, ddp.stderr
+    (root / "stop_at.py").write_text(STOP_AT)
+    stopped = run([*TORCHRUN, "stop_at.py", "tiny.toml", "split", "5"], root)
+    assert stopped.returncode == 0, stopped.stderr
+    resumed = run([*TORCHRUN, "-m", "minillm", "train", "--out", "split", "--resume", "--no-progress"], root)
+    assert resumed.returncode == 0, resumed.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINILLM_CACHE", str(root / "cache"))
+        train(cfg, root / "single", progress=False)
+    return root, ddp.stdout
+
+
+def test_two_processes_follow_the_loss_curve_of_one(runs):
+    root, _ = runs
+    one, two = metrics(root / "single"), metrics(root / "ddp")
+    assert [(e["event"], e["global_step"]) for e in one] == [(e["event"], e["global_step"]) for e in two]
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss", "val_text_loss", "val_qa_loss"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a, b)
+    # Adam turns rounding-level differences of near-zero gradients into a fraction of one step (lr 3e-3)
+    expected = weights(root / "single")
+    for name, tensor in weights(root / "ddp").items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-3)
+
+
+def test_only_rank_0_writes_the_run_directory(runs):
+    root, stdout = runs
+    assert {p.name for p in (root / "ddp").iterdir()} == {p.name for p in (root / "single").iterdir()}
+    assert len(metrics(root / "ddp")) == len(metrics(root / "single"))  # no line written twice
+    assert load_config(root / "ddp" / "config.toml") == load_config(root / "single" / "config.toml")
+    assert stdout.count("trained 10 steps") == 1  # rank 0 reports for both
+
+
+def test_resume_under_ddp_is_exact(runs):
+    root, _ = runs
+    straight, resumed = weights(root / "ddp"), weights(root / "split")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+    def no_timing(events):
+        return [{k: v for k, v in e.items() if k not in ("elapsed", "tokens_per_s", "ms_per_step")} for e in events]
+
+    assert no_timing(metrics(root / "split")) == no_timing(metrics(root / "ddp"))
+
+
+def test_grad_accum_must_divide_over_the_processes(runs, capsys, monkeypatch):
+    root, _ = runs
+    code = main(["train", "--config", str(root / "tiny.toml"), "--out", str(root / "bad"), "--nproc", "2",
+                 "--set", "train.grad_accum=3"])
+    assert code == 2 and "train.grad_accum = 3 is not divisible by the 2 processes" in capsys.readouterr().err
+    assert not (root / "bad").exists()
+    assert local_grad_accum(4, 2) == 2
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it: every process refuses before joining
+    with pytest.raises(InputError, match="train.grad_accum = 3"):
+        train(tiny_config(root, grad_accum=3), root / "bad", progress=False)
+    with pytest.raises(InputError, match="--nproc must be at least 1"):
+        check_processes(tiny_config(root), root / "bad", 0)
+
+
+def test_every_process_draws_every_batch_and_builds_its_share():
+    tokens = np.arange(1000, dtype=np.uint16)
+    one = TextBatches(tokens, 3, 8, torch.Generator().manual_seed(1))
+    ranks = [TextBatches(tokens, 3, 8, torch.Generator().manual_seed(1)) for _ in range(2)]
+    for _ in range(3):
+        whole = step_batches(one, 4)
+        shares = [step_batches(b, 4, rank, 2) for rank, b in enumerate(ranks)]
+        assert [x.tolist() for x, _ in whole] == [x.tolist() for x, _ in (shares[0][0], shares[1][0],
+                                                                          shares[0][1], shares[1][1])]
+    assert all(torch.equal(one.generator.get_state(), b.generator.get_state()) for b in ranks)
+
+
+# --- shakespeare-char ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shakespeare-char", "shakespeare-char-fast"])
+def test_shakespeare_char_builds_nanogpts_model(name):
+    cfg = load_config(shipped_config(name))
+    assert (cfg.tokenizer.kind, cfg.train.finetune_steps, cfg.data.train_qa, cfg.data.val_qa) == ("char", 0, "", "")
+    model = MiniTransformer(load_config(shipped_config(name), ["model.vocab_size=69"]).model_config())
+    assert model.num_parameters() == 10_746_624
+    # nanoGPT's 10.65M leaves out the position table, and has 65 vocabulary rows where we have 69
+    assert model.num_parameters() - model.pos_emb.weight.numel() - 4 * 384 == 10_646_784
+    assert model.lm_head is None and not any(n.endswith("bias") for n, _ in model.named_parameters())
+
+
+def test_shakespeare_char_trains_a_few_steps_on_cpu(tmp_path, monkeypatch):
+    source = REPO / load_config(shipped_config("shakespeare-char")).data.text
+    if not source.is_file():
+        pytest.skip(f"{source} is absent")
+    (tmp_path / "input.txt").write_text(source.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(shipped_config("shakespeare-char"), [
+        f"data.text={tmp_path / 'input.txt'}", "train.device=cpu", "train.compile=false", "train.batch_size=2",
+        "train.pretrain_steps=2", "train.eval_batches=1", "train.log_interval=1"])
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.steps == 2 and set(result.final_losses) == {"train", "val_text"}
+    assert 0 < result.final_losses["val_text"] < 6
+    assert load_config(tmp_path / "run" / "config.toml").model["vocab_size"] <= 69
