@@ -137,7 +137,8 @@ def test_causal_a_later_token_never_changes_earlier_logits(position):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"position": "rotary"}, {"share_layers": True, "num_layers": 3},
-                                       {"norm": "rmsnorm", "activation": "swiglu", "tie_embeddings": True}])
+                                       {"norm": "rmsnorm", "activation": "swiglu", "tie_embeddings": True},
+                                       {"copy_head": True, "position": "rotary"}])
 def test_kv_cache_logits_equal_full_recomputation(overrides):
     config = tiny(**overrides)
     model = build(config)
@@ -184,7 +185,7 @@ def test_variants_parameter_count_relations():
 
 @pytest.mark.parametrize("overrides", [
     {"norm": "rmsnorm"}, {"activation": "swiglu"}, {"position": "rotary"}, {"tie_embeddings": True},
-    {"share_layers": True}, {"dropout": 0.2}, {"bias": False}, {"ffn_dim": 128},
+    {"share_layers": True}, {"dropout": 0.2}, {"bias": False}, {"ffn_dim": 128}, {"copy_head": True},
 ])
 def test_every_variant_runs_forward_and_backward(overrides):
     model = build(tiny(**overrides)).train()
@@ -193,6 +194,29 @@ def test_every_variant_runs_forward_and_backward(overrides):
     assert logits.shape == (2, 12, 50)
     F.cross_entropy(logits.view(-1, 50), ids.view(-1)).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_copy_head_gives_normalised_log_probs_and_its_parameter_count():
+    model = build(tiny(copy_head=True))
+    with torch.no_grad():
+        log_probs = model(torch.randint(0, 50, (3, 20)))
+    torch.testing.assert_close(log_probs.logsumexp(-1), torch.zeros(3, 20), atol=1e-5, rtol=0)
+    d, head_dim = 32, 8
+    assert param_count(copy_head=True) == param_count() + 2 * d * head_dim + d + 1  # query, key, gate
+
+
+def test_copy_head_points_only_at_tokens_that_followed_earlier_ones():
+    model = build(tiny(copy_head=True))
+    with torch.no_grad():
+        model.copy_head.gate.bias.fill_(-40.0)  # gate shut: the distribution is the pointer's alone
+        model.copy_head.gate.weight.zero_()
+        ids = torch.tensor([[7, 3, 9, 3, 11, 5]])
+        probs = model(ids)[0].exp()
+    torch.testing.assert_close(probs[0].sum(), torch.tensor(1.0))  # position 0 has nothing to copy: vocab
+    for t in range(1, 6):
+        successors = set(ids[0, 1:t + 1].tolist())  # ids[j + 1] for j < t
+        mass = probs[t, sorted(successors)].sum()
+        assert mass > 1 - 1e-6, (t, successors)
 
 
 def test_dropout_is_active_in_train_mode_only():
@@ -272,7 +296,8 @@ def safetensors_data_bytes(path) -> int:
 
 
 @pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": True}, {"share_layers": True},
-                                       {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu"}])
+                                       {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu"},
+                                       {"copy_head": True}])
 def test_weights_round_trip_gives_identical_logits(tmp_path, overrides):
     config = tiny(**overrides)
     model = build(config, seed=1)

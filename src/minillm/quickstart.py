@@ -1,6 +1,7 @@
 """One command from nothing to a model that answers questions: the whole pipeline on the bundled data.
 
-    fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> val loss -> sample answers
+    fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> retrieval index
+    -> sample answers
 
 Each stage calls the same library function as its own ``minillm`` command and writes the same files, so a
 learner can rerun any stage by hand afterwards. Data goes to ``data/`` and the run to ``runs/quickstart``.
@@ -23,8 +24,8 @@ from pathlib import Path
 from minillm.config import load_config, shipped_config
 from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
-from minillm.data.records import InputError, read_articles, read_qa_pairs, write_jsonl
-from minillm.data.split import split_qa_pairs, write_split
+from minillm.data.records import Article, InputError, read_articles, read_qa_pairs, write_jsonl
+from minillm.data.split import Split, split_qa_pairs, write_split
 from minillm.engine import Sampling, answer
 from minillm.tokenizer import train_tokenizer
 from minillm.train import TrainResult, load_run, train
@@ -56,6 +57,40 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
         shutil.rmtree(run_dir)
     cfg = load_config(shipped_config(config), overrides)  # a bad config fails before any work is done
 
+    articles, split = build_data(data, seed, log)
+    tokenizer_path = data / "tokenizer.json"
+    tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
+                          vocab_size=cfg.tokenizer.vocab_size)
+    tok.save(tokenizer_path)
+    log(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens -> {tokenizer_path}")
+
+    cfg = replace(cfg, data=replace(cfg.data, **_data_paths(data), tokenizer=str(tokenizer_path)))
+    log(f"train: config {config} -> {run_dir}")
+    result = train(cfg, run_dir, device=device, progress=progress)
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
+    log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
+
+    from minillm.retrieval import INDEX_DIR, Index
+
+    index = Index.build(articles)
+    index.save(run_dir / INDEX_DIR)
+    log(f"index: {len(index.passages)} passages -> {run_dir / INDEX_DIR} (open book: --mode open)")
+
+    model, tok, _ = load_run(run_dir, device=device or "cpu")
+    questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
+    samples = [(q, answer(model, tok, q, ANSWER_SAMPLING).text) for q in questions]
+    pairs = len(split.train) + len(split.val) + len(split.test)
+    return QuickstartResult(run_dir=run_dir, articles=len(articles), qa_pairs=pairs, train=result,
+                            samples=samples, seconds=time.perf_counter() - start)
+
+
+def _data_paths(data: Path) -> dict[str, str]:
+    return {"articles": str(data / "raw" / "articles.jsonl"), "train_qa": str(data / "splits" / "train.jsonl"),
+            "val_qa": str(data / "splits" / "val.jsonl")}
+
+
+def build_data(data: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[list[Article], Split]:
+    """fetch (offline) -> generate -> split into ``data``: (the articles, the split)."""
     articles_path = data / "raw" / "articles.jsonl"
     report = fetch_articles("offline", articles_path, seed=seed)
     log(f"fetch: {report.total} articles -> {articles_path} "
@@ -70,23 +105,23 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     split = split_qa_pairs(read_qa_pairs(qa_path), seed=seed)
     write_split(split, data / "splits")
     log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {data / 'splits'}")
+    return articles, split
 
-    tokenizer_path = data / "tokenizer.json"
-    tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
-                          vocab_size=cfg.tokenizer.vocab_size)
-    tok.save(tokenizer_path)
-    log(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens -> {tokenizer_path}")
 
-    cfg = replace(cfg, data=replace(cfg.data, articles=str(articles_path), tokenizer=str(tokenizer_path),
-                                    train_qa=str(data / "splits" / "train.jsonl"),
-                                    val_qa=str(data / "splits" / "val.jsonl")))
-    log(f"train: config {config} -> {run_dir}")
-    result = train(cfg, run_dir, device=device, progress=progress)
-    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
-    log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
-
-    model, tok, _ = load_run(run_dir, device=device or "cpu")
-    questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
-    samples = [(q, answer(model, tok, q, ANSWER_SAMPLING).text) for q in questions]
-    return QuickstartResult(run_dir=run_dir, articles=report.total, qa_pairs=len(pairs), train=result,
-                            samples=samples, seconds=time.perf_counter() - start)
+def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "bpe", vocab_size: int = 4096,
+                 seed: int = 0, log: Callable[[str], None] = lambda _: None) -> dict[str, str]:
+    """The files a config's [data] section names, made only where missing: the offline pipeline's articles
+    and splits (``build_data``; reused when ``data`` holds them) and a tokenizer trained on the articles
+    (reused when ``tokenizer_path`` exists). Returns the [data] values: articles, train_qa, val_qa, tokenizer."""
+    data, tokenizer_path = Path(data), Path(tokenizer_path)
+    paths = _data_paths(data)
+    test_path = data / "splits" / "test.jsonl"
+    if all(Path(p).is_file() for p in paths.values()) and test_path.is_file():
+        log(f"data: reusing {paths['articles']} and {data / 'splits'}")
+    else:
+        build_data(data, seed, log)
+    if not tokenizer_path.is_file():
+        tok = train_tokenizer((a.text for a in read_articles(paths["articles"])), kind=kind, vocab_size=vocab_size)
+        tok.save(tokenizer_path)
+        log(f"tokenizer: {tok.kind}, {tok.vocab_size} tokens -> {tokenizer_path}")
+    return {**paths, "tokenizer": str(tokenizer_path)}
