@@ -74,6 +74,31 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder, e.g. experiments/NAME")
     p.set_defaults(func=cmd_compare)
 
+    from minillm.ladder import BUDGETS, RUNGS
+
+    p = sub.add_parser("ladder", help="train and evaluate every rung of the architecture ladder on the same data")
+    p.add_argument("--budget", choices=list(BUDGETS), default="small",
+                   help="steps per neural rung and questions per evaluation (small: < 30 min on 2 CPU cores)")
+    p.add_argument("--out", default="experiments/ladder", help="results folder (default experiments/ladder)")
+    p.add_argument("--runs", default="runs/ladder", help="where the rungs' run directories go (default runs/ladder)")
+    p.add_argument("--data", default="data", help="data folder; made by the offline pipeline if empty (default data)")
+    p.add_argument("--rungs", help="comma-separated subset of: " + ", ".join(r.label for r in RUNGS))
+    p.add_argument("--overwrite", action="store_true", help="retrain every rung instead of reusing finished ones")
+    p.add_argument("--device", help="cpu (default), cuda, mps")
+    p.set_defaults(func=cmd_ladder)
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from minillm.ladder import run_ladder
+
+    rungs = tuple(r.strip() for r in args.rungs.split(",") if r.strip()) if args.rungs else ()
+    result = run_ladder(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, rungs=rungs,
+                        overwrite=args.overwrite, device=args.device,
+                        log=lambda line: print(f"ladder: {line}", flush=True))
+    print(result.table)
+    print(f"\nwrote {result.out_dir / 'results.md'}, results.json and plots in {result.seconds / 60:.1f} min")
+    return 0
+
 
 def cmd_index_build(args: argparse.Namespace) -> int:
     import time
