@@ -75,7 +75,7 @@ HYBRID_NEURAL = "modern"  # the run the hybrid mixes with the n-gram chain
 # which match) and how many test questions each rung answers in each mode.
 BUDGETS: dict[str, dict[str, int]] = {
     "tiny": {"pretrain_steps": 20, "finetune_steps": 10, "questions": 4, "max_new_tokens": 12},  # smoke test
-    "small": {"pretrain_steps": 1000, "finetune_steps": 300, "questions": 100, "max_new_tokens": 128},  # < 30 min
+    "small": {"pretrain_steps": 800, "finetune_steps": 200, "questions": 100, "max_new_tokens": 128},  # < 30 min
     "full": {"pretrain_steps": 2200, "finetune_steps": 400, "questions": 500, "max_new_tokens": 128},  # tiny-cpu
 }
 MODES = ("closed", "open")

@@ -69,7 +69,6 @@ Design choices:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -91,7 +90,7 @@ from minillm.checkpoint import STATE_FILE, load_train_state, rng_state, save_tra
 from minillm.config import Config, load_config, save_config
 from minillm.data.records import InputError, append_jsonl, atomic_write
 from minillm.models import LanguageModel, model_class
-from minillm.models.base import load_weights, save_weights
+from minillm.models.base import load_weights, save_weights, weights_metadata
 from minillm.tokenizer import Tokenizer
 from minillm.train_data import (
     IGNORE_INDEX,
@@ -371,8 +370,7 @@ class _Trainer:
 
     def save_weights(self, name: str) -> None:
         """Weights with the model config in the metadata, as the model's own ``save`` writes them."""
-        metadata = {"model": self.model.name, "config": json.dumps(dataclasses.asdict(self.model.config))}
-        save_weights(self.model, self.run_dir / name, metadata)
+        save_weights(self.model, self.run_dir / name, weights_metadata(self.model))
 
     def save_checkpoint(self) -> None:
         """Rank 0 writes the checkpoint of the last completed step; call it after a ``sync``."""

@@ -24,16 +24,12 @@ Left out: several layers (that is the transformer rung), weight tying, the trans
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from minillm.data.records import InputError
 from minillm.engine import KVCache, Sampling, generate
 from minillm.models import base
 from minillm.models.transformer import (
@@ -90,11 +86,10 @@ class AttentionConfig:
         return self.emb_dim // self.num_heads
 
 
-class AttentionLanguageModel(nn.Module):
+class AttentionLanguageModel(base.TorchRung):
     """Token (+ position) embeddings, one pre-norm causal self-attention layer, final norm, linear head."""
 
     name = "attention"
-    trained_by = "trainer"
     config_class = AttentionConfig
 
     def __init__(self, config: AttentionConfig):
@@ -139,37 +134,6 @@ class AttentionLanguageModel(nn.Module):
             kv_cache.advance(T)
         return self.lm_head(self.norm_f(x))
 
-    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
-        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
-        logits = self(ids[:, :-1]).float()
-        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
         return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def size_bytes(self) -> int:
-        return base.weights_size_bytes(self)
-
-    def save(self, run_dir: str | Path) -> Path:
-        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        base.save_weights(self, path, {"model": self.name, "config": json.dumps(dataclasses.asdict(self.config))})
-        return path
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> AttentionLanguageModel:
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        metadata = base.read_weights_metadata(path)
-        if metadata.get("model") != cls.name or "config" not in metadata:
-            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
-        try:
-            config = AttentionConfig(**json.loads(metadata["config"]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: field 'config': {exc}") from exc
-        model = cls(config)
-        base.load_weights(model, path)
-        return model

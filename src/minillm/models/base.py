@@ -15,6 +15,8 @@ Design choices:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +89,51 @@ class FitData:
     val_qa_answer_start: list[int] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)  # the training articles ([] with data.text)
     seed: int = 0  # train.seed: every random choice of fit draws from it
+
+
+class TorchRung(nn.Module):
+    """The members every neural rung shares: a rung is ``class X(TorchRung)`` with ``name``, ``config_class``,
+    ``__init__(config)`` (kept as ``self.config``), ``forward(ids) -> logits`` and ``generate``."""
+
+    name: str
+    trained_by = "trainer"
+    config_class: type
+
+    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
+        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
+        logits = self(ids[:, :-1]).float()
+        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # parameters() yields each shared tensor once
+
+    def size_bytes(self) -> int:
+        return weights_size_bytes(self)
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
+        path = Path(run_dir) / WEIGHTS_FILE
+        save_weights(self, path, weights_metadata(self))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> TorchRung:
+        path = Path(run_dir) / WEIGHTS_FILE
+        metadata = read_weights_metadata(path)
+        if metadata.get("model") != cls.name or "config" not in metadata:
+            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
+        try:
+            config = cls.config_class(**json.loads(metadata["config"]))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}: field 'config': {exc}") from exc
+        model = cls(config)
+        load_weights(model, path)
+        return model
+
+
+def weights_metadata(model: nn.Module) -> dict[str, str]:
+    """What a weights file says about its model: the rung's name and its config as JSON."""
+    return {"model": model.name, "config": json.dumps(dataclasses.asdict(model.config))}
 
 
 def weights_size_bytes(model: nn.Module) -> int:

@@ -27,18 +27,14 @@ and its parallel training; weight tying (embedding and output widths differ).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.data.records import InputError
 from minillm.engine import Sampling, generate
 from minillm.models import base
 from minillm.models.transformer import _check_positive_int, _init_weights, _not_number
@@ -63,11 +59,10 @@ class MLPConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
-class MLPLanguageModel(nn.Module):
+class MLPLanguageModel(base.TorchRung):
     """Embed the last ``context`` tokens, concatenate, tanh hidden layer(s), linear head to vocab logits."""
 
     name = "mlp"
-    trained_by = "trainer"
     config_class = MLPConfig
 
     def __init__(self, config: MLPConfig):
@@ -99,40 +94,10 @@ class MLPLanguageModel(nn.Module):
             x = self.drop(torch.tanh(layer(x)))
         return self.lm_head(x)
 
-    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
-        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
-        logits = self(ids[:, :-1]).float()
-        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None) -> Iterator[int]:
         return generate(_LastWindow(self), prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=False)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def size_bytes(self) -> int:
-        return base.weights_size_bytes(self)
-
-    def save(self, run_dir: str | Path) -> Path:
-        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        base.save_weights(self, path, {"model": self.name, "config": json.dumps(dataclasses.asdict(self.config))})
-        return path
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> MLPLanguageModel:
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        metadata = base.read_weights_metadata(path)
-        if metadata.get("model") != cls.name or "config" not in metadata:
-            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
-        try:
-            config = MLPConfig(**json.loads(metadata["config"]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: field 'config': {exc}") from exc
-        model = cls(config)
-        base.load_weights(model, path)
-        return model
 
 
 class _LastWindow(nn.Module):

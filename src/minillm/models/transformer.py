@@ -25,18 +25,15 @@ Left out on purpose: grouped-query attention, QK-norm, a sliding window or any w
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.data.records import InputError
 from minillm.engine import KVCache, Sampling, generate
 from minillm.models import base
 
@@ -255,11 +252,10 @@ class CopyHead(nn.Module):
             return probs.clamp_min(1e-30).log()  # the floor keeps log(0) and its gradient finite
 
 
-class MiniTransformer(nn.Module):
+class MiniTransformer(base.TorchRung):
     """Token + position embeddings, num_layers pre-norm blocks, final norm, linear head to vocab logits."""
 
     name = "transformer"
-    trained_by = "trainer"
     config_class = ModelConfig
 
     def __init__(self, config: ModelConfig):
@@ -316,40 +312,10 @@ class MiniTransformer(nn.Module):
             kv_cache.advance(T)
         return logits
 
-    def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
-        """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
-        logits = self(ids[:, :-1]).float()
-        return logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
         return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())  # parameters() yields each tensor once
-
-    def size_bytes(self) -> int:
-        return base.weights_size_bytes(self)
-
-    def save(self, run_dir: str | Path) -> Path:
-        """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        base.save_weights(self, path, {"model": self.name, "config": json.dumps(self.config.to_dict())})
-        return path
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> MiniTransformer:
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        metadata = base.read_weights_metadata(path)
-        if metadata.get("model") != cls.name or "config" not in metadata:
-            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
-        try:
-            config = ModelConfig.from_dict(json.loads(metadata["config"]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: field 'config': {exc}") from exc
-        model = cls(config)
-        base.load_weights(model, path)
-        return model
 
 
 def _init_weights(module: nn.Module) -> None:
