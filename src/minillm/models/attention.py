@@ -39,6 +39,7 @@ from minillm.models.transformer import (
     _check_positive_int,
     _init_weights,
     _not_number,
+    embed,
     make_norm,
     rotary_tables,
 )
@@ -109,26 +110,10 @@ class AttentionLanguageModel(base.TorchRung):
         self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
         self.apply(_init_weights)
 
-    @property
-    def max_seq_len(self) -> int:
-        return self.config.max_seq_len
-
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones."""
-        if ids.dim() != 2:
-            raise ValueError(f"ids must have shape (batch, time), got {tuple(ids.shape)}")
+        x, rotary, _ = embed(self, ids, kv_cache)
         T = ids.size(1)
-        start = 0 if kv_cache is None else kv_cache.pos
-        if start + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start + T} tokens is longer than "
-                             f"max_seq_len={self.config.max_seq_len}")
-        x = self.tok_emb(ids)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
-        rotary = None
-        if self.config.position == "rotary":
-            rotary = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
-        x = self.drop(x)
         x = x + self.attn(self.norm(x), rotary, kv_cache, 0)
         if kv_cache is not None:
             kv_cache.advance(T)

@@ -99,6 +99,10 @@ class TorchRung(nn.Module):
     trained_by = "trainer"
     config_class: type
 
+    @property
+    def max_seq_len(self) -> int:
+        return self.config.max_seq_len
+
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
         """log p(ids[:, t] | ids[:, :t]) for t = 1..T-1, shape (B, T-1)."""
         logits = self(ids[:, :-1]).float()

@@ -75,10 +75,6 @@ class MLPLanguageModel(base.TorchRung):
         self.lm_head = nn.Linear(config.hidden_dim, config.vocab_size)
         self.apply(_init_weights)
 
-    @property
-    def max_seq_len(self) -> int:
-        return self.config.max_seq_len
-
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, vocab) for ids (B, T); position t depends on ids[:, t-context+1 : t+1] only."""
         if ids.dim() != 2:

@@ -252,6 +252,26 @@ class CopyHead(nn.Module):
             return probs.clamp_min(1e-30).log()  # the floor keeps log(0) and its gradient finite
 
 
+def embed(model: nn.Module, ids: torch.Tensor, kv_cache: KVCache | None
+          ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, int]:
+    """The input side shared by MiniTransformer and the attention rung: checks ids (B, T), looks up token
+    (and learned position) embeddings at their absolute positions, applies dropout; returns them with the
+    rotary tables for those positions (or None) and the first position."""
+    if ids.dim() != 2:
+        raise ValueError(f"ids must have shape (batch, time), got {tuple(ids.shape)}")
+    T = ids.size(1)
+    start = 0 if kv_cache is None else kv_cache.pos
+    if start + T > model.config.max_seq_len:
+        raise ValueError(f"sequence of {start + T} tokens is longer than max_seq_len={model.config.max_seq_len}")
+    x = model.tok_emb(ids)
+    if model.pos_emb is not None:
+        x = x + model.pos_emb(torch.arange(start, start + T, device=ids.device))
+    rotary = None
+    if model.config.position == "rotary":
+        rotary = (model.rope_cos[start:start + T], model.rope_sin[start:start + T])
+    return model.drop(x), rotary, start
+
+
 class MiniTransformer(base.TorchRung):
     """Token + position embeddings, num_layers pre-norm blocks, final norm, linear head to vocab logits."""
 
@@ -279,28 +299,12 @@ class MiniTransformer(base.TorchRung):
         self.copy_head = CopyHead(config) if config.copy_head else None
         self.apply(_init_weights)
 
-    @property
-    def max_seq_len(self) -> int:
-        return self.config.max_seq_len
-
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones.
 
         With ``copy_head`` they are normalised log-probabilities (valid logits: softmax gives them back)."""
-        if ids.dim() != 2:
-            raise ValueError(f"ids must have shape (batch, time), got {tuple(ids.shape)}")
+        x, rotary, start = embed(self, ids, kv_cache)
         T = ids.size(1)
-        start = 0 if kv_cache is None else kv_cache.pos
-        if start + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start + T} tokens is longer than "
-                             f"max_seq_len={self.config.max_seq_len}")
-        x = self.tok_emb(ids)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
-        rotary = None
-        if self.config.position == "rotary":
-            rotary = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
-        x = self.drop(x)
         for layer in range(self.config.num_layers):
             block = self.blocks[0] if self.config.share_layers else self.blocks[layer]
             x = block(x, rotary, kv_cache, layer)
