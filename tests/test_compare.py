@@ -140,3 +140,12 @@ def test_eval_table_of_multiple_choice_and_no_heldout_text():
     assert text.splitlines()[0] == "runs/x: transformer, 3.36M parameters, 13.4 MB of weights"
     assert "holds out no text" in text
     assert "accuracy 0.300 (sum of log-probs), 0.310 (mean per token); chance 0.254" in text
+
+
+def test_size_ticks_of_nearly_equal_runs_are_not_all_labelled():
+    from minillm.report import _spaced_labels
+
+    sizes = [2390, 421774, 1114880, 1263360, 1446208, 1478016, 1900000]
+    assert _spaced_labels(sizes) == ["2.39k", "422k", "", "1.26M", "", "", ""]  # a wide axis: few labels
+    assert _spaced_labels(sizes[1:]) == ["422k", "1.11M", "", "1.45M", "", "1.9M"]
+    assert _spaced_labels([]) == [] and _spaced_labels([5000]) == ["5k"]

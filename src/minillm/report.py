@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,18 @@ def plot_loss_curves(runs: Sequence[RunSummary], path: Path) -> None:
     _save_png(fig, path)
 
 
+def _spaced_labels(sizes: Sequence[int], min_share: float = 0.15) -> list[str]:
+    """Tick labels for sorted sizes on a log axis; a size closer to the last labelled one than ``min_share`` of
+    the axis's log span gets none, so runs of nearly the same size do not print labels on top of each other."""
+    span = math.log(sizes[-1] / sizes[0]) if sizes else 0.0
+    labels, last = [], None
+    for n in sizes:
+        show = last is None or math.log(n / last) >= min_share * span
+        labels.append(human_count(n) if show else "")
+        last = n if show else last
+    return labels
+
+
 def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
     """Parameters (log scale) against QA F1 and against held-out bits per byte, one point per run."""
     from matplotlib.figure import Figure
@@ -287,7 +300,7 @@ def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
         ax.set(title=title, xlabel="parameters (log scale)", xscale="log")
         # ticks at the runs' own sizes: log axes over less than a decade get no or crowded default labels
         sizes = sorted({r.parameters for r in runs if r.metric(*keys) is not None})  # left-out runs: no tick
-        ax.set_xticks(sizes, [human_count(n) for n in sizes])
+        ax.set_xticks(sizes, _spaced_labels(sizes))
         ax.minorticks_off()
         ax.margins(x=0.2, y=0.15)
         ax.grid(alpha=0.3)
