@@ -39,9 +39,9 @@ from minillm.models.transformer import (
     _check_positive_int,
     _init_weights,
     _not_number,
+    add_embeddings,
     embed,
     make_norm,
-    rotary_tables,
 )
 
 
@@ -96,14 +96,7 @@ class AttentionLanguageModel(base.TorchRung):
     def __init__(self, config: AttentionConfig):
         super().__init__()
         self.config = config
-        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
-        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim) if config.position == "learned" else None
-        if config.position == "rotary":
-            cos, sin = rotary_tables(config.head_dim, config.max_seq_len)
-            # not persistent: derived from the config, so never saved with the weights
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
-        self.drop = nn.Dropout(config.dropout)
+        add_embeddings(self, config)
         self.norm = make_norm(config)
         self.attn = CausalSelfAttention(config)
         self.norm_f = make_norm(config)

@@ -252,6 +252,19 @@ class CopyHead(nn.Module):
             return probs.clamp_min(1e-30).log()  # the floor keeps log(0) and its gradient finite
 
 
+def add_embeddings(model: nn.Module, config: Any) -> None:
+    """The input side's modules, shared by MiniTransformer and the attention rung: token embeddings, learned
+    positions or rotary tables (``config.position``), dropout; ``embed`` runs them."""
+    model.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+    model.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim) if config.position == "learned" else None
+    if config.position == "rotary":
+        cos, sin = rotary_tables(config.head_dim, config.max_seq_len)
+        # not persistent: derived from the config, so never saved with the weights
+        model.register_buffer("rope_cos", cos, persistent=False)
+        model.register_buffer("rope_sin", sin, persistent=False)
+    model.drop = nn.Dropout(config.dropout)
+
+
 def embed(model: nn.Module, ids: torch.Tensor, kv_cache: KVCache | None
           ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, int]:
     """The input side shared by MiniTransformer and the attention rung: checks ids (B, T), looks up token
@@ -281,15 +294,7 @@ class MiniTransformer(base.TorchRung):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
-        learned = config.position == "learned"
-        self.pos_emb = nn.Embedding(config.max_seq_len, config.emb_dim) if learned else None
-        if config.position == "rotary":
-            cos, sin = rotary_tables(config.head_dim, config.max_seq_len)
-            # not persistent: derived from the config, so never saved with the weights
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
-        self.drop = nn.Dropout(config.dropout)
+        add_embeddings(self, config)
         num_blocks = 1 if config.share_layers else config.num_layers
         self.blocks = nn.ModuleList(Block(config) for _ in range(num_blocks))
         self.norm_f = make_norm(config)
