@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny trained run directory, built once per test session."""
+"""Shared fixtures and helpers: tiny data, a tiny trained run directory (built once per test session), and the
+checks every neural rung's tests run on their own tiny run."""
+
+import os
 
 import pytest
 
@@ -34,26 +37,80 @@ def tiny_pairs(articles):
                           answer=a.text, context=a.text, kind="overview") for a in articles]
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A run directory (config.toml, tokenizer.json, model.safetensors, ...) of a ~20k-parameter model."""
-    root = tmp_path_factory.mktemp("tiny_run")
+def tiny_run_tables(root, model: dict, **train) -> dict:
+    """The config tables of a run on the tiny data written by ``train_tiny_run``, for any [model] table."""
+    return {
+        "data": {"articles": str(root / "articles.jsonl"), "train_qa": str(root / "train.jsonl"),
+                 "val_qa": str(root / "val.jsonl"), "heldout_fraction": 0.0},
+        "tokenizer": {"kind": "bpe", "vocab_size": 300},
+        "model": model,
+        "train": {"seed": 1, "device": "cpu", "batch_size": 4, "pretrain_steps": 20, "finetune_steps": 20,
+                  "lr": 3e-3, "warmup_steps": 2, "eval_interval": 0, "eval_batches": 1, "log_interval": 5,
+                  "checkpoint_interval": 0, **train},
+    }
+
+
+def train_tiny_run(root, model: dict, **train_overrides):
+    """Write the tiny articles and QA pairs under root, train a run on them and return root / "run"."""
     articles = tiny_articles()
     pairs = tiny_pairs(articles)
     write_jsonl(root / "articles.jsonl", articles)
     write_jsonl(root / "train.jsonl", pairs[2:])
     write_jsonl(root / "val.jsonl", pairs[:2])
-    cfg = config_from_dict({
-        "data": {"articles": str(root / "articles.jsonl"), "train_qa": str(root / "train.jsonl"),
-                 "val_qa": str(root / "val.jsonl"), "heldout_fraction": 0.0},
-        "tokenizer": {"kind": "bpe", "vocab_size": 300},
-        "model": {"max_seq_len": 96, "emb_dim": 32, "num_layers": 2, "num_heads": 2},
-        "train": {"seed": 1, "device": "cpu", "batch_size": 4, "pretrain_steps": 20, "finetune_steps": 20,
-                  "lr": 3e-3, "warmup_steps": 2, "eval_interval": 0, "eval_batches": 1, "log_interval": 5,
-                  "checkpoint_interval": 0},
-    }, "tiny")
-    import os
-
     os.environ.setdefault("MINILLM_CACHE", str(root / "cache"))
+    cfg = config_from_dict(tiny_run_tables(root, model, **train_overrides), model.get("arch", "tiny"))
     train(cfg, root / "run", progress=False)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run directory (config.toml, tokenizer.json, model.safetensors, ...) of a ~20k-parameter model."""
+    return train_tiny_run(tmp_path_factory.mktemp("tiny_run"),
+                          {"max_seq_len": 96, "emb_dim": 32, "num_layers": 2, "num_heads": 2})
+
+
+# --- checks every neural rung's tests run on its own trained tiny run ------------------------------------
+
+
+def text_loss(model, tok) -> float:
+    """Mean loss (nats/token) over the articles the run learned in both phases."""
+    import torch
+
+    with torch.no_grad():
+        return sum(-model.log_prob(torch.tensor([tok.encode(a.text)])).mean().item()
+                   for a in tiny_articles()[2:]) / 5
+
+
+def check_trains_below_untrained_and_uniform(run, cls) -> None:
+    import math
+
+    import torch
+
+    from minillm.train import load_run
+
+    model, tok, cfg = load_run(run)
+    torch.manual_seed(0)
+    untrained = cls(cfg.model_config()).eval()
+    loss, loss_before = text_loss(model, tok), text_loss(untrained, tok)
+    assert loss < loss_before and loss < math.log(cfg.model["vocab_size"]) - 1.0
+
+
+def check_save_load_identical(run, cls, tmp_path) -> None:
+    """Saved and loaded again (and the Trainer's own file loaded): identical logits and greedy answers."""
+    import torch
+
+    from minillm.engine import Sampling
+    from minillm.train import load_run
+
+    model, tok, _ = load_run(run)
+    assert isinstance(model, cls)
+    model.save(tmp_path)
+    reloaded = cls.load(tmp_path).eval()
+    assert reloaded.config == model.config
+    ids = torch.tensor([tok.encode(tiny_articles()[2].text)])  # text of both training phases
+    with torch.no_grad():
+        assert torch.equal(model(ids), reloaded(ids))
+        assert torch.equal(model(ids), cls.load(run).eval()(ids))  # the Trainer's file too
+    prompt, sampling = [tok.bos_id] + tok.encode("Question: What is the sun?\nAnswer:"), Sampling(max_new_tokens=20)
+    assert list(model.generate(prompt, sampling)) == list(reloaded.generate(prompt, sampling))

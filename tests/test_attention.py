@@ -1,20 +1,17 @@
 """Rung 3, one attention layer and no MLP: the transformer minus its MLP, KV cache, training, files, CLI."""
 
-import math
-import os
 
 import pytest
 import torch
-from conftest import tiny_articles, tiny_pairs
-from test_mlp import run_tables, text_ids, text_loss
+from conftest import check_save_load_identical, check_trains_below_untrained_and_uniform, train_tiny_run
+from test_mlp import TRAIN
 
 from minillm.cli import main
 from minillm.config import config_from_dict
-from minillm.data.records import InputError, write_jsonl
+from minillm.data.records import InputError
 from minillm.engine import KVCache, Sampling
 from minillm.models import MODELS, LanguageModel, MiniTransformer, ModelConfig
 from minillm.models.attention import AttentionConfig, AttentionLanguageModel
-from minillm.train import load_run, train
 
 MODEL = {"arch": "attention", "max_seq_len": 96, "emb_dim": 32, "num_heads": 2}
 
@@ -27,15 +24,7 @@ def tiny(**overrides) -> AttentionLanguageModel:
 
 @pytest.fixture(scope="module")
 def attention_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("attention_run")
-    articles = tiny_articles()
-    pairs = tiny_pairs(articles)
-    write_jsonl(root / "articles.jsonl", articles)
-    write_jsonl(root / "train.jsonl", pairs[2:])
-    write_jsonl(root / "val.jsonl", pairs[:2])
-    os.environ.setdefault("MINILLM_CACHE", str(root / "cache"))
-    train(config_from_dict(run_tables(root, MODEL), "attention"), root / "run", progress=False)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("attention_run"), MODEL, **TRAIN)
 
 
 def test_registered_with_the_interface_members():
@@ -103,25 +92,11 @@ def test_kv_cache_gives_the_same_logits_and_the_same_generation(position):
 
 
 def test_trains_below_untrained_and_uniform_loss(attention_run):
-    model, tok, cfg = load_run(attention_run)
-    torch.manual_seed(0)
-    untrained = AttentionLanguageModel(cfg.model_config()).eval()
-    loss, loss_before = text_loss(model, tok), text_loss(untrained, tok)
-    assert loss < loss_before and loss < math.log(cfg.model["vocab_size"]) - 1.0
+    check_trains_below_untrained_and_uniform(attention_run, AttentionLanguageModel)
 
 
 def test_save_load_gives_identical_logits_and_greedy_answers(attention_run, tmp_path):
-    model, tok, _ = load_run(attention_run)
-    assert isinstance(model, AttentionLanguageModel)
-    model.save(tmp_path)
-    reloaded = AttentionLanguageModel.load(tmp_path).eval()
-    assert reloaded.config == model.config
-    ids = text_ids(tok)
-    with torch.no_grad():
-        assert torch.equal(model(ids), reloaded(ids))
-        assert torch.equal(model(ids), AttentionLanguageModel.load(attention_run).eval()(ids))
-    prompt, sampling = [tok.bos_id] + tok.encode("Question: What is the sun?\nAnswer:"), Sampling(max_new_tokens=20)
-    assert list(model.generate(prompt, sampling)) == list(reloaded.generate(prompt, sampling))
+    check_save_load_identical(attention_run, AttentionLanguageModel, tmp_path)
 
 
 def test_load_rejects_another_rungs_file(tmp_path):

@@ -1,22 +1,21 @@
 """Rung 2, the Bengio-style MLP language model: windows, causality, training, weight files, the CLI."""
 
 import math
-import os
 
 import pytest
 import torch
-from conftest import tiny_articles, tiny_pairs
+from conftest import check_save_load_identical, check_trains_below_untrained_and_uniform, train_tiny_run
 from torch import nn
 
 from minillm.cli import main
 from minillm.config import config_from_dict
-from minillm.data.records import InputError, write_jsonl
+from minillm.data.records import InputError
 from minillm.engine import Sampling, generate
 from minillm.models import MODELS, LanguageModel, MiniTransformer, ModelConfig
 from minillm.models.mlp import MLPConfig, MLPLanguageModel
-from minillm.train import load_run, train
 
 MODEL = {"arch": "mlp", "max_seq_len": 96, "context": 4, "emb_dim": 16, "hidden_dim": 64}
+TRAIN = {"pretrain_steps": 60, "finetune_steps": 40, "lr": 1e-2, "min_lr": 1e-3}  # enough to learn the tiny data
 
 
 def tiny(**overrides) -> MLPLanguageModel:
@@ -25,42 +24,9 @@ def tiny(**overrides) -> MLPLanguageModel:
     return MLPLanguageModel(MLPConfig(**{**values, **overrides})).eval()
 
 
-def run_tables(root, model: dict) -> dict:
-    """A tiny run's config tables (as conftest.tiny_run) for any [model] table."""
-    return {
-        "data": {"articles": str(root / "articles.jsonl"), "train_qa": str(root / "train.jsonl"),
-                 "val_qa": str(root / "val.jsonl"), "heldout_fraction": 0.0},
-        "tokenizer": {"kind": "bpe", "vocab_size": 300},
-        "model": model,
-        "train": {"seed": 1, "device": "cpu", "batch_size": 4, "pretrain_steps": 60, "finetune_steps": 40,
-                  "lr": 1e-2, "min_lr": 1e-3, "warmup_steps": 2, "eval_interval": 0, "eval_batches": 1,
-                  "log_interval": 5, "checkpoint_interval": 0},
-    }
-
-
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlp_run")
-    articles = tiny_articles()
-    pairs = tiny_pairs(articles)
-    write_jsonl(root / "articles.jsonl", articles)
-    write_jsonl(root / "train.jsonl", pairs[2:])
-    write_jsonl(root / "val.jsonl", pairs[:2])
-    os.environ.setdefault("MINILLM_CACHE", str(root / "cache"))
-    train(config_from_dict(run_tables(root, MODEL), "mlp"), root / "run", progress=False)
-    return root / "run"
-
-
-def text_ids(tok) -> torch.Tensor:
-    """One article of both training phases (pretraining text, fine-tuning answer) as a (1, T) sequence."""
-    return torch.tensor([tok.encode(tiny_articles()[2].text)])
-
-
-def text_loss(model, tok) -> float:
-    """Mean loss (nats/token) over the articles the run learned in both phases."""
-    with torch.no_grad():
-        return sum(-model.log_prob(torch.tensor([tok.encode(a.text)])).mean().item()
-                   for a in tiny_articles()[2:]) / 5
+    return train_tiny_run(tmp_path_factory.mktemp("mlp_run"), MODEL, **TRAIN)
 
 
 def test_registered_with_the_interface_members():
@@ -128,25 +94,11 @@ def test_generation_from_the_last_window_equals_reading_the_whole_sequence():
 
 
 def test_trains_below_untrained_and_uniform_loss(mlp_run):
-    model, tok, cfg = load_run(mlp_run)
-    torch.manual_seed(0)
-    untrained = MLPLanguageModel(cfg.model_config()).eval()
-    loss, loss_before = text_loss(model, tok), text_loss(untrained, tok)
-    assert loss < loss_before and loss < math.log(cfg.model["vocab_size"]) - 1.0
+    check_trains_below_untrained_and_uniform(mlp_run, MLPLanguageModel)
 
 
 def test_save_load_gives_identical_logits_and_greedy_answers(mlp_run, tmp_path):
-    model, tok, _ = load_run(mlp_run)
-    assert isinstance(model, MLPLanguageModel)
-    model.save(tmp_path)
-    reloaded = MLPLanguageModel.load(tmp_path).eval()
-    assert reloaded.config == model.config
-    ids = text_ids(tok)
-    with torch.no_grad():
-        assert torch.equal(model(ids), reloaded(ids))
-        assert torch.equal(model(ids), MLPLanguageModel.load(mlp_run).eval()(ids))  # the Trainer's file too
-    prompt, sampling = [tok.bos_id] + tok.encode("Question: What is the sun?\nAnswer:"), Sampling(max_new_tokens=20)
-    assert list(model.generate(prompt, sampling)) == list(reloaded.generate(prompt, sampling))
+    check_save_load_identical(mlp_run, MLPLanguageModel, tmp_path)
 
 
 def test_load_rejects_another_rungs_file(tmp_path):
