@@ -107,6 +107,7 @@ def test_model_config_needs_the_vocab_size_resolved():
     ("[train]\nbeta2 = 1.0\n", [], "train.beta2: must be in [0, 1)"),
     ("[train]\ndevice = \"gpu\"\n", [], "train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("[train]\ndtype = \"fp8\"\n", [], "train.dtype: must be one of auto, float32, bfloat16, float16"),
+    ("", ['train.compile_mode="fast"'], "train.compile_mode: must be one of default, reduce-overhead, max-autotune"),
     ("[data]\nheldout_fraction = 1.0\n", [], "x.toml: data.heldout_fraction: must be in [0, 1), got 1.0"),
     ("[data]\nheldout_fraction = -0.1\n", [], "data.heldout_fraction: must be in [0, 1)"),
     ("[tokenizer]\nkind = \"wordpiece\"\n", [], "tokenizer.kind: must be one of bpe, char, word"),

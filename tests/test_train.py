@@ -488,3 +488,15 @@ def test_training_pairs_about_held_out_articles_are_left_out(tmp_path, data):
     assert 0 < len(kept) < len(pairs)  # the fixture holds some out, else this test proves nothing
     assert len(train_data.qa_examples(path, cfg, tok, tok_bytes, training=True)) == len(kept)
     assert len(train_data.qa_examples(path, cfg, tok, tok_bytes)) == len(pairs)  # validation keeps them all
+
+
+@pytest.mark.parametrize("mode, compiled_as", [("default", None), ("reduce-overhead", None),
+                                               ("max-autotune", "max-autotune-no-cudagraphs"),
+                                               ("max-autotune-no-cudagraphs", "max-autotune-no-cudagraphs")])
+def test_compile_modes_leave_cuda_graphs_out_off_cuda(tmp_path, monkeypatch, mode, compiled_as):
+    write_data(tmp_path)
+    modes = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: modes.append(kwargs.get("mode")))
+    cfg = tiny_config(tmp_path, compile=True, compile_mode=mode, pretrain_steps=1, finetune_steps=1)
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert modes == [compiled_as] and result.steps == 2

@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (bf16, else fp16 + GradScaler on CUDA; float32 elsewhere) | float32 | ...
     compile: bool = False  # torch.compile the model
+    compile_mode: str = "default"  # torch.compile mode; reduce-overhead replays CUDA graphs (GPU)
     batch_size: int = 32  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     pretrain_steps: int = 2000  # optimizer steps on article text (0 = skip)
@@ -124,6 +125,7 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _CHOICES = {
     "tokenizer.kind": ("bpe", "char", "word"),
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
     "tokenizer.vocab_size": 1, "model.vocab_size": 0, "train.seed": 0, "train.batch_size": 1,
