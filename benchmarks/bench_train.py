@@ -26,6 +26,11 @@ L layers, H heads, Q head size, T = max_seq_len), times tokens/s, over the dense
 ``torch.cuda.max_memory_allocated`` on rank 0's GPU; ``peak_rss_mb`` the process's peak resident set.
 Under torchrun every process runs this script and tokens/s count them all; rank 0 prints and writes.
 ``--out DIR`` gets bench.json (what is printed) and each run's metrics as ``{phase|full}-metrics.jsonl``.
+
+--profile DIR: torch.profiler records ``--profile-steps`` optimizer steps of the first run after its first
+``--profile-skip`` steps, in every process: ``trace-rank{R}.json.gz`` (chrome://tracing, Perfetto) and
+``ops-rank{R}.txt`` (the operators by device time). ``benchmarks/trace_summary.py`` reads the traces: how
+busy the GPU was in each step and how much of it was NCCL. The profiler slows the recorded steps a little.
 """
 
 import time
@@ -38,6 +43,7 @@ import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
+from contextlib import contextmanager, nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -48,7 +54,7 @@ from minillm.data.fetch import fetch_articles  # noqa: E402
 from minillm.data.generate import generate_qa_pairs  # noqa: E402
 from minillm.data.records import read_articles, write_jsonl  # noqa: E402
 from minillm.data.split import split_qa_pairs, write_split  # noqa: E402
-from minillm.train import join_processes, load_run, resolve_device, train  # noqa: E402
+from minillm.train import _Trainer, join_processes, load_run, resolve_device, train  # noqa: E402
 
 # dense bf16 tensor-core peaks (no sparsity), by a part of torch.cuda.get_device_name(); first match wins
 PEAK_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -106,13 +112,49 @@ def speed(events: list[dict], flops: float | None, peak: float | None, processes
     return report
 
 
-def bench_run(cfg_path: Path, overrides: list[str], run_dir: Path, args, ranks, device, peak) -> tuple[dict, list]:
-    """One ``train`` call on a fresh run directory; its speed report and metrics."""
+@contextmanager
+def profiled(out: Path, rank: int, skip: int, steps: int, device: torch.device):
+    """Record ``steps`` optimizer steps after the first ``skip`` of the train call run inside the block."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    cuda = device.type == "cuda"
+
+    def save(prof) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(out / f"trace-rank{rank}.json.gz"))
+        table = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+                                          row_limit=50)
+        (out / f"ops-rank{rank}.txt").write_text(table + "\n")
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    warmup = 2
+    with profile(activities=activities, on_trace_ready=save,
+                 schedule=schedule(skip_first=max(0, skip - warmup), wait=0, warmup=warmup, active=steps,
+                                   repeat=1)) as prof:
+        step = _Trainer.train_step
+
+        def step_and_mark(self, *args, **kwargs):  # the Trainer has no step hook: mark each step's end
+            step(self, *args, **kwargs)
+            prof.step()
+
+        _Trainer.train_step = step_and_mark
+        try:
+            yield
+        finally:
+            _Trainer.train_step = step
+
+
+def bench_run(cfg_path: Path, overrides: list[str], run_dir: Path, args, ranks, device, peak,
+              profile: bool) -> tuple[dict, list]:
+    """One ``train`` call on a fresh run directory (``profile``: recorded); its speed report and metrics."""
     cfg = load_config(cfg_path, overrides)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     called = time.perf_counter()
-    result = train(cfg, run_dir, device=str(device), progress=False)
+    recording = (profiled(args.profile, ranks.rank, args.profile_skip, args.profile_steps, device)
+                 if profile else nullcontext())
+    with recording:
+        result = train(cfg, run_dir, device=str(device), progress=False)
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     report = speed(events, flops_per_token(cfg, run_dir), peak, ranks.world_size)
     report.update(tokens_per_step=result.tokens // result.steps, loss=round(result.final_losses["train"], 4),
@@ -144,9 +186,16 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="train the whole config, evaluations included")
     parser.add_argument("--target-loss", type=float, default=1.47, help="with --full: val_text_loss to reach")
     parser.add_argument("--out", type=Path, help="a directory for bench.json and the metrics")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="a new directory for profiler traces")
+    parser.add_argument("--profile-skip", type=int, default=100, help="steps before the recorded ones")
+    parser.add_argument("--profile-steps", type=int, default=6, help="optimizer steps to record")
     args = parser.parse_args()
     if not args.full and args.steps < 2 * args.window:
         parser.error("--steps must be at least 2 * --window: the first window is warm-up")
+    if args.profile and args.profile.exists():
+        parser.error(f"--profile {args.profile}: already exists")
+    if args.profile_skip < 0 or args.profile_steps < 1:
+        parser.error("--profile-skip must be at least 0 and --profile-steps at least 1")
     cfg_path = shipped_config(args.config)
     overrides = list(args.set) + ([f"train.compile={str(args.compile).lower()}"] if args.compile is not None else [])
     ranks, device = join_processes(resolve_device(args.device))
@@ -172,7 +221,8 @@ def run_benchmarks(args, cfg_path: Path, overrides: list[str], out: Path, ranks,
     report = {"config": args.config, "device": str(device), "processes": ranks.world_size,
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-              "compile": cfg.train.compile, "batch_size": cfg.train.batch_size, "grad_accum": cfg.train.grad_accum,
+              "compile": cfg.train.compile, "compile_mode": cfg.train.compile_mode,
+              "batch_size": cfg.train.batch_size, "grad_accum": cfg.train.grad_accum,
               "max_seq_len": cfg.model["max_seq_len"]}
     if not cfg.data.text or cfg.train.finetune_steps:  # the config reads articles or QA pairs
         with ranks.main_first():
@@ -182,8 +232,9 @@ def run_benchmarks(args, cfg_path: Path, overrides: list[str], out: Path, ranks,
     peak = peak_flops(device)
     runs = {"full": []} if args.full else {p: phase_overrides(p, args.steps, args.window)
                                            for p in ("pretrain", "finetune") if getattr(cfg.train, f"{p}_steps")}
-    for name, extra in runs.items():
-        report[name], events = bench_run(cfg_path, overrides + extra, out / name, args, ranks, device, peak)
+    for i, (name, extra) in enumerate(runs.items()):
+        report[name], events = bench_run(cfg_path, overrides + extra, out / name, args, ranks, device, peak,
+                                         profile=args.profile is not None and i == 0)
         if ranks.main and args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             write_jsonl(args.out / f"{name}-metrics.jsonl", events)
