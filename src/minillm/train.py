@@ -61,7 +61,7 @@ Design choices:
   module instead (``torch.compile(ddp)``, graph split at the gradient buckets) was slower on two H200s:
   13.4 ms per step against 11.8 ms, for 64 sequences of 256 per GPU.
 - ``train.compile_mode = "reduce-overhead"`` replays the compiled forward and backward as CUDA graphs. A
-  small model's step is otherwise bound by the host launching ~180 kernels: on an H200 the shakespeare-char
+  small model's step is otherwise bound by the host launching ~340 kernels: on an H200 the shakespeare-char
   GPU work is 5.6 ms of a 9.5-13 ms step; with CUDA graphs the step takes 5.7 ms. Under DDP the graphs
   hold the model alone, and the all-reduce stays eager. The loop marks each step's first forward
   (``cudagraph_mark_step_begin``): its outputs from the step before are consumed by then.
