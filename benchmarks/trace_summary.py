@@ -57,10 +57,9 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float
     return total
 
 
-def host_breakdown(events: list[dict], steps: list[dict], tid=None) -> tuple[dict[str, float], float]:
-    """Microseconds of the outermost host events of thread ``tid`` (default: the steps' own) inside the
-    steps, by name, and the part of the steps' time not covered by them."""
-    tid = tid or (steps[0]["pid"], steps[0]["tid"])
+def host_breakdown(events: list[dict], steps: list[dict], tid: tuple) -> tuple[dict[str, float], float]:
+    """Microseconds of the outermost host events of thread ``tid`` (pid, tid) inside the steps, by name, and
+    the part of the steps' time not covered by them."""
     inside = sorted((e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) == tid
                      and e.get("cat") in ("cpu_op", "user_annotation", "python_function")
                      and not str(e.get("name", "")).startswith("ProfilerStep#")),
@@ -109,7 +108,7 @@ def summarise(events: list[dict]) -> dict:
         return {"error": "no ProfilerStep ranges in the trace: record it with bench_train.py --profile"}
     ms = 1e-3 / len(steps)  # microseconds over all steps -> milliseconds per step
     main_thread = (steps[0]["pid"], steps[0]["tid"])
-    host, python = host_breakdown(events, steps)
+    host, python = host_breakdown(events, steps, main_thread)
     threads = {}
     for tid in {(e["pid"], e["tid"]) for e in events if e.get("cat") == "cpu_op"} - {main_thread}:
         busy, _ = host_breakdown(events, steps, tid)  # e.g. the autograd engine's thread of a GPU

@@ -2,10 +2,11 @@
 checks every neural rung's tests run on their own tiny run."""
 
 import os
+from pathlib import Path
 
 import pytest
 
-from minillm.config import config_from_dict
+from minillm.config import config_from_dict, load_config, shipped_config
 from minillm.data.records import Article, QAPair, write_jsonl
 from minillm.train import train
 
@@ -114,3 +115,14 @@ def check_save_load_identical(run, cls, tmp_path) -> None:
         assert torch.equal(model(ids), cls.load(run).eval()(ids))  # the Trainer's file too
     prompt, sampling = [tok.bos_id] + tok.encode("Question: What is the sun?\nAnswer:"), Sampling(max_new_tokens=20)
     assert list(model.generate(prompt, sampling)) == list(reloaded.generate(prompt, sampling))
+
+
+def shakespeare_slice(tmp_path, chars: int = 20_000) -> Path:
+    """The first ``chars`` characters of the text shakespeare-char reads (../shared), as tmp_path/input.txt;
+    skips the test where that file is absent."""
+    source = Path(__file__).resolve().parents[1] / load_config(shipped_config("shakespeare-char")).data.text
+    if not source.is_file():
+        pytest.skip(f"{source} is absent")
+    text = tmp_path / "input.txt"
+    text.write_text(source.read_text(encoding="utf-8")[:chars], encoding="utf-8")
+    return text

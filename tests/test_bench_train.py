@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from minillm.config import load_config, shipped_config
+from conftest import shakespeare_slice
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -50,11 +48,7 @@ def test_trace_summary_without_steps_says_how_to_record_them():
 
 
 def bench(tmp_path, *extra):
-    source = REPO / load_config(shipped_config("shakespeare-char")).data.text
-    if not source.is_file():
-        pytest.skip(f"{source} is absent")
-    text = tmp_path / "input.txt"
-    text.write_text(source.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    text = shakespeare_slice(tmp_path)
     command = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--config", "shakespeare-char",
                "--device", "cpu", "--no-compile", "--steps", "4", "--window", "2", "--set", f"data.text={text}",
                "--set", "model.num_layers=1", "--set", "model.emb_dim=32", "--set", "model.num_heads=2",

@@ -5,12 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from conftest import shakespeare_slice
 from test_train import tiny_config, write_data
 
 from minillm.cli import main
@@ -20,7 +20,6 @@ from minillm.models import MiniTransformer
 from minillm.train import check_processes, local_grad_accum, train
 from minillm.train_data import TextBatches, step_batches
 
-REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 STOP_AT = """
 import sys
@@ -142,13 +141,10 @@ def test_shakespeare_char_builds_nanogpts_model(name):
 
 
 def test_shakespeare_char_trains_a_few_steps_on_cpu(tmp_path, monkeypatch):
-    source = REPO / load_config(shipped_config("shakespeare-char")).data.text
-    if not source.is_file():
-        pytest.skip(f"{source} is absent")
-    (tmp_path / "input.txt").write_text(source.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    text = shakespeare_slice(tmp_path)
     monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
     cfg = load_config(shipped_config("shakespeare-char"), [
-        f"data.text={tmp_path / 'input.txt'}", "train.device=cpu", "train.compile=false", "train.batch_size=2",
+        f"data.text={text}", "train.device=cpu", "train.compile=false", "train.batch_size=2",
         "train.pretrain_steps=2", "train.eval_batches=1", "train.log_interval=1"])
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.steps == 2 and set(result.final_losses) == {"train", "val_text"}
