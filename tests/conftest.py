@@ -117,12 +117,22 @@ def check_save_load_identical(run, cls, tmp_path) -> None:
     assert list(model.generate(prompt, sampling)) == list(reloaded.generate(prompt, sampling))
 
 
+ARC_EASY = "../shared/data/qa/ARC-Easy-validation.jsonl"
+
+
+def shared_file(relative: str) -> Path:
+    """A data file of the workspace's ../shared (beside the clone, as in CI); skips the test where it is
+    absent, as in a user's clone."""
+    path = (Path(__file__).resolve().parents[1] / relative).resolve()
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the workspace's ../shared data)")
+    return path
+
+
 def shakespeare_slice(tmp_path, chars: int = 20_000) -> Path:
     """The first ``chars`` characters of the text shakespeare-char reads (../shared), as tmp_path/input.txt;
     skips the test where that file is absent."""
-    source = Path(__file__).resolve().parents[1] / load_config(shipped_config("shakespeare-char")).data.text
-    if not source.is_file():
-        pytest.skip(f"{source} is absent")
+    source = shared_file(load_config(shipped_config("shakespeare-char")).data.text)
     text = tmp_path / "input.txt"
     text.write_text(source.read_text(encoding="utf-8")[:chars], encoding="utf-8")
     return text

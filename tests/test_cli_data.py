@@ -101,6 +101,34 @@ def test_bad_input_exit_2_one_line_no_output(tmp_path, local_corpus, capsys, com
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", [
+    ["data", "fetch", "--source", "local", "--input", "{corpus}", "--output", "{blocker}/raw.jsonl"],
+    ["data", "generate", "--input", "{raw}", "--output", "{blocker}/deeper/qa.jsonl", "--no-progress"],
+    ["data", "split", "--input", "{qa}", "--output-dir", "{blocker}/splits"],
+    ["tokenizer", "train", "--input", "{raw}", "--kind", "char", "--output", "{blocker}/tokenizer.json"],
+    ["quickstart", "--data-dir", "{blocker}/data", "--out", "{raw}.run", "--no-progress"],
+])
+def test_output_under_a_file_exit_2_one_line(tmp_path, local_corpus, capsys, command):
+    raw, qa = tmp_path / "raw.jsonl", tmp_path / "qa.jsonl"
+    run("data", "fetch", "--source", "local", "--input", local_corpus, "--output", raw, "--domains", "all")
+    run("data", "generate", "--input", raw, "--output", qa, "--no-progress")
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    capsys.readouterr()
+    assert run(*[a.format(corpus=local_corpus, raw=raw, qa=qa, blocker=blocker) for a in command]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"minillm: error: {blocker}") and "a file is in the way" in line
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_missing_shakespeare_text_says_where_to_get_it(tmp_path, capsys):
+    missing = tmp_path / "tinyshakespeare" / "input.txt"
+    assert run("train", "--config", "shakespeare-char", "--out", tmp_path / "run",
+               "--set", f'data.text="{missing}"') == 2
+    line = one_error_line(capsys)
+    assert f"{missing}: no such file (data.text); download it from https://" in line
+
+
 def test_unknown_option_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         run("data", "fetch", "--colour", "red")

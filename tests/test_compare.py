@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import ARC_EASY, shared_file
 
 from minillm.cli import main
 from minillm.report import eval_table, human_bytes, human_count, human_seconds, read_run
@@ -84,7 +85,7 @@ def test_compare_warns_when_runs_were_evaluated_differently(two_runs, tmp_path):
 
 def test_compare_notes_multiple_choice_accuracy(two_runs, tmp_path):
     a, b = two_runs
-    arc = Path(__file__).resolve().parents[1] / "../shared/data/qa/ARC-Easy-validation.jsonl"
+    arc = shared_file(ARC_EASY)
     assert main(["eval", str(b), "--task", "arc-easy", "--qa", str(arc), "--limit", "5",
                  "--no-progress"]) == 0
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from minillm import config as config_module
 from minillm.config import (
     Config,
     TrainConfig,
@@ -149,7 +150,8 @@ def test_config_is_plain_dataclasses():
 
 
 def test_shipped_config_names_and_paths(tmp_path):
-    assert shipped_config("tiny-cpu") == CONFIGS / "tiny-cpu.toml"
+    # the installed package's configs: this clone's, or another's where minillm was installed from there
+    assert shipped_config("tiny-cpu") == Path(config_module.__file__).parent / "configs" / "tiny-cpu.toml"
     assert shipped_config("my.toml") == Path("my.toml")
     assert shipped_config(str(tmp_path / "x")) == tmp_path / "x"
     with pytest.raises(InputError, match="config 'tiny': no such shipped config .*seed-3m, .*tiny-cpu"):

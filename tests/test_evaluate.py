@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ARC_EASY, shared_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,7 +33,6 @@ from minillm.tokenizer import train_tokenizer
 from minillm.train import load_run
 from minillm.train_data import is_heldout
 
-ARC = Path(__file__).resolve().parents[1] / "../shared/data/qa/ARC-Easy-validation.jsonl"
 QUESTIONS = [
     {"question": "What is the Sun?", "answer": "The Sun is the star at the centre of the Solar System.",
      "domain": "astronomy", "keywords": ["star"]},
@@ -156,7 +156,7 @@ def test_bad_question_lines_name_file_line_and_field(tmp_path, line, message):
 
 
 def test_read_arc_file():
-    questions = read_choice_questions(ARC)
+    questions = read_choice_questions(shared_file(ARC_EASY))
     assert len(questions) == 570
     first = questions[0]
     assert first.choices == ("cellular telephone", "television", "refrigerator", "airplane")
@@ -290,7 +290,7 @@ def test_eval_natural_questions_shipped_with_minillm(run_copy, tmp_path):
 
 
 def test_eval_arc_on_the_tiny_run(run_copy, capsys):
-    assert main(["eval", str(run_copy), "--task", "arc-easy", "--qa", str(ARC), "--limit", "30",
+    assert main(["eval", str(run_copy), "--task", "arc-easy", "--qa", str(shared_file(ARC_EASY)), "--limit", "30",
                  "--no-progress"]) == 0
     result = json.loads((run_copy / "eval.json").read_text())
     mc = result["multiple_choice"]
@@ -314,7 +314,7 @@ def test_eval_bad_qa_file_exits_2_and_writes_nothing(run_copy, tmp_path, capsys,
 
 @pytest.mark.parametrize("args, message", [
     (["--task", "arc-easy"], "give the questions with --qa FILE"),
-    (["--task", "arc-easy", "--qa", str(ARC), "--mode", "open"], "multiple choice is scored closed book"),
+    (["--task", "arc-easy", "--qa", "q.jsonl", "--mode", "open"], "multiple choice is scored closed book"),
     (["--limit", "0"], "limit: must be >= 1"),
     (["--text", "/no/such/file.txt"], "/no/such/file.txt: no such file"),
     (["--qa", "/no/such/q.jsonl"], "/no/such/q.jsonl: no such file"),

@@ -117,7 +117,7 @@ def test_rotary_scores_depend_only_on_relative_position():
 
     def score(m: int, n: int) -> float:
         rotated_q = apply_rotary(q, cos[m:m + 1], sin[m:m + 1])
-        return (rotated_q * apply_rotary(k, cos[n:n + 1], sin[n:n + 1])).sum()
+        return (rotated_q * apply_rotary(k, cos[n:n + 1], sin[n:n + 1])).sum().item()
 
     assert score(5, 2) == pytest.approx(score(40, 37), abs=1e-5)
     assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-3)

@@ -63,11 +63,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minillm"
 
 
+# where to download the public texts that shipped configs name, for the error when one is missing
+TEXT_SOURCES = {
+    "tinyshakespeare/input.txt": "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/"
+                                 "input.txt",
+}
+
+
 def _read_bytes(path: str | Path, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file ({what})") from None
+        hint = next((f"; download it from {url} and pass its path with --set data.text=PATH"
+                     for name, url in TEXT_SOURCES.items() if Path(path).as_posix().endswith(name)), "")
+        raise InputError(f"{path}: no such file ({what}){hint}") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, expected a file ({what})") from None
 

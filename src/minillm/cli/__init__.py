@@ -43,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output path under a file, no permission, a full disk: a line, not a traceback
+        print(f"minillm: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("minillm: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_line(e: OSError) -> str:
+    """'PATH: what went wrong' for a failed file operation."""
+    if e.filename is None:
+        return str(e)
+    reason = e.strerror or str(e)
+    if isinstance(e, FileExistsError | NotADirectoryError):
+        reason = "a file is in the way of a directory the output needs"
+    return f"{e.filename}: {reason}"
