@@ -543,7 +543,11 @@ def test_cli_build_eval_ask_open(cli_run, capsys):
     assert "sources:\n  [1] Moon - https://en.wikipedia.org/wiki/Moon (CC BY-SA 4.0)" in out
 
     assert main(["ask", str(run), "What is the Moon?", "--json", "--max-new-tokens", "8"]) == 0
-    assert json.loads(capsys.readouterr().out)["sources"] == []  # closed book: no sources
+    default = json.loads(capsys.readouterr().out)  # a run with an index answers open-book by default
+    assert default["mode"] == "open" and default["sources"][0]["title"] == "Moon"
+    assert main(["ask", str(run), "What is the Moon?", "--mode", "closed", "--json", "--max-new-tokens", "8"]) == 0
+    closed = json.loads(capsys.readouterr().out)
+    assert closed["mode"] == "closed" and closed["sources"] == []  # the model alone: no sources
 
 
 @needs_dense

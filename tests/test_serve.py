@@ -106,19 +106,22 @@ def test_health_and_models(url, library, client):
 
 
 def test_openai_client_answer_matches_engine(client, library):
-    model, tok, _ = library
+    """A run with an index answers OpenAI clients open-book: its best answers."""
+    from minillm.retrieval import answer_open
+
+    model, tok, index = library
     question = "What is the Sun?"
     completion = client.chat.completions.create(
         model="anything", messages=[{"role": "system", "content": "Be brief."},
                                     {"role": "user", "content": "Ignored earlier turn?"},
                                     {"role": "assistant", "content": "Yes."},
                                     {"role": "user", "content": question}])
-    expected = answer(model, tok, question, Sampling(**DEFAULT_SAMPLING))
+    expected, _ = answer_open(model, tok, index, question, Sampling(**DEFAULT_SAMPLING), k=3)
     assert completion.model == "run" and completion.object == "chat.completion"
     assert completion.choices[0].message.role == "assistant"
     assert completion.choices[0].message.content == expected.text
     assert completion.choices[0].finish_reason in ("stop", "length")
-    assert completion.usage.prompt_tokens == len(encode_prompt(tok, question)) == expected.prompt_tokens
+    assert completion.usage.prompt_tokens == expected.prompt_tokens > len(encode_prompt(tok, question))
     assert completion.usage.completion_tokens == expected.new_tokens
     assert completion.usage.total_tokens == expected.prompt_tokens + expected.new_tokens
 
@@ -149,7 +152,9 @@ def test_raw_stream_ends_with_done(url):
 
 
 def test_sampling_fields_are_mapped(client, library):
-    model, tok, _ = library
+    from minillm.retrieval import answer_open
+
+    model, tok, index = library
     ask = dict(model="run", messages=[{"role": "user", "content": "What is a lion?"}])
     short = client.chat.completions.create(**ask, max_tokens=3)
     assert short.usage.completion_tokens == 3 and short.choices[0].finish_reason == "length"
@@ -157,15 +162,16 @@ def test_sampling_fields_are_mapped(client, library):
     assert alias.usage.completion_tokens == 2  # max_completion_tokens wins over the older max_tokens
     sampled = [client.chat.completions.create(**ask, temperature=1.5, top_p=0.9, seed=seed)
                .choices[0].message.content for seed in (7, 7, 8)]
-    reference = answer(model, tok, "What is a lion?", Sampling(**{**DEFAULT_SAMPLING, "temperature": 1.5,
-                                                                  "top_p": 0.9, "seed": 7}))
+    reference, _ = answer_open(model, tok, index, "What is a lion?",
+                               Sampling(**{**DEFAULT_SAMPLING, "temperature": 1.5, "top_p": 0.9, "seed": 7}))
     assert sampled[0] == sampled[1] == reference.text
     assert sampled[2] != sampled[0]  # a different seed draws differently (gibberish model, many choices)
 
 
 def test_answer_closed_book(url, library):
     model, tok, _ = library
-    body = httpx.post(f"{url}/v1/answer", json={"question": "What is water?", "max_new_tokens": 20}).json()
+    body = httpx.post(f"{url}/v1/answer", json={"question": "What is water?", "max_new_tokens": 20,
+                                                "mode": "closed"}).json()
     expected = answer(model, tok, "What is water?", Sampling(**{**DEFAULT_SAMPLING, "max_new_tokens": 20}))
     assert body["answer"] == expected.text and body["mode"] == "closed" and body["sources"] == []
     assert body["usage"] == {"prompt_tokens": expected.prompt_tokens,
@@ -179,6 +185,8 @@ def test_answer_open_book_has_sources(url, library):
     model, tok, index = library
     question = "Which river flows north into the Mediterranean Sea?"
     body = httpx.post(f"{url}/v1/answer", json={"question": question, "mode": "open"}).json()
+    default = httpx.post(f"{url}/v1/answer", json={"question": question}).json()  # open is the default
+    assert {k: v for k, v in default.items() if k != "timing"} == {k: v for k, v in body.items() if k != "timing"}
     expected, passages = answer_open(model, tok, index, question, Sampling(**DEFAULT_SAMPLING), k=3)
     assert body["answer"] == expected.text and body["usage"]["prompt_tokens"] == expected.prompt_tokens
     nile = {"title": "Nile", "url": "https://en.wikipedia.org/wiki/Nile", "license": "CC BY-SA 4.0"}
@@ -206,7 +214,8 @@ def test_open_mode_without_an_index_is_a_409_naming_the_command(tiny_run):
             assert response.status_code == 409
             assert response.json()["error"]["field"] == "mode"
             assert "minillm index build" in response.json()["error"]["message"]
-        assert test_client.post("/v1/answer", json={"question": "What is the Sun?"}).status_code == 200
+        response = test_client.post("/v1/answer", json={"question": "What is the Sun?"})
+        assert response.status_code == 200 and response.json()["mode"] == "closed"  # the default without one
 
 
 USER = {"role": "user", "content": "What is the Sun?"}

@@ -144,18 +144,18 @@ def test_resume_continues_exactly(tmp_path, data, split_at):
 def interrupt_on_call(monkeypatch, n, exc):
     """Make the n-th training loss computation raise ``exc`` (or return it, if it is a tensor)."""
     calls = []
-    real = train_mod.lm_loss
+    real = train_mod.summed_nll
 
-    def loss(logits, targets, reduction="mean"):
-        if reduction == "mean":
+    def loss(forward, model, x, y):
+        if model.training:
             calls.append(1)
             if len(calls) == n:
                 if isinstance(exc, torch.Tensor):
-                    return real(logits, targets) * exc
+                    return real(forward, model, x, y) * exc
                 raise exc
-        return real(logits, targets, reduction)
+        return real(forward, model, x, y)
 
-    monkeypatch.setattr(train_mod, "lm_loss", loss)
+    monkeypatch.setattr(train_mod, "summed_nll", loss)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, data, monkeypatch):
@@ -194,15 +194,15 @@ def test_resume_after_a_crash_redoes_the_steps_after_the_checkpoint(tmp_path, da
 def test_finetuning_starts_a_new_best(tmp_path, data, monkeypatch):
     """However low pretraining's validation loss was, model.safetensors ends as the best fine-tuned one."""
     steps = []
-    real = train_mod.lm_loss
+    real = train_mod.summed_nll
 
-    def loss(logits, targets, reduction="mean"):
-        if reduction == "mean":
+    def loss(forward, model, x, y):
+        if model.training:
             steps.append(1)
-            return real(logits, targets)
-        return real(logits, targets, reduction) * (0.01 if len(steps) <= 12 else 1.0)  # pretraining evals
+            return real(forward, model, x, y)
+        return real(forward, model, x, y) * (0.01 if len(steps) <= 12 else 1.0)  # pretraining evals
 
-    monkeypatch.setattr(train_mod, "lm_loss", loss)
+    monkeypatch.setattr(train_mod, "summed_nll", loss)
     result = train(tiny_config(tmp_path), tmp_path / "run", progress=False)
     evals = [e for e in metrics(tmp_path / "run") if e["event"] == "eval"]
     assert min(e["val_text_loss"] for e in evals if e["phase"] == "pretrain") < 0.1

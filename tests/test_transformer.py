@@ -219,6 +219,29 @@ def test_copy_head_points_only_at_tokens_that_followed_earlier_ones():
         assert mass > 1 - 1e-6, (t, successors)
 
 
+@pytest.mark.parametrize("copy_head", [False, True])
+def test_targets_give_the_full_outputs_loss_and_gradients(copy_head):
+    """forward(ids, targets=y), the Trainer's path, scores only the targets: the same per-token loss as a
+    cross entropy over the full output, ignored targets (-100) at 0, and the same gradients."""
+    model = build(tiny(copy_head=copy_head)).train()
+    ids = torch.randint(0, 50, (3, 20), generator=torch.Generator().manual_seed(1))
+    targets = torch.roll(ids, -1, dims=1)
+    targets[0, :5] = -100
+    targets[2, 9] = ids[2, 4]  # a token the copy head can point at
+    full = F.cross_entropy(model(ids).transpose(1, 2), targets, reduction="none")
+    full.sum().backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    scored = model(ids, targets=targets)
+    scored.sum().backward()
+    torch.testing.assert_close(scored, full, atol=1e-5, rtol=1e-5)
+    assert scored.shape == (3, 20) and scored[0, :5].eq(0).all()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], atol=1e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="no kv_cache"):
+        model(ids, kv_cache=KVCache.for_model(model, 3), targets=targets)
+
+
 def test_dropout_is_active_in_train_mode_only():
     model = build(tiny(dropout=0.3))
     ids = torch.randint(0, 50, (1, 10))

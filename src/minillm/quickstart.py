@@ -1,7 +1,7 @@
 """One command from nothing to a model that answers questions: the whole pipeline on the bundled data.
 
     fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> retrieval index
-    -> sample answers
+    -> sample answers (open book, with sources; two also closed book, to show what retrieval adds)
 
 Each stage calls the same library function as its own ``minillm`` command and writes the same files, so a
 learner can rerun any stage by hand afterwards. Data goes to ``data/`` and the run to ``runs/quickstart``.
@@ -10,7 +10,9 @@ Design choices:
 - Nothing is skipped because its output exists: the data stages take well under a minute together, and
   rerunning them keeps the files consistent with the code. An existing run is never overwritten unless asked.
 - The sample questions mix the test split (articles never fine-tuned on: the model knows them only from
-  pretraining) with a few fixed questions everyone can judge.
+  pretraining) with a few fixed questions everyone can judge. They are answered as ``minillm ask`` answers
+  them by default, open book from the index just built: the first answers a newcomer sees are the best
+  the run gives. The first two fixed questions are also answered closed book, side by side.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ from minillm.train import TrainResult, load_run, train
 
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
 ANSWER_SAMPLING = Sampling(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4)
+CLOSED_BESIDE_OPEN = 2  # fixed questions also answered closed book
+
+
+@dataclass
+class Sample:
+    question: str
+    answer: str                # open book
+    sources: list[str]         # titles of the articles retrieved, best first
+    closed: str | None = None  # the model alone, for the first CLOSED_BESIDE_OPEN questions
 
 
 @dataclass
@@ -40,7 +51,7 @@ class QuickstartResult:
     articles: int
     qa_pairs: int
     train: TrainResult
-    samples: list[tuple[str, str]]  # (question, answer)
+    samples: list[Sample]
     seconds: float
 
 
@@ -70,7 +81,7 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
     log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
 
-    from minillm.retrieval import INDEX_DIR, Index
+    from minillm.retrieval import INDEX_DIR, Index, answer_open
 
     index = Index.build(articles)
     index.save(run_dir / INDEX_DIR)
@@ -78,7 +89,11 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
 
     model, tok, _ = load_run(run_dir, device=device or "cpu")
     questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
-    samples = [(q, answer(model, tok, q, ANSWER_SAMPLING).text) for q in questions]
+    samples = []
+    for i, question in enumerate(questions):
+        result, passages = answer_open(model, tok, index, question, ANSWER_SAMPLING)
+        closed = answer(model, tok, question, ANSWER_SAMPLING).text if i < CLOSED_BESIDE_OPEN else None
+        samples.append(Sample(question, result.text, list(dict.fromkeys(p.title for p in passages)), closed))
     pairs = len(split.train) + len(split.val) + len(split.test)
     return QuickstartResult(run_dir=run_dir, articles=len(articles), qa_pairs=pairs, train=result,
                             samples=samples, seconds=time.perf_counter() - start)

@@ -166,6 +166,14 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
                            ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
+def summed_nll(forward: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The summed next-token loss of a batch, ignored targets left out. ``forward`` runs ``model`` (itself,
+    compiled or DDP-wrapped); a rung that ``scores_targets`` scores the targets alone."""
+    if getattr(model, "scores_targets", False):
+        return forward(x, targets=y).sum()
+    return lm_loss(forward(x), y, reduction="sum")
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices; not biases, norm gains (1-D) or embeddings (tied output weights included)."""
     embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
@@ -431,8 +439,8 @@ class _Trainer:
             for x, y in batches:
                 self._new_graph_step()
                 with self.autocast:
-                    logits = self.model(x.to(self.device, non_blocking=True))
-                losses.append(lm_loss(logits, y.to(self.device, non_blocking=True), reduction="sum"))
+                    losses.append(summed_nll(self.model, self.model, x.to(self.device, non_blocking=True),
+                                             y.to(self.device, non_blocking=True)))
                 count += int((y != IGNORE_INDEX).sum())  # y is still on the host: no wait
             sums += [sum(torch.stack(losses).tolist()) if losses else 0.0, count]
         self.model.train()
@@ -464,8 +472,8 @@ class _Trainer:
                 self._new_graph_step()
             with self.ddp.no_sync() if self.ddp is not None and not last else nullcontext():  # all-reduce once
                 with self.autocast:
-                    logits = self.train_forward(x)
-                loss = lm_loss(logits, y) / self.local_accum
+                    nll = summed_nll(self.train_forward, self.model, x, y)
+                loss = nll / (y != IGNORE_INDEX).sum().clamp_min(1) / self.local_accum
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
             self.pending_tokens += x.numel()

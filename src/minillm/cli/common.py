@@ -56,14 +56,19 @@ def sampling_from_args(args: argparse.Namespace):
 
 
 def open_book_index(args: argparse.Namespace):
-    """The run's retrieval index for --mode open (InputError if it has none), None for --mode closed."""
+    """The run's retrieval index for --mode open (InputError if it has none), None for --mode closed; with
+    no --mode, the index when the run has one (args.mode becomes open), else None (closed)."""
     if args.mode == "closed":
         return None
-    from minillm.retrieval import require_index
+    from minillm.retrieval import load_index, require_index
 
     if args.k < 1:
         raise InputError(f"--k: must be at least 1, got {args.k}")
-    return require_index(args.run)
+    if args.mode == "open":
+        return require_index(args.run)
+    index = load_index(args.run)
+    args.mode = "closed" if index is None else "open"
+    return index
 
 
 def print_sources(passages: list) -> None:
@@ -87,7 +92,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_mode_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=["closed", "open"], default="closed",
-                   help="closed: the model alone (default); open: retrieve passages from the run's index "
-                        "(minillm index build) and answer from them, listing the sources")
+    p.add_argument("--mode", choices=["closed", "open"],
+                   help="open: retrieve passages from the run's index (minillm index build) and answer from "
+                        "them, listing the sources; closed: the model alone. Default: open when the run has "
+                        "an index, else closed")
     p.add_argument("--k", type=int, default=3, help="open: passages to retrieve (default 3)")

@@ -125,10 +125,14 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     result = run_quickstart(args.out, args.data_dir, config=args.config, overrides=tuple(args.set),
                             device=args.device, overwrite=args.overwrite,
                             log=lambda line: print(line, flush=True), progress=not args.no_progress)
-    print(f"\nsample answers from {result.run_dir}:")
-    for question, text in result.samples:
-        print(f"Q: {question}\nA: {text}\n")
-    print(f"done in {result.seconds:.0f}s. Next: minillm ask {result.run_dir} \"What is the Moon?\" [--mode open]  "
+    print(f"\nsample answers from {result.run_dir} (open book: from the passages its index retrieves):")
+    for sample in result.samples:
+        print(f"Q: {sample.question}")
+        if sample.closed is not None:
+            print(f"A, closed book (the model alone): {sample.closed}")
+        print(f"A{', open book' if sample.closed is not None else ''}: {sample.answer}")
+        print(f"   sources: {'; '.join(sample.sources)}\n")
+    print(f"done in {result.seconds:.0f}s. Next: minillm ask {result.run_dir} \"What is the Moon?\" [--mode closed]  "
           f"or  minillm chat {result.run_dir}  or  minillm eval {result.run_dir} --mode open")
     return 0
 

@@ -98,6 +98,9 @@ class TorchRung(nn.Module):
     name: str
     trained_by = "trainer"
     config_class: type
+    # forward(ids, targets=y) returns each target's negative log-likelihood (B, T), 0 where ignored: the
+    # Trainer then never asks for the full (B, T, vocab) output (see MiniTransformer's copy head)
+    scores_targets = False
 
     @property
     def max_seq_len(self) -> int:

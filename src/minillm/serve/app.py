@@ -4,7 +4,8 @@
 
 Routes:
 - ``GET /``: the chat page (static/index.html, app.js, style.css: plain files, no build step, no CDN).
-- ``POST /v1/answer`` {question, mode: closed|open, max_new_tokens, temperature, top_p, seed, stream}: the
+- ``POST /v1/answer`` {question, mode: closed|open (default: open when the run has an index), max_new_tokens,
+  temperature, top_p, seed, stream}: the
   answer, its sources (title, url, license) and timing; with ``stream: true``, server-sent events
   ``{"type": "sources"}``, ``{"type": "text"}`` pieces and ``{"type": "done"}`` with usage and timing.
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
@@ -64,7 +65,7 @@ log = logging.getLogger("minillm.serve")
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     question: str
-    mode: Literal["closed", "open"] = "closed"
+    mode: Literal["closed", "open"] | None = None  # None: open when the run has an index
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -114,12 +115,13 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     async def answer(request: AnswerRequest) -> Any:
         question = check_question(request.question, "question")
         sampling = worker.sampling(request.max_new_tokens, request.temperature, request.top_p, request.seed)
-        worker.check_mode(request.mode)
+        mode = request.mode or worker.default_mode
+        worker.check_mode(mode)
         if request.stream:
-            return StreamingResponse(_answer_events(worker, question, sampling, request.mode),
+            return StreamingResponse(_answer_events(worker, question, sampling, mode),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
-        reply = await worker.reply(question, sampling, request.mode)
-        return {"question": question, "answer": reply.text, "mode": request.mode, "model": model_id,
+        reply = await worker.reply(question, sampling, mode)
+        return {"question": question, "answer": reply.text, "mode": mode, "model": model_id,
                 "sources": reply.sources, **_done(reply.finished)}
 
     return app

@@ -9,8 +9,8 @@ and other OpenAI clients work when pointed at ``http://127.0.0.1:8000/v1``:
 Design choices:
 - The model answers one question, not a conversation: the last ``user`` message is the question and the
   other messages (system prompt, earlier turns) are ignored. Its content may be a string or a list of
-  ``{"type": "text"}`` parts. Answers are closed-book; open-book answers with their sources are
-  ``POST /v1/answer``.
+  ``{"type": "text"}`` parts. Answers are open-book when the run has a retrieval index (else closed-book);
+  the sources and a choice of mode are ``POST /v1/answer``'s.
 - Mapped: ``temperature`` (0-2, default 0 = greedy, not OpenAI's 1: a small model answers best greedy),
   ``top_p``, ``max_completion_tokens`` or its older name ``max_tokens`` (capped by the model), ``seed``,
   ``stream`` and ``stream_options.include_usage``. ``n`` must be 1. Other OpenAI fields (``stop``,
@@ -131,7 +131,7 @@ def openai_routes(worker: ModelWorker, model_id: str, meta: dict[str, Any]) -> A
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             events = _chunks(worker, question, sampling, completion_id, model_id, include_usage)
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        reply = await worker.reply(question, sampling)
+        reply = await worker.reply(question, sampling, worker.default_mode)
         return {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
                 "model": model_id,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
@@ -152,7 +152,7 @@ async def _chunks(worker: ModelWorker, question: str, sampling: Sampling, comple
 
     yield delta({"role": "assistant", "content": ""})
     try:
-        async for event in worker.stream(question, sampling):
+        async for event in worker.stream(question, sampling, worker.default_mode):
             if isinstance(event, str):
                 yield delta({"content": event})
             elif isinstance(event, Finished):

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minillm.engine import Sampling, answer, stream_answer
-from minillm.retrieval import answer_open, passage_source, passages_context
+from minillm.retrieval import passage_source, passages_context
 from minillm.serve.errors import ApiError
 
 MAX_QUESTION_CHARS = 2000
@@ -119,6 +119,11 @@ class ModelWorker:
                         top_p=1.0 if top_p is None else top_p, seed=seed,
                         repetition_penalty=REPETITION_PENALTY, max_sentences=MAX_SENTENCES)
 
+    @property
+    def default_mode(self) -> str:
+        """The best answers the run can give: open-book when it has a retrieval index."""
+        return "closed" if self.index is None else "open"
+
     def check_mode(self, mode: str, field: str = "mode") -> None:
         """409 when open-book answers are asked of a run without a retrieval index."""
         if mode == "open" and self.index is None:
@@ -130,13 +135,16 @@ class ModelWorker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._reply, question, sampling, mode)
 
+    def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
+        """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
+        if mode != "open":
+            return [], None
+        passages = self.index.search(question, k=RETRIEVED_PASSAGES)
+        return passages, passages_context(passages) or None
+
     def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
-        passages = []
-        if mode == "open":
-            result, passages = answer_open(self.model, self.tokenizer, self.index, question, sampling,
-                                           k=RETRIEVED_PASSAGES)
-        else:
-            result = answer(self.model, self.tokenizer, question, sampling)
+        passages, context = self._retrieve(question, mode)
+        result = answer(self.model, self.tokenizer, question, sampling, context=context)
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
                             self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
         return Reply(result.text, _sources(passages), finished)
@@ -168,11 +176,7 @@ class ModelWorker:
         if cancelled.is_set():
             return
         try:
-            context, passages = None, []
-            if mode == "open":
-                # as retrieval.answer_open does, which cannot stream
-                passages = self.index.search(question, k=RETRIEVED_PASSAGES)
-                context = passages_context(passages) or None
+            passages, context = self._retrieve(question, mode)
             emit(_sources(passages))
             metered = _Metered(self.model, cancelled)
             start = time.perf_counter()

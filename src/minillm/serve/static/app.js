@@ -25,7 +25,9 @@ async function showModel() {
   $("model-name").textContent = model.id;
   $("model-size").textContent = `${count(meta.parameters)} parameters · ${meta.size_mb.toFixed(2)} MB · `
     + `context ${meta.context_length} tokens`;
-  if (!meta.open_book) {
+  if (meta.open_book) {
+    $("mode").value = "open";  // the best answers first: from the retrieved passages, with their sources
+  } else {
     const open = $("mode").querySelector('option[value="open"]');
     open.disabled = true;
     open.textContent = "open-book (this run has no index)";

@@ -1,0 +1,28 @@
+"""`minillm quickstart` end to end on the bundled offline articles, with a model shrunk to a few steps."""
+
+from minillm.cli import main
+from minillm.retrieval import load_index
+
+TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32",
+        "train.pretrain_steps=2", "train.finetune_steps=2", "train.eval_batches=1", "tokenizer.vocab_size=300"]
+
+
+def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, capsys):
+    run, data = tmp_path / "runs" / "quickstart", tmp_path / "data"
+    args = ["quickstart", "--out", str(run), "--data-dir", str(data), "--no-progress"]
+    assert main([*args, *[a for item in TINY for a in ("--set", item)]]) == 0
+    out = capsys.readouterr().out
+    for path in ("raw/articles.jsonl", "processed/qa_pairs.jsonl", "splits/train.jsonl", "splits/test.jsonl",
+                 "tokenizer.json"):
+        assert (data / path).is_file(), path
+    assert (run / "model.safetensors").is_file() and load_index(run) is not None
+    samples = out.split("sample answers from")[1]
+    assert samples.startswith(f" {run} (open book")
+    # the first two questions show both modes, open book after closed book; every answer lists its sources
+    assert samples.count("A, closed book (the model alone):") == 2 and samples.count("A, open book:") == 2
+    assert samples.index("Q: What is the Sun?\nA, closed book") < samples.index("A, open book")
+    assert samples.count("   sources: ") == samples.count("Q: ") == 6
+    assert "sources: Sun" in samples
+
+    assert main(args) == 2  # an existing run is never overwritten unless asked
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
