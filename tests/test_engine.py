@@ -14,12 +14,13 @@ from minillm.engine import (
     answer,
     fit_prompt,
     generate,
+    repeated_ngram_ends,
     sample_token,
     sentence_ends,
     stream_answer,
 )
 from minillm.models import MiniTransformer, ModelConfig
-from minillm.tokenizer import encode_prompt, train_tokenizer
+from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer
 
 TEXT = "The Sun is a star. The Moon orbits the Earth. Mars is red? Yes! Café.\nQuestion: Answer: Context:"
 
@@ -128,6 +129,38 @@ def test_repetition_penalty_breaks_a_greedy_loop():
     assert len(set(penalized)) > len(set(plain))
 
 
+def test_repeated_ngram_ends():
+    assert repeated_ngram_ends([5, 6, 7, 5, 6], 3) == [7]
+    assert repeated_ngram_ends([5, 6, 7, 5, 6], 4) == []
+    assert repeated_ngram_ends([5, 6, 5, 6, 5], 2) == [6, 6]
+    assert repeated_ngram_ends([1, 2, 3], 1) == [1, 2, 3]  # n = 1: no token twice
+    assert repeated_ngram_ends([1, 2], 0) == [] and repeated_ngram_ends([], 3) == []
+
+
+def test_no_repeat_ngram_breaks_a_loop_and_suppressed_tokens_never_come():
+    loop = ScriptedModel([], start=1, vocab_size=10, after=4)  # wants token 4 forever
+    assert list(loop.generate([1], Sampling(max_new_tokens=6))) == [4] * 6
+    # with no 2-gram twice, 4 4 is allowed once; then the runner-up (0: all others tie at 0) takes turns
+    ids = list(loop.generate([1], Sampling(max_new_tokens=12, no_repeat_ngram=2)))
+    pairs = list(zip(ids, ids[1:], strict=False))
+    assert len(pairs) == len(set(pairs)) and ids[:2] == [4, 4]
+    assert 4 not in list(loop.generate([1], Sampling(max_new_tokens=6, suppress_tokens=(4,))))
+    # every token banned: the answer ends rather than emit a banned one
+    assert list(loop.generate([1], Sampling(max_new_tokens=6, suppress_tokens=tuple(range(10))))) == []
+
+
+def test_answers_never_hold_the_prompts_separators(char_tok):
+    banned = non_answer_ids(char_tok)
+    assert {char_tok.encode("?")[0], char_tok.encode("\n")[0], char_tok.bos_id, char_tok.pad_id} <= banned
+    assert char_tok.eos_id not in banned and char_tok.encode(".")[0] not in banned
+    question_mark = char_tok.encode("?")[0]
+    prompt = encode_prompt(char_tok, "Why?")
+    parrot = ScriptedModel([], start=len(prompt), vocab_size=char_tok.vocab_size, after=question_mark)
+    result = answer(parrot, char_tok, "Why?", Sampling(max_new_tokens=5))
+    assert result.token_ids == []  # "?" and every other special token suppressed: eos is the best left
+    assert list(parrot.generate(prompt, Sampling(max_new_tokens=2))) == [question_mark] * 2  # generate alone: no rule
+
+
 def test_sampling_draws_follow_softmax():
     generator = torch.Generator().manual_seed(0)
     logits = torch.tensor([0.0, math.log(3.0)])
@@ -198,6 +231,10 @@ def test_sentence_ends():
     ({"max_sentences": -1}, "max_sentences must be an integer >= 0"),
     ({"temperature": float("nan")}, "temperature must be >= 0"),
     ({"seed": "7"}, "seed must be an integer or None"),
+    ({"no_repeat_ngram": -1}, "no_repeat_ngram must be an integer >= 0"),
+    ({"no_repeat_ngram": True}, "no_repeat_ngram must be an integer >= 0"),
+    ({"suppress_tokens": [3]}, "suppress_tokens must be a tuple of token ids"),
+    ({"suppress_tokens": (3, -1)}, "suppress_tokens must be a tuple of token ids"),
 ])
 def test_bad_sampling_values_rejected(values, message):
     with pytest.raises(ValueError, match=message):

@@ -337,3 +337,18 @@ def test_eval_open_book(run_copy, tmp_path):
     assert result["settings"]["mode"] == "open" and result["settings"]["k"] == 2
     assert all(1 <= len(row["passages"]) <= 2 for row in result["qa"]["answers"])
     assert "Sun" in result["qa"]["answers"][0]["passages"]
+    qa = result["qa"]
+    for row in qa["answers"]:  # open book: faithfulness and each sentence's passage, with every answer
+        assert row["faithfulness"] is None or 0 <= row["faithfulness"] <= 1
+        assert all(s["passage"] in (None, 0, 1) for s in row["sentence_sources"])
+    assert set(qa["degenerate_by_kind"]) == {"repeated_4gram", "unfinished", "prompt_punctuation"}
+    assert qa["degenerate"] == sum(any(r["degenerate"].values()) for r in qa["answers"])
+    assert all("degenerate" in s and "faithfulness" in s for s in qa["by_domain"].values())
+
+
+def test_eval_closed_book_counts_degenerate_answers_without_faithfulness(run_copy, tmp_path):
+    qa = write_lines(tmp_path / "q.jsonl", QUESTIONS)
+    assert main(["eval", str(run_copy), "--qa", str(qa), "--max-new-tokens", "8", "--no-progress"]) == 0
+    result = json.loads((run_copy / "eval.json").read_text())["qa"]
+    assert result["faithfulness"] is None and "faithfulness" not in result["answers"][0]
+    assert result["degenerate_by_kind"]["unfinished"] >= 1  # 8 tokens of an untrained model end no sentence

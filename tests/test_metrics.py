@@ -7,13 +7,17 @@ import pytest
 
 from minillm.metrics import (
     bits_per_byte,
+    content_words,
+    degeneration,
     exact_match,
+    faithfulness,
     keyword_hit,
     normalize_answer,
     percentile,
     perplexity,
     rouge_l,
     sentence_count,
+    sentence_sources,
     token_f1,
     word_count,
 )
@@ -93,3 +97,28 @@ def test_bits_per_byte_and_perplexity_by_hand():
     assert bits_per_byte(15.0, 20) == pytest.approx(1.0820212806667)
     assert perplexity(math.log(50)) == pytest.approx(50.0)
     assert perplexity(1e4) == math.inf
+
+
+@pytest.mark.parametrize(("answer", "flags"), [
+    ("The Sun is a star. It is hot.", set()),
+    ("Skin is the skin?k is the skin?k is the skin?k is the", {"repeated_4gram", "unfinished", "prompt_punctuation"}),
+    ("ys doz\n, also known as the kidneys.", {"prompt_punctuation"}),
+    ("It is a star and it is a star and it is a star.", {"repeated_4gram"}),
+    ("The Moon orbits the Earth and", {"unfinished"}),
+    ("Answer: the Moon.", {"prompt_punctuation"}),
+    ("It ran 9.58 s (a record).", set()),
+    ("", set()),
+])
+def test_degeneration_flags(answer, flags):
+    assert {name for name, flagged in degeneration(answer).items() if flagged} == flags
+
+
+def test_faithfulness_counts_content_words_found_in_the_passages():
+    passages = ["The Nile is a river in Africa.", "It is the longest river in the world."]
+    assert content_words("The Nile is a river") == ["nile", "river"]
+    assert faithfulness("The Nile is the longest river.", passages) == 1.0
+    assert faithfulness("The Nile is purple.", passages) == pytest.approx(1 / 2)  # nile found, purple not
+    assert faithfulness("It is the.", passages) is None  # no content words at all
+    assert faithfulness("Nile", []) == 0.0
+    sources = sentence_sources("The Nile is in Africa. It is the longest. Mars is red.", passages)
+    assert [(s["passage"], s["share"]) for s in sources] == [(0, 1.0), (1, 1.0), (None, 0.0)]

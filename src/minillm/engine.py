@@ -33,13 +33,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from minillm.tokenizer import encode_prompt, longest_context_prompt
+from minillm.tokenizer import encode_prompt, longest_context_prompt, non_answer_ids
 
 if TYPE_CHECKING:
     from minillm.models.base import LanguageModel
@@ -97,6 +97,8 @@ class Sampling:
     repetition_penalty: float = 1.0  # > 1 discourages tokens already in the prompt or answer; 1 = off
     max_sentences: int = 0           # stop after this many complete sentences (needs decode); 0 = off
     seed: int | None = None          # same seed, same model, same prompt -> same tokens
+    no_repeat_ngram: int = 0         # never repeat an n-gram of the answer's own tokens; 0 = off
+    suppress_tokens: tuple[int, ...] = ()  # token ids never generated
 
     def __post_init__(self) -> None:
         if _not_int(self.max_new_tokens) or self.max_new_tokens < 1:
@@ -113,6 +115,10 @@ class Sampling:
             raise ValueError(f"max_sentences must be an integer >= 0 (0 = off), got {self.max_sentences!r}")
         if self.seed is not None and _not_int(self.seed):
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        if _not_int(self.no_repeat_ngram) or self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be an integer >= 0 (0 = off), got {self.no_repeat_ngram!r}")
+        if not isinstance(self.suppress_tokens, tuple) or any(_not_int(t) or t < 0 for t in self.suppress_tokens):
+            raise ValueError(f"suppress_tokens must be a tuple of token ids, got {self.suppress_tokens!r}")
 
 
 def _not_int(value: Any) -> bool:
@@ -123,9 +129,19 @@ def _not_number(value: Any) -> bool:
     return isinstance(value, bool) or not isinstance(value, int | float) or value != value  # NaN
 
 
-def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor) -> torch.Tensor:
-    """Apply repetition penalty, temperature, top-k and top-p to logits (vocab,); seen is a bool mask."""
+# What `minillm ask`, chat, serve, eval and the quickstart answer with: greedy, at most four sentences, and
+# no loops: a small model's greedy answer otherwise falls into "is the skin?k is the skin?k ..." until the
+# token limit (15 of 60 natural questions degenerated so before no_repeat_ngram).
+ANSWER_SAMPLING = Sampling(max_new_tokens=128, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=4)
+
+
+def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor,
+                  banned: list[int] | None = None) -> torch.Tensor:
+    """Apply repetition penalty, banned tokens, temperature, top-k and top-p to logits (vocab,); seen is a
+    bool mask of the tokens to penalise, banned lists token ids that must not come next."""
     logits = logits.float()
+    if banned:
+        logits = logits.index_fill(0, torch.tensor(banned, device=logits.device), float("-inf"))
     if sampling.repetition_penalty != 1.0:
         penalized = torch.where(logits > 0, logits / sampling.repetition_penalty,
                                 logits * sampling.repetition_penalty)
@@ -146,9 +162,9 @@ def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor) 
 
 
 def sample_token(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor,
-                 generator: torch.Generator | None = None) -> int:
+                 generator: torch.Generator | None = None, banned: list[int] | None = None) -> int:
     """The next token id from logits (vocab,)."""
-    logits = adjust_logits(logits, sampling, seen)
+    logits = adjust_logits(logits, sampling, seen, banned)
     if sampling.temperature == 0:
         return int(logits.argmax())
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
@@ -211,7 +227,10 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
     new_ids: list[int] = []
     text = ""
     while True:
-        token = sample_token(logits, sampling, seen, generator)
+        banned = list(sampling.suppress_tokens) + repeated_ngram_ends(new_ids, sampling.no_repeat_ngram)
+        if len(set(banned)) >= logits.numel():
+            return  # nothing left to say
+        token = sample_token(logits, sampling, seen, generator, banned)
         if token == eos_id:
             return
         new_ids.append(token)
@@ -228,6 +247,19 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
             return
         seen[token] = True
         logits = step(token)
+
+
+def repeated_ngram_ends(ids: list[int], n: int) -> list[int]:
+    """The tokens that would repeat an n-gram of ids if they came next: those that followed an earlier
+    occurrence of ids' last n - 1 tokens (as Hugging Face's no_repeat_ngram_size; n = 0 or 1 with no ids: none).
+
+    >>> repeated_ngram_ends([5, 6, 7, 5, 6], 3)
+    [7]
+    """
+    if n < 1 or len(ids) < n - 1:
+        return []
+    tail = ids[len(ids) - n + 1:] if n > 1 else []
+    return [ids[i + n - 1] for i in range(len(ids) - n + 1) if ids[i:i + n - 1] == tail]
 
 
 @dataclass(frozen=True)
@@ -261,6 +293,14 @@ def fit_prompt(tokenizer: Any, question: str, context: str | None, max_len: int)
     return [prompt_ids[0]] + prompt_ids[len(prompt_ids) - max_len + 1:]
 
 
+def answer_sampling(tokenizer: Any, sampling: Sampling) -> Sampling:
+    """``sampling`` for an answer: the tokens no answer holds (tokenizer.non_answer_ids: the prompt's
+    separators, a newline and "?") suppressed too. Without this the copy head glued the question's "?"
+    to the answer ("Skin is the skin?k ...")."""
+    suppress = tuple(sorted(set(sampling.suppress_tokens) | non_answer_ids(tokenizer)))
+    return replace(sampling, suppress_tokens=suppress)
+
+
 def _prompt(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
             context: str | None) -> list[int]:
     # leave min(max_new_tokens, half the context) positions free for the answer
@@ -273,7 +313,8 @@ def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampli
     """Answer one question (open-book when a context passage is given)."""
     prompt_ids = _prompt(model, tokenizer, question, sampling, context)
     start = time.perf_counter()
-    new_ids = list(model.generate(prompt_ids, sampling, eos_id=tokenizer.eos_id, decode=tokenizer.decode))
+    new_ids = list(model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
+                                  decode=tokenizer.decode))
     seconds = time.perf_counter() - start
     return Answer(text=tokenizer.decode(new_ids).strip(), token_ids=new_ids, prompt_tokens=len(prompt_ids),
                   new_tokens=len(new_ids), seconds=seconds,
@@ -286,7 +327,8 @@ def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling:
     prompt_ids = _prompt(model, tokenizer, question, sampling, context)
     new_ids: list[int] = []
     shown = ""
-    for token in model.generate(prompt_ids, sampling, eos_id=tokenizer.eos_id, decode=tokenizer.decode):
+    for token in model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
+                                decode=tokenizer.decode):
         new_ids.append(token)
         text = tokenizer.decode(new_ids).lstrip()
         # decoding all ids so far, not one token alone, keeps multi-byte characters split over

@@ -17,6 +17,10 @@ What one evaluation measures (eval.json holds all of it; ``report.eval_table`` p
 - ``multiple_choice`` (tasks ``arc-easy``, ``arc-challenge``): each choice scored by the log-probability
   of its tokens after the closed-book prompt ``Question: {q}\\nAnswer:``, as a sum and as a mean per token
   (the sum favours short choices); accuracy of both and the chance level, the mean of 1 / choices.
+- With every answer: how it degenerated, if it did (a repeated word 4-gram, an unfinished last sentence,
+  the prompt's punctuation in it; ``degenerate`` counts answers with any), and open book its faithfulness,
+  the share of its content words found in the passages it was given, and the passage each sentence came
+  from (metrics.py says what these word counts can and cannot see).
 
 Design choices:
 - Question files: any JSON Lines with ``question`` and ``answer`` (or ``reference``), optional ``domain``
@@ -47,7 +51,7 @@ import torch
 from minillm import metrics
 from minillm.config import Config
 from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, utc_now
-from minillm.engine import Sampling, answer, fit_prompt
+from minillm.engine import ANSWER_SAMPLING, Sampling, answer, fit_prompt
 from minillm.models.base import LanguageModel
 from minillm.perplexity import (
     has_probabilities,
@@ -64,7 +68,7 @@ from minillm.train import load_run
 EVAL_FORMAT = 1
 TASKS = ("qa", "arc-easy", "arc-challenge")
 MODES = ("closed", "open")
-DEFAULT_SAMPLING = Sampling(max_new_tokens=128, repetition_penalty=1.2, max_sentences=4)  # as `minillm ask`
+DEFAULT_SAMPLING = ANSWER_SAMPLING  # as `minillm ask`
 
 
 @dataclass(frozen=True)
@@ -151,12 +155,19 @@ def seeded_sample(items: list, limit: int | None, seed: int) -> list:
 # --- generated answers ------------------------------------------------------------------------------------
 
 
-def score_answer(q: EvalQuestion, text: str) -> dict[str, Any]:
-    """One answer's scores against its question's reference (and keywords, when it has some)."""
-    return {"exact_match": metrics.exact_match(text, q.reference), "f1": metrics.token_f1(text, q.reference),
-            "rouge_l": metrics.rouge_l(text, q.reference),
-            "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
-            "sentences": metrics.sentence_count(text), "words": metrics.word_count(text)}
+def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) -> dict[str, Any]:
+    """One answer's scores against its question's reference (and keywords, when it has some), how it
+    degenerated if it did, and, given the passages it was answered from, its faithfulness to them and the
+    passage each sentence came from."""
+    scores = {"exact_match": metrics.exact_match(text, q.reference), "f1": metrics.token_f1(text, q.reference),
+              "rouge_l": metrics.rouge_l(text, q.reference),
+              "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
+              "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
+              "degenerate": metrics.degeneration(text)}
+    if passages is not None:
+        scores["faithfulness"] = metrics.faithfulness(text, passages)
+        scores["sentence_sources"] = metrics.sentence_sources(text, passages)
+    return scores
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,6 +177,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     hits = [float(r["keyword_hit"]) for r in rows if r["keyword_hit"] is not None]
     seconds = [r["seconds"] for r in rows]
+    faithful = [r["faithfulness"] for r in rows if r.get("faithfulness") is not None]
+    flags = list(metrics.degeneration("").keys())
     return {
         "count": len(rows),
         "exact_match": mean([r["exact_match"] for r in rows]),
@@ -178,6 +191,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_p50_s": round(metrics.percentile(seconds, 50), 4),
         "latency_p95_s": round(metrics.percentile(seconds, 95), 4),
         "tokens_per_second": round(sum(r["new_tokens"] for r in rows) / max(sum(seconds), 1e-9), 1),
+        "degenerate": sum(any(r["degenerate"].values()) for r in rows),
+        "degenerate_by_kind": {flag: sum(r["degenerate"][flag] for r in rows) for flag in flags},
+        "faithfulness": mean(faithful),
     }
 
 
@@ -198,8 +214,10 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
         start = time.perf_counter()
         result, passages = respond(q.question)
         seconds = time.perf_counter() - start
+        texts = None if passages is None else [p.text for p in passages]
         row = {"question": q.question, "reference": q.reference, "answer": result.text, "domain": q.domain,
-               **score_answer(q, result.text), "seconds": round(seconds, 4), "new_tokens": result.new_tokens}
+               **score_answer(q, result.text, texts), "seconds": round(seconds, 4),
+               "new_tokens": result.new_tokens}
         if passages is not None:
             row["passages"] = [p.title for p in passages]
         rows.append(row)

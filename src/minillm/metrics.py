@@ -19,6 +19,13 @@ Design choices:
   "2-4 sentences" means the same for model answers as for the references they are compared with.
 - Bits per byte divide by the UTF-8 bytes of the text, not by tokens, so models with different tokenizers
   compare: ``total nats / ln 2 / total bytes``.
+- Degenerate answers (``degeneration``) are flagged three ways: a word 4-gram said three times or more (a
+  loop), no finished sentence at the end (cut by the token limit), and the prompt's own punctuation in the
+  answer ("skin?k", a newline, "Answer:"), which a trained answer never holds.
+- Faithfulness (``faithfulness``) is the share of an answer's content words, casefolded, that occur in the
+  passages it was given: words, not meaning, so a faithful paraphrase scores low and a wrong sentence made of
+  the passage's words scores high; it catches invention, not misreading. Content words leave out the Lucene
+  stop words (bm25s's list, the one retrieval uses).
 """
 
 from __future__ import annotations
@@ -104,3 +111,57 @@ def bits_per_byte(total_nats: float, total_bytes: int) -> float:
 def perplexity(mean_nats: float) -> float:
     """exp of the mean per-token loss; inf rather than an OverflowError for a hopeless model."""
     return math.exp(mean_nats) if mean_nats < 700 else math.inf
+
+
+_WORD = re.compile(r"\w+")
+_PROMPT_MARKS = re.compile(r"\w\?\w|\n|\b(?:Question|Answer|Context):")
+
+
+def degeneration(answer: str) -> dict[str, bool]:
+    """How an answer went wrong, if it did: ``repeated_4gram`` (a word 4-gram three times or more),
+    ``unfinished`` (it does not end a sentence) and ``prompt_punctuation`` ("skin?k", a newline, "Answer:").
+
+    >>> degeneration("It is a star. It is a star. It is a star.")["repeated_4gram"]
+    True
+    """
+    words = _WORD.findall(answer.casefold())
+    grams = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+    return {"repeated_4gram": any(n >= 3 for n in grams.values()),
+            "unfinished": bool(answer.strip()) and not re.search(r"[.!?][\"')\]]*$", answer.strip()),
+            "prompt_punctuation": bool(_PROMPT_MARKS.search(answer))}
+
+
+@functools.lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def content_words(text: str) -> list[str]:
+    """The casefolded words of text that are not stop words: "The Sun is a star" -> ['sun', 'star']."""
+    return [w for w in _WORD.findall(text.casefold()) if w not in _stop_words()]
+
+
+def faithfulness(answer: str, passages: Sequence[str]) -> float | None:
+    """Share of the answer's content words found among the passages' words; None for an answer with none."""
+    words = content_words(answer)
+    if not words:
+        return None
+    source = {w for p in passages for w in content_words(p)}
+    return sum(w in source for w in words) / len(words)
+
+
+def sentence_sources(answer: str, passages: Sequence[str]) -> list[dict]:
+    """For each sentence of the answer: the index of the passage holding most of its content words (None if
+    it shares none with any) and that share."""
+    sources = []
+    passage_words = [set(content_words(p)) for p in passages]
+    for sentence in split_sentences(answer):
+        words = content_words(sentence)
+        shares = [sum(w in found for w in words) / len(words) if words else 0.0 for found in passage_words]
+        best = max(range(len(shares)), key=shares.__getitem__) if shares else None
+        share = shares[best] if best is not None else 0.0
+        sources.append({"sentence": sentence, "passage": best if share > 0 else None, "share": round(share, 4)})
+    return sources
+

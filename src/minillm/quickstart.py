@@ -28,12 +28,13 @@ from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
 from minillm.data.records import Article, InputError, read_articles, read_qa_pairs, write_jsonl
 from minillm.data.split import Split, split_qa_pairs, write_split
-from minillm.engine import Sampling, answer
+from minillm.engine import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
+from minillm.engine import answer
 from minillm.tokenizer import train_tokenizer
 from minillm.train import TrainResult, load_run, train
 
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
-ANSWER_SAMPLING = Sampling(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4)
+ANSWER_SAMPLING = replace(ENGINE_ANSWER_SAMPLING, max_new_tokens=96)
 CLOSED_BESIDE_OPEN = 2  # fixed questions also answered closed book
 
 

@@ -96,10 +96,12 @@ def eval_table(result: dict[str, Any]) -> str:
         lines += ["", f"QA, {settings['mode']} book: {settings['questions_file']}, {qa['count']} questions"]
         rows = [[name, str(s["count"]), _number(s["exact_match"]), _number(s["f1"]), _number(s["rouge_l"]),
                  _number(s["keyword_hit_rate"]), _number(s["two_to_four_sentences"]),
-                 _number(s["mean_words"], 1), _number(s["latency_p50_s"]), _number(s["latency_p95_s"])]
+                 _number(s["mean_words"], 1), str(s.get("degenerate", DASH)), _number(s.get("faithfulness")),
+                 _number(s["latency_p50_s"]), _number(s["latency_p95_s"])]
                 for name, s in [*qa["by_domain"].items(), ("all", qa)]]
         lines += ["  " + line for line in _table(
-            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "2-4 sent.", "words", "p50 s", "p95 s"], rows)]
+            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "2-4 sent.", "words", "degen.", "faithful",
+             "p50 s", "p95 s"], rows)]
     if "multiple_choice" in result:
         mc = result["multiple_choice"]
         lines += ["", f"multiple choice, {mc['task']}: {settings['questions_file']}, {mc['count']} questions",

@@ -37,6 +37,7 @@ Left out: normalization (no lowercasing or Unicode folding), and chat templates 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -165,6 +166,15 @@ def format_prompt(question: str, context: str | None = None) -> str:
     if context:
         return f"Context: {context}\nQuestion: {question}\nAnswer:"
     return f"Question: {question}\nAnswer:"
+
+
+@functools.cache
+def non_answer_ids(tok: Tokenizer) -> frozenset[int]:
+    """The ids an answer never holds: <pad>, <bos>, <unk> and every token whose text has a newline or "?",
+    the prompt's separators. Answers are one paragraph of statements (none of the generated QA pairs'
+    answers has either), so generation may suppress them all (engine.answer_sampling)."""
+    specials = {tok.pad_id, tok.bos_id, tok.unk_id}
+    return frozenset(specials | {i for i in range(tok.vocab_size) if any(c in tok.decode([i]) for c in "\n?")})
 
 
 def encode_prompt(tok: Tokenizer, question: str, context: str | None = None) -> list[int]:

@@ -50,7 +50,7 @@ def sampling_from_args(args: argparse.Namespace):
     try:
         return Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                        max_sentences=args.max_sentences, seed=args.seed)
+                        max_sentences=args.max_sentences, seed=args.seed, no_repeat_ngram=args.no_repeat_ngram)
     except ValueError as e:
         raise InputError(f"sampling: {e}") from None
 
@@ -81,12 +81,18 @@ def print_sources(passages: list) -> None:
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-k", type=int, default=0, help="0 = off")
-    p.add_argument("--top-p", type=float, default=1.0, help="1 = off")
-    p.add_argument("--repetition-penalty", type=float, default=1.2, help="1 = off (default 1.2)")
-    p.add_argument("--max-sentences", type=int, default=4, help="stop after this many sentences (0 = off)")
+    from minillm.engine import ANSWER_SAMPLING as default
+
+    p.add_argument("--max-new-tokens", type=int, default=default.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=default.temperature, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=int, default=default.top_k, help="0 = off")
+    p.add_argument("--top-p", type=float, default=default.top_p, help="1 = off")
+    p.add_argument("--repetition-penalty", type=float, default=default.repetition_penalty,
+                   help=f"1 = off (default {default.repetition_penalty})")
+    p.add_argument("--no-repeat-ngram", type=int, default=default.no_repeat_ngram,
+                   help=f"never repeat an n-gram of the answer's tokens (default {default.no_repeat_ngram}; 0 = off)")
+    p.add_argument("--max-sentences", type=int, default=default.max_sentences,
+                   help=f"stop after this many sentences (default {default.max_sentences}; 0 = off)")
     p.add_argument("--seed", type=int, help="sampling seed")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
 

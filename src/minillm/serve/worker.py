@@ -19,7 +19,8 @@ Design choices:
   time, so /health and new requests are still answered while a long answer is being generated.
 - A stream whose client goes away sets a flag that the worker checks between pieces: an abandoned answer
   stops at the next token, and a request still queued when its client left does no work at all.
-- Defaults are those of ``minillm ask``: greedy, repetition penalty 1.2, at most 4 sentences.
+- Defaults are those of ``minillm ask`` (engine.ANSWER_SAMPLING): greedy, repetition penalty 1.2, no
+  repeated 4-gram, at most 4 sentences.
 - Left out: batching several requests into one forward pass (continuous batching, as vLLM does). It
   would raise throughput under load, but needs a batched KV cache with a position per sequence in the
   engine; a queue is simpler, and correct.
@@ -35,15 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from minillm.engine import Sampling, answer, stream_answer
+from minillm.engine import ANSWER_SAMPLING, Sampling, answer, stream_answer
 from minillm.retrieval import passage_source, passages_context
 from minillm.serve.errors import ApiError
 
 MAX_QUESTION_CHARS = 2000
 MAX_NEW_TOKENS = 512        # also capped by the model's context (max_seq_len)
 DEFAULT_NEW_TOKENS = 128
-REPETITION_PENALTY = 1.2    # the `minillm ask` defaults, so the page answers as the command line does
-MAX_SENTENCES = 4
 RETRIEVED_PASSAGES = 3
 MODES = ("closed", "open")
 
@@ -117,7 +116,8 @@ class ModelWorker:
         return Sampling(max_new_tokens=max_new_tokens or min(DEFAULT_NEW_TOKENS, self.max_new_tokens),
                         temperature=0.0 if temperature is None else temperature,
                         top_p=1.0 if top_p is None else top_p, seed=seed,
-                        repetition_penalty=REPETITION_PENALTY, max_sentences=MAX_SENTENCES)
+                        repetition_penalty=ANSWER_SAMPLING.repetition_penalty,
+                        max_sentences=ANSWER_SAMPLING.max_sentences, no_repeat_ngram=ANSWER_SAMPLING.no_repeat_ngram)
 
     @property
     def default_mode(self) -> str:
