@@ -44,8 +44,8 @@ def test_ladder_trains_evaluates_and_tabulates_every_rung(data_dir, tmp_path):
     for name in ("loss_curves.png", "size_quality.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_rung = {r["rung"]: r for r in saved["rungs"]}
-    assert by_rung["pattern"]["bits_per_byte"] is None  # no probabilities: no bits per byte
-    assert all(by_rung[r]["bits_per_byte"] > 0 for r in labels if r != "pattern")
+    assert by_rung["pattern"]["bits_per_byte"] is None is by_rung["extractive"]["bits_per_byte"]  # no probabilities
+    assert all(by_rung[r]["bits_per_byte"] > 0 for r in labels if r not in ("pattern", "extractive"))
     for rung in labels:
         closed = json.loads((runs / rung / "eval.json").read_text(encoding="utf-8"))
         opened = json.loads((runs / rung / "eval-open.json").read_text(encoding="utf-8"))

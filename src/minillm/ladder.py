@@ -5,6 +5,7 @@
 
 The rungs, bottom to top (``RUNGS``):
 
+    extractive   floor   no model: the first sentences of the retrieved passages (open book only)
     pattern      rung 0  regex question shapes + title look-up + templates (no probabilities)
     markov       rung 1  n-gram chain, interpolated Kneser-Ney
     mlp          rung 2  Bengio-style fixed-window neural LM
@@ -58,6 +59,7 @@ class Rung:
 
 
 RUNGS = (
+    Rung("extractive", "extractive", what="no model: the retrieved passages' first sentences (open-book floor)"),
     Rung("pattern", "pattern", what="regex question shapes + title look-up + templates"),
     Rung("markov", "markov", what="n-gram chain, interpolated Kneser-Ney"),
     Rung("mlp", "mlp", what="Bengio-style fixed-window MLP"),

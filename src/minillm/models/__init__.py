@@ -12,14 +12,16 @@ A config's ``[model] arch = "markov"`` picks the rung (default ``transformer``).
 
 from minillm.models.attention import AttentionLanguageModel
 from minillm.models.base import FitData, LanguageModel
+from minillm.models.extractive import ExtractiveReader
 from minillm.models.hybrid import HybridModel
 from minillm.models.markov import MarkovChain
 from minillm.models.mlp import MLPLanguageModel
 from minillm.models.pattern import PatternMatcher
 from minillm.models.transformer import MiniTransformer, ModelConfig
 
-MODELS: dict[str, type] = {"pattern": PatternMatcher, "markov": MarkovChain, "mlp": MLPLanguageModel,
-                           "attention": AttentionLanguageModel, "transformer": MiniTransformer, "hybrid": HybridModel}
+MODELS: dict[str, type] = {"extractive": ExtractiveReader, "pattern": PatternMatcher, "markov": MarkovChain,
+                           "mlp": MLPLanguageModel, "attention": AttentionLanguageModel,
+                           "transformer": MiniTransformer, "hybrid": HybridModel}
 
 DEFAULT_ARCH = "transformer"
 

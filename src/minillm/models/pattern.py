@@ -238,6 +238,7 @@ class PatternMatcher:
     name = "pattern"
     config_class = PatternConfig
     trained_by = "fit"
+    file_name = PATTERN_FILE
 
     def __init__(self, config: PatternConfig, rules: list[list[str]] | None = None):
         self.config = config
@@ -280,14 +281,14 @@ class PatternMatcher:
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
     def save(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / PATTERN_FILE
+        path = Path(run_dir) / self.file_name
         with atomic_write(path, "wb") as fh:
             fh.write(self._saved)
         return path
 
     @classmethod
     def load(cls, run_dir: str | Path) -> PatternMatcher:
-        path = Path(run_dir) / PATTERN_FILE
+        path = Path(run_dir) / cls.file_name
         try:
             payload = json.loads(path.read_bytes())
             if payload.get("format") != PATTERN_FORMAT:
@@ -297,7 +298,7 @@ class PatternMatcher:
         except FileNotFoundError:
             raise InputError(f"{path}: no such file") from None
         except (ValueError, TypeError, KeyError, AttributeError, re.error) as e:  # JSONDecodeError is a ValueError
-            raise InputError(f"{path}: not a pattern model ({type(e).__name__}: {e})") from None
+            raise InputError(f"{path}: not a {cls.name} model ({type(e).__name__}: {e})") from None
         model.tokenizer = Tokenizer.load(Path(run_dir))
         return model
 
