@@ -19,18 +19,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from minillm.evaluate import evaluate_run, write_eval
+    from minillm.evaluate_followups import evaluate_followups_run, followups_path, followups_table, read_followups
     from minillm.report import eval_table
 
+    conversations = None
+    if args.followups is not None:  # read and checked before the slow part; no FILE: the shipped set
+        args.followups = args.followups or str(followups_path())
+        conversations = read_followups(args.followups)
     update, close = progress_bar("eval", not args.no_progress)
     try:
         result = evaluate_run(args.run, task=args.task, qa_path=args.qa, split=args.split, mode=args.mode,
                               k=args.k, text_path=args.text, max_tokens=args.max_tokens or None,
                               limit=args.limit, seed=0 if args.seed is None else args.seed,
                               sampling=sampling_from_args(args), device=args.device, progress=update)
+        if conversations is not None:
+            result["followups"] = evaluate_followups_run(args.run, args.followups, conversations, k=args.k,
+                                                         sampling=sampling_from_args(args), device=args.device,
+                                                         progress=update)
     finally:
         close()
     out = write_eval(result, args.out or Path(args.run) / "eval.json")
     print(eval_table(result))
+    if conversations is not None:
+        print("\n" + followups_table(result["followups"]))
     print(f"\nwrote {out}")
     return 0
 
@@ -61,6 +72,9 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
                    help="closed book (default) or open book with passages from the run's retrieval index")
     p.add_argument("--k", type=int, default=3, help="open book: passages retrieved per question (default 3)")
     p.add_argument("--text", help="also score a plain text file, e.g. WikiText-2's wiki.valid.raw")
+    p.add_argument("--followups", nargs="?", const="", metavar="FILE",
+                   help="also answer two-turn conversations with and without conversation memory (open book "
+                        "when the run has an index, as chat); FILE defaults to the shipped followups.jsonl")
     p.add_argument("--max-tokens", type=int, default=50_000,
                    help="score at most this many tokens of each text (default 50000; 0 = all)")
     p.add_argument("--limit", type=int, help="evaluate a seeded sample of N questions (--seed, default 0)")

@@ -86,6 +86,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from minillm.conversation import Turn, resolve
     from minillm.engine import stream_answer
     from minillm.train import load_run
 
@@ -94,6 +95,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     model, tok, _ = load_run(args.run, device=args.device)
     print(f"minillm chat: {args.run} ({model.num_parameters() / 1e6:.2f}M parameters, {args.mode} book). "
           "Ask a question; an empty line or Ctrl-D ends.")
+    turns: list[Turn] = []  # follow-ups ("How hot is it there?") are resolved against these
     while True:
         try:
             question = input("> ").strip()
@@ -102,18 +104,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return 0
         if not question:
             return 0
+        resolved = resolve(turns, question)
+        if resolved.subject is not None:
+            print(f"(about: {resolved.subject})")
         passages, context = [], None
         if index is not None:
             from minillm.retrieval import passages_context
 
-            passages = index.search(question, args.k)
+            passages = index.search(resolved.question, args.k)
             context = passages_context(passages) or None
+        pieces = []
         try:
-            for piece in stream_answer(model, tok, question, sampling, context=context):
+            for piece in stream_answer(model, tok, resolved.question, sampling, context=context):
+                pieces.append(piece)
                 print(piece, end="", flush=True)
         except KeyboardInterrupt:
             pass  # Ctrl-C stops this answer, not the chat
         print()
+        turns.append(Turn(question, "".join(pieces), tuple(p.title for p in passages)))
         if passages:
             print("sources:")
             print_sources(passages)

@@ -7,10 +7,13 @@ and other OpenAI clients work when pointed at ``http://127.0.0.1:8000/v1``:
     client.chat.completions.create(model="NAME", messages=[{"role": "user", "content": "What is the Sun?"}])
 
 Design choices:
-- The model answers one question, not a conversation: the last ``user`` message is the question and the
-  other messages (system prompt, earlier turns) are ignored. Its content may be a string or a list of
-  ``{"type": "text"}`` parts. Answers are open-book when the run has a retrieval index (else closed-book);
-  the sources and a choice of mode are ``POST /v1/answer``'s.
+- The model answers one question at a time: the last ``user`` message is the question. A follow-up that
+  refers back ("How hot is it there?") is first rewritten to name the conversation's subject ("... on
+  Venus?", conversation.py) from the earlier ``user`` and ``assistant`` messages (a stateless server does
+  not know what was retrieved for them: the subject is what they name), so retrieval and the model see a
+  question that stands alone; the system prompt and tool messages are ignored. Content may be a
+  string or a list of ``{"type": "text"}`` parts. Answers are open-book when the run has a retrieval index
+  (else closed-book); the sources and a choice of mode are ``POST /v1/answer``'s.
 - Mapped: ``temperature`` (0-2, default 0 = greedy, not OpenAI's 1: a small model answers best greedy),
   ``top_p``, ``max_completion_tokens`` or its older name ``max_tokens`` (capped by the model), ``seed``,
   ``stream`` and ``stream_options.include_usage``. ``n`` must be 1. Other OpenAI fields (``stop``,
@@ -34,6 +37,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from minillm.conversation import Turn, resolve
 from minillm.engine import Sampling
 from minillm.serve.errors import ApiError, error_body
 from minillm.serve.worker import Finished, ModelWorker, check_question
@@ -93,11 +97,25 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
 
     def question(self) -> str:
-        """The last user message, checked like /v1/answer's question."""
+        """The last user message, checked like /v1/answer's question, resolved against the earlier user and
+        assistant messages (conversation.py): "How hot is it there?" after "What is Venus?" asks about Venus."""
         for i in range(len(self.messages) - 1, -1, -1):
             if self.messages[i].role == "user":
-                return check_question(self.messages[i].text(), f"messages.{i}.content")
+                question = check_question(self.messages[i].text(), f"messages.{i}.content")
+                return resolve(self._turns(self.messages[:i]), question).question
         raise ApiError(400, "messages: no message has role 'user' (its content is the question)", "messages")
+
+    @staticmethod
+    def _turns(messages: list[ChatMessage]) -> list[Turn]:
+        """Each non-empty user message with the assistant's reply to it, where one follows."""
+        turns: list[Turn] = []
+        for message in messages:
+            text = message.text().strip()
+            if message.role == "user" and text:
+                turns.append(Turn(text))
+            elif message.role == "assistant" and text and turns and turns[-1].answer is None:
+                turns[-1] = Turn(turns[-1].question, text)
+        return turns
 
     def sampling(self, worker: ModelWorker) -> Sampling:
         if self.max_completion_tokens is not None:

@@ -1,0 +1,155 @@
+"""Follow-up questions: how much conversation memory (conversation.py) helps the answer to a follow-up.
+
+    >>> conversations = read_followups(followups_path())      # the shipped set: 36, six per domain
+    >>> result = evaluate_followups(model, tok, conversations, DEFAULT_SAMPLING, index=load_index(run))
+    >>> result["memory"]["keyword_hit_rate"], result["alone"]["keyword_hit_rate"]
+
+A conversation file is JSON Lines, one conversation a line::
+
+    {"domain": "astronomy", "turns": ["What is Venus?", "How hot is it there?"],
+     "keywords": ["737", "hottest"], "subject": "Venus"}
+
+``keywords`` are words a correct answer to the last turn contains (any one counts), ``subject`` the exact
+title of the article it is about.
+
+Design choices:
+- Each conversation is answered turn by turn as ``minillm chat`` answers it: every question resolved
+  against the turns before it (their answers and the titles retrieved for them), then retrieved (open book
+  when the run has an index) and answered, greedy with ``minillm ask``'s stop rules. Only the last answer
+  is scored: the first turns just set the scene.
+- The baseline ("alone") is the last question asked on its own, as minillm answered before it had memory.
+- Two scores, overall and per domain, with and without memory: the keyword hit rate of the last answer
+  (``metrics.keyword_hit``: any keyword, as whole words, ignoring case) and, open book, the retrieval hit
+  rate (the top passage's article is the subject). Every conversation's questions, rewrites, answers and
+  top titles are kept, so each number can be traced back.
+- The shipped set (eval_data/followups.jsonl) was written by hand before any model answered it: six
+  follow-ups per domain, with pronouns (it, its, they, them, there, this storm, that organ), ellipses
+  ("And the spleen?") and first questions that name their subject only through the answer ("Which planet
+  is the second largest?"); keywords come from each subject's lead summary in the offline corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from minillm import metrics
+from minillm.conversation import Turn, resolve
+from minillm.data.records import InputError, iter_json_lines, string_field
+from minillm.engine import Sampling, answer
+from minillm.retrieval import passages_context
+
+FOLLOWUPS = "followups.jsonl"
+
+
+@dataclass(frozen=True)
+class Followup:
+    domain: str
+    turns: tuple[str, ...]     # the user's questions in order; the last one is scored
+    keywords: tuple[str, ...]  # any one in the last answer is a hit
+    subject: str               # title of the article the last question is about
+
+
+def followups_path() -> Path:
+    return Path(str(resources.files("minillm") / "eval_data" / FOLLOWUPS))
+
+
+def _strings(obj: dict, name: str, where: str, least: int) -> tuple[str, ...]:
+    if name not in obj:
+        raise InputError(f"{where}: field '{name}': missing")
+    values = obj[name]
+    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        raise InputError(f"{where}: field '{name}': expected a list of non-empty strings")
+    if len(values) < least:
+        raise InputError(f"{where}: field '{name}': needs at least {least}, got {len(values)}")
+    return tuple(values)
+
+
+def read_followups(path: str | Path) -> list[Followup]:
+    """Conversations from a JSON Lines file (format in the module docstring); a bad line raises InputError."""
+    conversations = []
+    for lineno, obj in iter_json_lines(path):
+        where = f"{path}:{lineno}"
+        domain = string_field(obj, "domain", where)
+        turns = _strings(obj, "turns", where, least=2)
+        keywords = _strings(obj, "keywords", where, least=1)
+        conversations.append(Followup(domain, turns, keywords, string_field(obj, "subject", where)))
+    return conversations
+
+
+def _rate(values: list[bool | None]) -> float | None:
+    counted = [v for v in values if v is not None]
+    return round(sum(counted) / len(counted), 6) if counted else None
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"count": len(rows),
+            **{way: {"keyword_hit_rate": _rate([r[way]["keyword_hit"] for r in rows]),
+                     "retrieval_hit_rate": _rate([r[way]["retrieval_hit"] for r in rows])}
+               for way in ("memory", "alone")}}
+
+
+def evaluate_followups(model: Any, tok: Any, conversations: list[Followup], sampling: Sampling, *,
+                       index: Any = None, k: int = 3,
+                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Answer every conversation with memory and its last question alone; score the last answers."""
+    def respond(question: str) -> tuple[str, tuple[str, ...]]:
+        passages = index.search(question, k) if index is not None else []
+        result = answer(model, tok, question, sampling, context=passages_context(passages) or None)
+        return result.text, tuple(p.title for p in passages)
+
+    def scored(question: str, text: str, titles: tuple[str, ...], subject: str, keywords: tuple[str, ...]):
+        return {"question": question, "answer": text, "top_title": titles[0] if titles else None,
+                "keyword_hit": metrics.keyword_hit(text, keywords),
+                "retrieval_hit": None if index is None else bool(titles) and titles[0] == subject}
+
+    rows = []
+    for i, c in enumerate(conversations):
+        turns: list[Turn] = []
+        for question in c.turns:
+            resolved = resolve(turns, question).question
+            text, titles = respond(resolved)
+            turns.append(Turn(question, text, titles))
+        alone_text, alone_titles = respond(c.turns[-1])
+        rows.append({"domain": c.domain, "turns": list(c.turns), "subject": c.subject,
+                     "keywords": list(c.keywords),
+                     "memory": scored(resolved, text, titles, c.subject, c.keywords),
+                     "alone": scored(c.turns[-1], alone_text, alone_titles, c.subject, c.keywords)})
+        if progress:
+            progress(i + 1, len(conversations))
+    domains = sorted({r["domain"] for r in rows})
+    return {**_summary(rows), "by_domain": {d: _summary([r for r in rows if r["domain"] == d]) for d in domains},
+            "conversations": rows}
+
+
+def evaluate_followups_run(run_dir: str | Path, path: str | Path, conversations: list[Followup], *,
+                           k: int = 3, sampling: Sampling, device: str = "cpu",
+                           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """``evaluate_followups`` on a run, open book when it has a retrieval index (as ``minillm chat``)."""
+    from minillm.retrieval import load_index
+    from minillm.train import load_run
+
+    index = load_index(run_dir)
+    model, tok, _ = load_run(run_dir, device=device)
+    result = evaluate_followups(model, tok, conversations, sampling, index=index, k=k, progress=progress)
+    return {"file": str(path), "mode": "closed" if index is None else "open", "k": None if index is None else k,
+            "sampling": asdict(sampling), **result}
+
+
+def followups_table(result: dict[str, Any]) -> str:
+    """The follow-up scores, per domain and overall, with memory and without."""
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    header = f"{'domain':<12} {'n':>3}  {'keyword memory':>14} {'alone':>6}  {'retrieval memory':>16} {'alone':>6}"
+    lines = [f"follow-ups, {result['mode']} book: {result['file']}, {result['count']} conversations",
+             "  " + header]
+    for name, s in [*result["by_domain"].items(), ("all", result)]:
+        memory, alone = s["memory"], s["alone"]
+        lines.append(f"  {name:<12} {s['count']:>3}  {number(memory['keyword_hit_rate']):>14} "
+                     f"{number(alone['keyword_hit_rate']):>6}  {number(memory['retrieval_hit_rate']):>16} "
+                     f"{number(alone['retrieval_hit_rate']):>6}")
+    return "\n".join(lines)
