@@ -37,7 +37,7 @@ from minillm.train import load_run  # noqa: E402
 QUESTIONS = ["What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?",
              "What is a lion?", "What is a tornado?", "What is the Moon?", "What orbits the Sun?"]
 # what the server uses when a request gives no sampling fields (the `minillm ask` defaults)
-DEFAULT_SAMPLING = dict(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=4)
+DEFAULT_SAMPLING = dict(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=3)
 
 
 @contextmanager

@@ -70,6 +70,7 @@ def test_page_shows_the_model(page):
     assert page.text_content("#model-name") == "run"
     assert "MB" in page.text_content("#model-size")
     assert page.is_enabled("#mode option[value=open]")
+    expect(page.locator("#mode")).to_have_value("open")  # the run has an index: open book first
 
 
 def test_open_book_answer_streams_in_with_attributed_sources(page, url, tmp_path):

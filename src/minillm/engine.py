@@ -131,8 +131,10 @@ def _not_number(value: Any) -> bool:
 
 # What `minillm ask`, chat, serve, eval and the quickstart answer with: greedy, at most four sentences, and
 # no loops: a small model's greedy answer otherwise falls into "is the skin?k is the skin?k ..." until the
-# token limit (15 of 60 natural questions degenerated so before no_repeat_ngram).
-ANSWER_SAMPLING = Sampling(max_new_tokens=128, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=4)
+# token limit. tiny-cpu, open book, 90 natural questions: 23 degenerate answers (metrics.degeneration)
+# without no_repeat_ngram or suppressed separators, 2 with n = 4, 0 with n = 3 (keyword hits 0.52 -> 0.56);
+# F1 on 150 test questions 0.578 with n = 3, 0.581 with 4, 0.603 with 5 (and 2 degenerate).
+ANSWER_SAMPLING = Sampling(max_new_tokens=128, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=3)
 
 
 def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor,
