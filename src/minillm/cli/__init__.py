@@ -1,7 +1,8 @@
 """The ``minillm`` command: parses arguments, calls library functions, prints results.
 
 Only this package prints or exits, one module per group of commands: data.py (data, tokenizer), model.py
-(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index), export.py (export arpa). Bad input
+(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index), export.py (export arpa),
+compress.py (compress quantize). Bad input
 raises ``InputError`` anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the
 same code for unknown options).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from minillm.cli.compress import add_compress
 from minillm.cli.data import add_data, add_tokenizer
 from minillm.cli.evaluate import add_eval_commands, add_index
 from minillm.cli.export import add_export
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index(sub)
     add_eval_commands(sub)
     add_export(sub)
+    add_compress(sub)
     add_serve(sub)
     return parser
 

@@ -101,6 +101,7 @@ class TorchRung(nn.Module):
     # forward(ids, targets=y) returns each target's negative log-likelihood (B, T), 0 where ignored: the
     # Trainer then never asks for the full (B, T, vocab) output (see MiniTransformer's copy head)
     scores_targets = False
+    stored_bytes: int | None = None  # tensor data of a quantized weights file it was loaded from
 
     @property
     def max_seq_len(self) -> int:
@@ -115,7 +116,7 @@ class TorchRung(nn.Module):
         return sum(p.numel() for p in self.parameters())  # parameters() yields each shared tensor once
 
     def size_bytes(self) -> int:
-        return weights_size_bytes(self)
+        return self.stored_bytes if self.stored_bytes is not None else weights_size_bytes(self)
 
     def save(self, run_dir: str | Path) -> Path:
         """Write run_dir/model.safetensors with the config in its metadata, so the file rebuilds the model."""
@@ -168,13 +169,24 @@ def read_weights_metadata(path: str | Path) -> dict[str, str]:
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into the model; names and shapes must match exactly."""
+    """Load a safetensors file into the model; names and shapes must match exactly. A quantized file
+    (minillm compress quantize) is dequantized to float32 first, and the model remembers its stored bytes."""
     try:
         tensors = safetensors.torch.load_file(str(path))
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such weights file") from exc
     except safetensors.SafetensorError as exc:
         raise InputError(f"{path}: not a safetensors file ({exc})") from exc
+    quantization = read_weights_metadata(path).get("quantization")
+    if quantization is not None:
+        from minillm.compress.quantize import dequantize_state
+
+        stored_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        try:
+            tensors = dequantize_state(tensors, json.loads(quantization))
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise InputError(f"{path}: field 'quantization': not a quantized minillm model ({exc!r})") from exc
+        model.stored_bytes = stored_bytes
     expected = model.state_dict()
     problems = [f"missing {name!r}" for name in expected if name not in tensors]
     problems += [f"unexpected {name!r}" for name in tensors if name not in expected]
