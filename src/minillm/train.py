@@ -28,9 +28,10 @@ A run directory holds:
 
 Design choices:
 - Steps are optimizer steps; each takes ``grad_accum`` micro-batches of ``batch_size`` sequences.
-- AdamW, fused on CUDA. Weight decay applies to matrices only: not to biases and norm gains (they set
-  scales and offsets, and shrinking them towards 0 only hurts), nor to embeddings (rare tokens' rows would
-  decay to zero between their rare updates). One optimizer serves both phases, its moments carried over.
+- AdamW, fused on CUDA and CPU (on two cores: a tiny-cpu step 176 -> 167 ms). Weight decay applies to
+  matrices only: not to biases and norm gains (they set scales and offsets, and shrinking them towards 0
+  only hurts), nor to embeddings (rare tokens' rows would decay to zero between their rare updates). One
+  optimizer serves both phases, its moments carried over.
 - Learning rate per phase: linear warmup over ``warmup_steps``, then cosine decay to ``min_lr``; fine-tuning
   peaks at ``finetune_lr`` and decays to ``min_lr * finetune_lr / lr``.
 - The loss is token-level cross entropy averaged per micro-batch (over answer tokens only when fine-tuning,
@@ -332,7 +333,7 @@ class _Trainer:
                          else nullcontext())
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, t.weight_decay), lr=t.lr,
-                                           betas=(t.beta1, t.beta2), fused=device.type == "cuda")
+                                           betas=(t.beta1, t.beta2), fused=device.type in ("cuda", "cpu"))
         self.phase, self.step, self.best = PHASES[0], 0, None
         self.elapsed_before, self.started = 0.0, started
         self.pending_losses: list[torch.Tensor] = []  # on the device: one per step since the last sync
