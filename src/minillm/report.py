@@ -283,7 +283,8 @@ def _spaced_labels(sizes: Sequence[int], min_share: float = 0.15) -> list[str]:
 
 
 def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
-    """Parameters (log scale) against QA F1 and against held-out bits per byte, one point per run."""
+    """Parameters (log scale) against QA F1 and against held-out bits per byte, one point per run; a run
+    with no parameters (the extractive rung) has no place on a log axis and is left out."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
@@ -293,7 +294,7 @@ def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
     for ax, (keys, title) in zip(axes, panels, strict=True):
         plotted = 0
         for i, r in enumerate(runs):
-            value = r.metric(*keys)
+            value = r.metric(*keys) if r.parameters > 0 else None
             if value is not None:
                 ax.scatter(r.parameters, value, color=f"C{i % 10}", s=40, zorder=3)
                 ax.annotate(r.label, (r.parameters, value), textcoords="offset points", xytext=(5, 5),
@@ -301,7 +302,7 @@ def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
                 plotted += 1
         ax.set(title=title, xlabel="parameters (log scale)", xscale="log")
         # ticks at the runs' own sizes: log axes over less than a decade get no or crowded default labels
-        sizes = sorted({r.parameters for r in runs if r.metric(*keys) is not None})  # left-out runs: no tick
+        sizes = sorted({r.parameters for r in runs if r.parameters > 0 and r.metric(*keys) is not None})
         ax.set_xticks(sizes, _spaced_labels(sizes))
         ax.minorticks_off()
         ax.margins(x=0.2, y=0.15)
