@@ -545,9 +545,13 @@ def test_cli_build_eval_ask_open(cli_run, capsys):
     assert main(["ask", str(run), "What is the Moon?", "--json", "--max-new-tokens", "8"]) == 0
     default = json.loads(capsys.readouterr().out)  # a run with an index answers open-book by default
     assert default["mode"] == "open" and default["sources"][0]["title"] == "Moon"
+    titles = {s["title"] for s in default["sources"]}
+    assert default["faithfulness"] is None or 0 <= default["faithfulness"] <= 1
+    assert all(s["source"] in titles | {None} and 0 <= s["share"] <= 1 for s in default["sentences"])
     assert main(["ask", str(run), "What is the Moon?", "--mode", "closed", "--json", "--max-new-tokens", "8"]) == 0
     closed = json.loads(capsys.readouterr().out)
     assert closed["mode"] == "closed" and closed["sources"] == []  # the model alone: no sources
+    assert "faithfulness" not in closed and "sentences" not in closed
 
 
 @needs_dense
@@ -603,3 +607,13 @@ def test_cli_bad_inputs_exit_2(cli_run, capsys, argv, message):
     import re
 
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_attribution_names_the_passage_of_each_sentence():
+    from minillm.retrieval import Passage, attribution
+
+    passages = [Passage("a", "Nile", "u", "CC BY-SA 4.0", "The Nile is a river in Africa.", 1.0),
+                Passage("b", "Moon", "u", "CC BY-SA 4.0", "The Moon orbits the Earth.", 0.5)]
+    result = attribution("The Nile is in Africa. The Moon orbits the Earth. Pigs fly.", passages)
+    assert [(s["source"], s["share"]) for s in result["sentences"]] == [("Nile", 1.0), ("Moon", 1.0), (None, 0.0)]
+    assert result["faithfulness"] == round(5 / 7, 4)  # nile africa moon orbits earth found; pigs fly not

@@ -174,13 +174,14 @@ def test_answer_closed_book(url, library):
                                                 "mode": "closed"}).json()
     expected = answer(model, tok, "What is water?", Sampling(**{**DEFAULT_SAMPLING, "max_new_tokens": 20}))
     assert body["answer"] == expected.text and body["mode"] == "closed" and body["sources"] == []
+    assert "faithfulness" not in body and "sentences" not in body
     assert body["usage"] == {"prompt_tokens": expected.prompt_tokens,
                              "completion_tokens": expected.new_tokens}
     assert body["timing"]["seconds"] > 0 and body["timing"]["tokens_per_second"] > 0
 
 
 def test_answer_open_book_has_sources(url, library):
-    from minillm.retrieval import answer_open
+    from minillm.retrieval import answer_open, attribution
 
     model, tok, index = library
     question = "Which river flows north into the Mediterranean Sea?"
@@ -189,6 +190,8 @@ def test_answer_open_book_has_sources(url, library):
     assert {k: v for k, v in default.items() if k != "timing"} == {k: v for k, v in body.items() if k != "timing"}
     expected, passages = answer_open(model, tok, index, question, Sampling(**DEFAULT_SAMPLING), k=3)
     assert body["answer"] == expected.text and body["usage"]["prompt_tokens"] == expected.prompt_tokens
+    assert body["faithfulness"] == attribution(expected.text, passages)["faithfulness"]
+    assert body["sentences"] == attribution(expected.text, passages)["sentences"]
     nile = {"title": "Nile", "url": "https://en.wikipedia.org/wiki/Nile", "license": "CC BY-SA 4.0"}
     assert {k: body["sources"][0][k] for k in nile} == nile
     assert [s["title"] for s in body["sources"]] == list(dict.fromkeys(p.title for p in passages))

@@ -283,6 +283,19 @@ def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any
     return answer(model, tok, question, sampling, context=context), passages
 
 
+def attribution(answer_text: str, passages: list[Passage]) -> dict[str, Any]:
+    """Where an open-book answer came from: its faithfulness (the share of its content words found in the
+    passages) and, per sentence, the title of the passage holding most of its words (None: none of them)
+    and that share; metrics.py says what such word counts can and cannot see."""
+    from minillm import metrics
+
+    texts = [p.text for p in passages]
+    sentences = [{"sentence": s["sentence"], "source": None if s["passage"] is None else passages[s["passage"]].title,
+                  "share": s["share"]} for s in metrics.sentence_sources(answer_text, texts)]
+    faithful = metrics.faithfulness(answer_text, texts)
+    return {"faithfulness": None if faithful is None else round(faithful, 4), "sentences": sentences}
+
+
 def passage_source(p: Passage) -> dict[str, Any]:
     """What the CLI and the server show for attribution (the text is left out)."""
     d = asdict(p)

@@ -70,10 +70,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         result, passages = answer_open(model, tok, index, args.question, sampling, k=args.k)
     if args.json:
-        from minillm.retrieval import passage_source
+        from minillm.retrieval import attribution, passage_source
 
+        used = attribution(result.text, passages) if passages else {}
         print(json.dumps({"question": args.question, "answer": result.text, "run": args.run,
-                          "mode": args.mode, "sources": [passage_source(p) for p in passages],
+                          "mode": args.mode, "sources": [passage_source(p) for p in passages], **used,
                           "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens,
                           "seconds": round(result.seconds, 4),
                           "tokens_per_second": round(result.tokens_per_second, 1)}, ensure_ascii=False))

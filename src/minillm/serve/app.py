@@ -6,7 +6,8 @@ Routes:
 - ``GET /``: the chat page (static/index.html, app.js, style.css: plain files, no build step, no CDN).
 - ``POST /v1/answer`` {question, mode: closed|open (default: open when the run has an index), max_new_tokens,
   temperature, top_p, seed, stream}: the
-  answer, its sources (title, url, license) and timing; with ``stream: true``, server-sent events
+  answer, its sources (title, url, license), open book its faithfulness and each sentence's source passage
+  (retrieval.attribution), and timing; with ``stream: true``, server-sent events
   ``{"type": "sources"}``, ``{"type": "text"}`` pieces and ``{"type": "done"}`` with usage and timing.
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
 
@@ -122,7 +123,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         reply = await worker.reply(question, sampling, mode)
         return {"question": question, "answer": reply.text, "mode": mode, "model": model_id,
-                "sources": reply.sources, **_done(reply.finished)}
+                "sources": reply.sources, **reply.attribution, **_done(reply.finished)}
 
     return app
 

@@ -33,11 +33,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from minillm.engine import ANSWER_SAMPLING, Sampling, answer, stream_answer
-from minillm.retrieval import passage_source, passages_context
+from minillm.retrieval import attribution, passage_source, passages_context
 from minillm.serve.errors import ApiError
 
 MAX_QUESTION_CHARS = 2000
@@ -62,6 +62,7 @@ class Reply:
     text: str
     sources: list[dict]       # retrieval.passage_source of each article used, best first
     finished: Finished
+    attribution: dict = field(default_factory=dict)  # open book: retrieval.attribution (faithfulness, sentences)
 
 
 def check_question(text: str, field: str) -> str:
@@ -147,7 +148,7 @@ class ModelWorker:
         result = answer(self.model, self.tokenizer, question, sampling, context=context)
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
                             self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
-        return Reply(result.text, _sources(passages), finished)
+        return Reply(result.text, _sources(passages), finished, attribution(result.text, passages) if passages else {})
 
     async def stream(self, question: str, sampling: Sampling,
                      mode: str = "closed") -> AsyncIterator[list[dict] | str | Finished]:
