@@ -617,3 +617,13 @@ def test_attribution_names_the_passage_of_each_sentence():
     result = attribution("The Nile is in Africa. The Moon orbits the Earth. Pigs fly.", passages)
     assert [(s["source"], s["share"]) for s in result["sentences"]] == [("Nile", 1.0), ("Moon", 1.0), (None, 0.0)]
     assert result["faithfulness"] == round(5 / 7, 4)  # nile africa moon orbits earth found; pigs fly not
+
+
+def test_retrieve_gives_the_passages_and_their_context_or_nothing_without_an_index():
+    from minillm.retrieval import retrieve
+
+    index = Index.build(tiny_articles())
+    passages, context = retrieve(index, "Where is the Nile?", 2)
+    assert [p.title for p in passages] == [p.title for p in index.search("Where is the Nile?", 2)]
+    assert context == passages_context(passages) and context.startswith("The Nile is a river")
+    assert retrieve(None, "Where is the Nile?") == ([], None)

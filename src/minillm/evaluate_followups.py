@@ -40,7 +40,7 @@ from minillm import metrics
 from minillm.conversation import Turn, resolve
 from minillm.data.records import InputError, iter_json_lines, string_field
 from minillm.engine import Sampling, answer
-from minillm.retrieval import passages_context
+from minillm.retrieval import retrieve
 
 FOLLOWUPS = "followups.jsonl"
 
@@ -97,8 +97,8 @@ def evaluate_followups(model: Any, tok: Any, conversations: list[Followup], samp
                        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Answer every conversation with memory and its last question alone; score the last answers."""
     def respond(question: str) -> tuple[str, tuple[str, ...]]:
-        passages = index.search(question, k) if index is not None else []
-        result = answer(model, tok, question, sampling, context=passages_context(passages) or None)
+        passages, context = retrieve(index, question, k)
+        result = answer(model, tok, question, sampling, context=context)
         return result.text, tuple(p.title for p in passages)
 
     def scored(question: str, text: str, titles: tuple[str, ...], subject: str, keywords: tuple[str, ...]):

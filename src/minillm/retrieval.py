@@ -273,13 +273,20 @@ def passages_context(passages: list[Passage], max_chars: int = 1500) -> str:
     return (cut[:space] if space > 0 else cut[:max_chars]).rstrip()
 
 
+def retrieve(index: Index | None, question: str, k: int = 3) -> tuple[list[Passage], str | None]:
+    """The k best passages and the prompt context made of them; ([], None) without an index (closed book)."""
+    if index is None:
+        return [], None
+    passages = index.search(question, k)
+    return passages, passages_context(passages) or None
+
+
 def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any,
                 k: int = 3) -> tuple[Any, list[Passage]]:
     """Retrieve k passages, give their text to the model as context, answer: (engine.Answer, passages)."""
     from minillm.engine import answer
 
-    passages = index.search(question, k)
-    context = passages_context(passages) or None
+    passages, context = retrieve(index, question, k)
     return answer(model, tok, question, sampling, context=context), passages
 
 

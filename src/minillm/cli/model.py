@@ -89,6 +89,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from minillm.conversation import Turn, resolve
     from minillm.engine import stream_answer
+    from minillm.retrieval import retrieve
     from minillm.train import load_run
 
     sampling = sampling_from_args(args)
@@ -108,12 +109,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         resolved = resolve(turns, question)
         if resolved.subject is not None:
             print(f"(about: {resolved.subject})")
-        passages, context = [], None
-        if index is not None:
-            from minillm.retrieval import passages_context
-
-            passages = index.search(resolved.question, args.k)
-            context = passages_context(passages) or None
+        passages, context = retrieve(index, resolved.question, args.k)
         pieces = []
         try:
             for piece in stream_answer(model, tok, resolved.question, sampling, context=context):

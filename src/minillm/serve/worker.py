@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minillm.engine import ANSWER_SAMPLING, Sampling, answer, stream_answer
-from minillm.retrieval import attribution, passage_source, passages_context
+from minillm.retrieval import attribution, passage_source, retrieve
 from minillm.serve.errors import ApiError
 
 MAX_QUESTION_CHARS = 2000
@@ -138,10 +138,7 @@ class ModelWorker:
 
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
-        if mode != "open":
-            return [], None
-        passages = self.index.search(question, k=RETRIEVED_PASSAGES)
-        return passages, passages_context(passages) or None
+        return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES)
 
     def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
         passages, context = self._retrieve(question, mode)
