@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from minillm.engine import ANSWER_SAMPLING, Sampling, answer, stream_answer
@@ -114,11 +114,9 @@ class ModelWorker:
             raise ApiError(400, f"{max_tokens_field}: {max_new_tokens} is more than this model allows "
                                 f"({self.max_new_tokens}; its context is {self.model.max_seq_len} tokens)",
                            max_tokens_field)
-        return Sampling(max_new_tokens=max_new_tokens or min(DEFAULT_NEW_TOKENS, self.max_new_tokens),
-                        temperature=0.0 if temperature is None else temperature,
-                        top_p=1.0 if top_p is None else top_p, seed=seed,
-                        repetition_penalty=ANSWER_SAMPLING.repetition_penalty,
-                        max_sentences=ANSWER_SAMPLING.max_sentences, no_repeat_ngram=ANSWER_SAMPLING.no_repeat_ngram)
+        return replace(ANSWER_SAMPLING, max_new_tokens=max_new_tokens or min(DEFAULT_NEW_TOKENS, self.max_new_tokens),
+                       temperature=ANSWER_SAMPLING.temperature if temperature is None else temperature,
+                       top_p=ANSWER_SAMPLING.top_p if top_p is None else top_p, seed=seed)
 
     @property
     def default_mode(self) -> str:
