@@ -50,7 +50,7 @@ import torch
 
 from minillm import metrics
 from minillm.config import Config
-from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, utc_now
+from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, string_list_field, utc_now
 from minillm.engine import ANSWER_SAMPLING, Sampling, answer, fit_prompt
 from minillm.models.base import LanguageModel
 from minillm.perplexity import (
@@ -89,13 +89,6 @@ class ChoiceQuestion:
 # --- reading question files -------------------------------------------------------------------------------
 
 
-def _string_list(obj: dict, name: str, where: str) -> list[str]:
-    values = obj[name]
-    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
-        raise InputError(f"{where}: field '{name}': expected a list of non-empty strings")
-    return values
-
-
 def read_eval_questions(path: str | Path) -> list[EvalQuestion]:
     """Questions with reference answers from a JSON Lines file; the first bad line raises InputError."""
     questions = []
@@ -108,7 +101,7 @@ def read_eval_questions(path: str | Path) -> list[EvalQuestion]:
             raise InputError(f"{where}: field 'answer': missing (or give 'reference'){hint}")
         reference = string_field(obj, key, where)
         domain = string_field(obj, "domain", where, required=False) or "unknown"
-        keywords = tuple(_string_list(obj, "keywords", where)) if "keywords" in obj else ()
+        keywords = tuple(string_list_field(obj, "keywords", where)) if "keywords" in obj else ()
         questions.append(EvalQuestion(question, reference, domain, keywords))
     return questions
 
@@ -123,8 +116,8 @@ def read_choice_questions(path: str | Path) -> list[ChoiceQuestion]:
         choices = obj.get("choices")
         if not isinstance(choices, dict) or "text" not in choices or "label" not in choices:
             raise InputError(f"{where}: field 'choices': expected an object with 'text' and 'label' lists")
-        texts = _string_list(choices, "text", f"{where}: field 'choices'")
-        labels = _string_list(choices, "label", f"{where}: field 'choices'")
+        texts = string_list_field(choices, "text", f"{where}: field 'choices'")
+        labels = string_list_field(choices, "label", f"{where}: field 'choices'")
         if len(texts) != len(labels) or len(texts) < 2:
             raise InputError(f"{where}: field 'choices': needs 2 or more texts with one label each, got "
                              f"{len(texts)} texts and {len(labels)} labels")

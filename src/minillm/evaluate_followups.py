@@ -38,7 +38,7 @@ from typing import Any
 
 from minillm import metrics
 from minillm.conversation import Turn, resolve
-from minillm.data.records import InputError, iter_json_lines, string_field
+from minillm.data.records import iter_json_lines, string_field, string_list_field
 from minillm.engine import Sampling, answer
 from minillm.retrieval import retrieve
 
@@ -57,25 +57,14 @@ def followups_path() -> Path:
     return Path(str(resources.files("minillm") / "eval_data" / FOLLOWUPS))
 
 
-def _strings(obj: dict, name: str, where: str, least: int) -> tuple[str, ...]:
-    if name not in obj:
-        raise InputError(f"{where}: field '{name}': missing")
-    values = obj[name]
-    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
-        raise InputError(f"{where}: field '{name}': expected a list of non-empty strings")
-    if len(values) < least:
-        raise InputError(f"{where}: field '{name}': needs at least {least}, got {len(values)}")
-    return tuple(values)
-
-
 def read_followups(path: str | Path) -> list[Followup]:
     """Conversations from a JSON Lines file (format in the module docstring); a bad line raises InputError."""
     conversations = []
     for lineno, obj in iter_json_lines(path):
         where = f"{path}:{lineno}"
         domain = string_field(obj, "domain", where)
-        turns = _strings(obj, "turns", where, least=2)
-        keywords = _strings(obj, "keywords", where, least=1)
+        turns = tuple(string_list_field(obj, "turns", where, least=2))
+        keywords = tuple(string_list_field(obj, "keywords", where, least=1))
         conversations.append(Followup(domain, turns, keywords, string_field(obj, "subject", where)))
     return conversations
 
@@ -137,19 +126,3 @@ def evaluate_followups_run(run_dir: str | Path, path: str | Path, conversations:
     result = evaluate_followups(model, tok, conversations, sampling, index=index, k=k, progress=progress)
     return {"file": str(path), "mode": "closed" if index is None else "open", "k": None if index is None else k,
             "sampling": asdict(sampling), **result}
-
-
-def followups_table(result: dict[str, Any]) -> str:
-    """The follow-up scores, per domain and overall, with memory and without."""
-    def number(value: float | None) -> str:
-        return "—" if value is None else f"{value:.3f}"
-
-    header = f"{'domain':<12} {'n':>3}  {'keyword memory':>14} {'alone':>6}  {'retrieval memory':>16} {'alone':>6}"
-    lines = [f"follow-ups, {result['mode']} book: {result['file']}, {result['count']} conversations",
-             "  " + header]
-    for name, s in [*result["by_domain"].items(), ("all", result)]:
-        memory, alone = s["memory"], s["alone"]
-        lines.append(f"  {name:<12} {s['count']:>3}  {number(memory['keyword_hit_rate']):>14} "
-                     f"{number(alone['keyword_hit_rate']):>6}  {number(memory['retrieval_hit_rate']):>16} "
-                     f"{number(alone['retrieval_hit_rate']):>6}")
-    return "\n".join(lines)

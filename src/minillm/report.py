@@ -110,6 +110,16 @@ def eval_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def followups_table(result: dict[str, Any]) -> str:
+    """``evaluate_followups_run``'s result: keyword and retrieval hits per domain, with memory and without."""
+    rows = [[name, str(s["count"]), _number(s["memory"]["keyword_hit_rate"]), _number(s["alone"]["keyword_hit_rate"]),
+             _number(s["memory"]["retrieval_hit_rate"]), _number(s["alone"]["retrieval_hit_rate"])]
+            for name, s in [*result["by_domain"].items(), ("all", result)]]
+    lines = [f"follow-ups, {result['mode']} book: {result['file']}, {result['count']} conversations"]
+    return "\n".join(lines + ["  " + line for line in _table(
+        ["domain", "n", "keyword memory", "alone", "retrieval memory", "alone"], rows)])
+
+
 # --- reading runs -----------------------------------------------------------------------------------------
 
 

@@ -19,8 +19,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from minillm.evaluate import evaluate_run, write_eval
-    from minillm.evaluate_followups import evaluate_followups_run, followups_path, followups_table, read_followups
-    from minillm.report import eval_table
+    from minillm.evaluate_followups import evaluate_followups_run, followups_path, read_followups
+    from minillm.report import eval_table, followups_table
 
     conversations = None
     if args.followups is not None:  # read and checked before the slow part; no FILE: the shipped set

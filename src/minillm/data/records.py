@@ -163,6 +163,18 @@ def string_field(obj: Any, name: str, where: str, required: bool = True) -> str 
     return value
 
 
+def string_list_field(obj: dict, name: str, where: str, least: int = 0) -> list[str]:
+    """A list field of non-empty strings, with at least ``least`` of them (``where`` is ``FILE:LINE``)."""
+    if name not in obj:
+        raise InputError(f"{where}: field '{name}': missing")
+    values = obj[name]
+    if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+        raise InputError(f"{where}: field '{name}': expected a list of non-empty strings")
+    if len(values) < least:
+        raise InputError(f"{where}: field '{name}': needs at least {least}, got {len(values)}")
+    return values
+
+
 def _open_input(path: Path):
     try:
         return path.open(encoding="utf-8")
