@@ -7,6 +7,7 @@ from minillm.data.records import (
     Article,
     InputError,
     QAPair,
+    atomic_directory,
     atomic_write,
     normalize_question,
     read_articles,
@@ -142,3 +143,19 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_atomic_directory_swaps_in_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "new.txt").write_text("half")
+        raise RuntimeError("crash while filling it")
+    assert [p.name for p in target.iterdir()] == ["old.txt"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    with atomic_directory(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # the mode mkdir gives, not 0700

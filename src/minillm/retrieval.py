@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ from typing import Any
 import bm25s
 import numpy as np
 
-from minillm.data.records import _UMASK, Article, InputError, read_records, write_jsonl
+from minillm.data.records import Article, InputError, atomic_directory, read_records, write_jsonl
 from minillm.retrieval_dense import (
     DENSE_MODEL,
     DENSE_WEIGHT,
@@ -180,11 +177,7 @@ class Index:
 
     def save(self, directory: str | Path) -> None:
         """Write the index to ``directory`` atomically: a temporary folder beside it, then swapped in."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-        try:
-            tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the mode mkdir would
+        with atomic_directory(directory) as tmp:
             self.bm25.save(tmp, show_progress=False)
             write_jsonl(tmp / "passages.jsonl", self.passages)
             info = {"format": INDEX_FORMAT, "passages": len(self.passages), "articles": len(self.article_ids),
@@ -193,10 +186,6 @@ class Index:
                 save_embeddings(tmp, self.embeddings)
                 info["dense"] = DENSE_MODEL
             (tmp / "index.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            _swap_in(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, directory: str | Path) -> Index:
@@ -221,22 +210,6 @@ class Index:
         if embeddings is not None:
             load_encoder(f"{directory} (built with --dense)")  # a missing extra fails here, not mid-search
         return cls(passages, bm25, embeddings)
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Rename ``new`` to ``target``; an old ``target`` is moved aside first and deleted after."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-        os.replace(target, old / target.name)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old / target.name, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_index(run_dir: str | Path) -> Index | None:

@@ -1,7 +1,7 @@
 """Weight-only quantization of a neural run: 8-bit per output channel, or 4-bit per group, in safetensors.
 
     >>> quantize_run("runs/quickstart", "runs/quickstart-int8", bits=8)
-    QuantizeReport(bits=8, group_size=None, tensors=8, bytes_before=5947904, bytes_after=1510016)
+    QuantizeReport(bits=8, group_size=None, tensors=19, bytes_before=5945348, bytes_after=1518854)
     >>> model, tok, cfg = load_run("runs/quickstart-int8")   # dequantized as it loads; answers as before
 
 Formats (every matrix: the token embeddings, each linear layer, the output head; vectors stay float32):
@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-from minillm.data.records import InputError, atomic_write
+from minillm.data.records import InputError, atomic_directory
 
 BITS = (8, 4)
 DEFAULT_GROUP_SIZE = 32
@@ -147,24 +146,15 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
                              f"({t.size(1)} columns); choose a divisor of it")
     stored, names = quantize_state(tensors, bits, group_size)
     quantization = {"bits": bits, "group_size": group_size, "tensors": names}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         for name in KEEP:
             source = run_dir / name
             if source.is_dir():
                 shutil.copytree(source, staging / name)
             elif source.is_file():
                 shutil.copy2(source, staging / name)
-        data = safetensors.torch.save(stored, metadata={**metadata, "quantization": json.dumps(quantization)})
-        with atomic_write(staging / WEIGHTS_FILE, "wb") as fh:
-            fh.write(data)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),
+                                    metadata={**metadata, "quantization": json.dumps(quantization)})
     return QuantizeReport(bits, group_size, len(names), _data_bytes(tensors), _data_bytes(stored))
 
 
