@@ -118,7 +118,7 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
 
     Raises InputError for a run that is not a neural one, is already quantized, a bad ``bits`` or group
     size, or an ``out_dir`` that exists and is not empty; nothing is written then."""
-    from minillm.models.base import WEIGHTS_FILE, read_weights_metadata
+    from minillm.models.base import WEIGHTS_FILE, read_weights_metadata, tensor_bytes
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if bits not in BITS:
@@ -155,8 +155,4 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
                 shutil.copy2(source, staging / name)
         safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),
                                     metadata={**metadata, "quantization": json.dumps(quantization)})
-    return QuantizeReport(bits, group_size, len(names), _data_bytes(tensors), _data_bytes(stored))
-
-
-def _data_bytes(tensors: dict[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors.values())
+    return QuantizeReport(bits, group_size, len(names), tensor_bytes(tensors), tensor_bytes(stored))

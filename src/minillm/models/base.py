@@ -144,9 +144,14 @@ def weights_metadata(model: nn.Module) -> dict[str, str]:
     return {"model": model.name, "config": json.dumps(dataclasses.asdict(model.config))}
 
 
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """Bytes of the tensors' data (a weights file's, without its header)."""
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
 def weights_size_bytes(model: nn.Module) -> int:
     """Bytes of tensor data ``save_weights`` writes (the state dict; non-persistent buffers are not saved)."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return tensor_bytes(model.state_dict())
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
@@ -181,7 +186,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     if quantization is not None:
         from minillm.compress.quantize import dequantize_state
 
-        stored_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        stored_bytes = tensor_bytes(tensors)
         try:
             tensors = dequantize_state(tensors, json.loads(quantization))
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
