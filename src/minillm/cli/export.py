@@ -1,4 +1,4 @@
-"""`minillm export arpa`: a run's model in a file format other tools read."""
+"""`minillm export arpa|hf|onnx|gguf`: a run's model in a file format other tools read."""
 
 from __future__ import annotations
 
@@ -13,10 +13,45 @@ def cmd_export_arpa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_hf(args: argparse.Namespace) -> int:
+    from minillm.export.hf import export_hf
+
+    print(export_hf(args.run, args.out))
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from minillm.export.onnx import export_onnx
+
+    print(export_onnx(args.run, args.out, int8=args.int8))
+    return 0
+
+
+def cmd_export_gguf(args: argparse.Namespace) -> int:
+    from minillm.export.gguf import export_gguf
+
+    print(export_gguf(args.run, args.out))
+    return 0
+
+
 def add_export(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write a run's model in a format other tools read").add_subparsers(
-        dest="export_command", required=True, metavar="{arpa}")
+        dest="export_command", required=True, metavar="{arpa,hf,onnx,gguf}")
     p = export.add_parser("arpa", help="the n-gram tables of a markov or hybrid run as an ARPA file (kenlm, SRILM)")
     p.add_argument("run", help="run directory of a markov or hybrid run")
     p.add_argument("--out", required=True, help="the .arpa file to write")
     p.set_defaults(func=cmd_export_arpa)
+    p = export.add_parser("hf", help="a Hugging Face folder: AutoModelForCausalLM and AutoTokenizer load it")
+    p.add_argument("run", help="run directory of a neural run (transformer, attention, mlp)")
+    p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    p.set_defaults(func=cmd_export_hf)
+    p = export.add_parser("onnx", help="an ONNX decoder with KV-cache inputs and outputs (onnxruntime)")
+    p.add_argument("run", help="run directory of a neural run (transformer, attention, mlp)")
+    p.add_argument("--out", required=True, help="the .onnx file to write (must not exist)")
+    p.add_argument("--int8", action="store_true", help="int8 weights through onnxruntime's dynamic quantization")
+    p.set_defaults(func=cmd_export_onnx)
+    p = export.add_parser("gguf", help="a GGUF file for llama.cpp (Llama-shaped runs: rotary, RMSNorm, SwiGLU, "
+                                       "no biases)")
+    p.add_argument("run", help="run directory of a Llama-shaped transformer run")
+    p.add_argument("--out", required=True, help="the .gguf file to write (must not exist)")
+    p.set_defaults(func=cmd_export_gguf)

@@ -1,0 +1,56 @@
+"""`minillm export hf|onnx|gguf`: a trained neural run in the formats other runtimes load.
+
+- ``hf`` (minillm.export.hf): a Hugging Face folder. Llama-shaped runs (rotary, RMSNorm, SwiGLU, no biases)
+  become ``LlamaForCausalLM``, GPT-2-shaped ones (learned positions, LayerNorm, GELU) ``GPT2LMHeadModel``;
+  any other run ships its modeling code in the folder (``trust_remote_code=True``).
+- ``onnx`` (minillm.export.onnx): a decoder with a KV cache, inputs and outputs named as Hugging Face's
+  exporters name them; ``--int8`` through onnxruntime's dynamic quantization.
+- ``gguf`` (minillm.export.gguf): Llama-shaped runs for llama.cpp.
+
+Every writer goes through ``neural_run`` (which runs export at all) and ``check_out`` (never over a file or
+folder that holds something), and writes to a temporary path renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from minillm.data.records import InputError
+
+NEURAL_ARCHS = ("transformer", "attention", "mlp")
+
+
+def neural_run(run_dir: str | Path, fmt: str) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, config) of a neural run, on the CPU in float32; InputError for any other run."""
+    from minillm.config import load_config
+    from minillm.train import load_run
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise InputError(f"{run_dir}: not a run directory (no config.toml)")
+    arch = load_config(run_dir / "config.toml").arch
+    if arch not in NEURAL_ARCHS:
+        raise InputError(f"export {fmt}: {run_dir} is a {arch} run; only neural runs "
+                         f"({', '.join(NEURAL_ARCHS)}) export to {fmt}")
+    model, tok, cfg = load_run(run_dir)
+    return model.float().eval(), tok, cfg
+
+
+def require(module: str, fmt: str) -> Any:
+    """``import module``, or InputError saying how to install it (the ``export`` extra has every one)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"export {fmt} needs the {module} package: pip install 'minillm[export]'") from None
+
+
+def check_out(out: str | Path) -> Path:
+    """``out`` as a Path, if nothing is there yet or it is an empty folder; InputError otherwise."""
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"{out}: already exists and is not empty; choose a new --out")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: already exists; choose a new --out")
+    return out
