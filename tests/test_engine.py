@@ -15,9 +15,11 @@ from minillm.engine import (
     fit_prompt,
     generate,
     repeated_ngram_ends,
+    repeats_word_ngram,
     sample_token,
     sentence_ends,
     stream_answer,
+    whole_sentences,
 )
 from minillm.models import MiniTransformer, ModelConfig
 from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer
@@ -233,6 +235,7 @@ def test_sentence_ends():
     ({"seed": "7"}, "seed must be an integer or None"),
     ({"no_repeat_ngram": -1}, "no_repeat_ngram must be an integer >= 0"),
     ({"no_repeat_ngram": True}, "no_repeat_ngram must be an integer >= 0"),
+    ({"stop_repeat": -2}, "stop_repeat must be an integer >= 0"),
     ({"suppress_tokens": [3]}, "suppress_tokens must be a tuple of token ids"),
     ({"suppress_tokens": (3, -1)}, "suppress_tokens must be a tuple of token ids"),
 ])
@@ -247,7 +250,7 @@ def test_bad_prompts_rejected_at_call_time():
         generate(model, [], Sampling())
     with pytest.raises(ValueError, match="the prompt has 16 tokens but max_seq_len is 16"):
         generate(model, list(range(16)), Sampling())
-    with pytest.raises(ValueError, match="max_sentences needs decode"):
+    with pytest.raises(ValueError, match="max_sentences and stop_repeat need decode"):
         generate(model, [1], Sampling(max_sentences=1))
 
 
@@ -280,7 +283,7 @@ def test_answer_and_stream_answer_agree(char_tok):
     assert isinstance(result, Answer)
     assert result.prompt_tokens == len(encode_prompt(char_tok, "What is the Sun?"))
     assert result.new_tokens == len(result.token_ids) <= 20
-    assert result.text == char_tok.decode(result.token_ids).strip()
+    assert char_tok.decode(result.token_ids).strip().startswith(result.text)
     assert result.seconds > 0
     assert result.tokens_per_second == pytest.approx(result.new_tokens / result.seconds)
     assert "".join(stream_answer(model, char_tok, "What is the Sun?", sampling)).rstrip() == result.text
@@ -310,6 +313,48 @@ def test_stream_answer_keeps_multibyte_characters_whole():
     model = ScriptedModel(words, start=len(encode_prompt(byte_tok, question)), vocab_size=byte_tok.vocab_size,
                           after=byte_tok.eos_id)
     pieces = list(stream_answer(model, byte_tok, question, Sampling(max_new_tokens=40)))
-    assert "".join(pieces) == "Café, crème brûlée."
-    assert all("\ufffd" not in piece for piece in pieces) and len(pieces) > 5
+    assert pieces == ["Café, crème brûlée."]
     assert answer(model, byte_tok, question, Sampling(max_new_tokens=40)).text == "Café, crème brûlée."
+
+
+def test_answers_stream_a_sentence_at_a_time_and_drop_one_cut_off(char_tok):
+    byte_tok = train_tokenizer([TEXT], kind="bpe", vocab_size=260)
+    question = "Q?"
+    words = byte_tok.encode(" It is 9.59 s. Yes, it is. It was set in")
+    model = ScriptedModel(words, start=len(encode_prompt(byte_tok, question)), vocab_size=byte_tok.vocab_size,
+                          after=byte_tok.encode("a")[0], max_seq_len=128)
+    sampling = Sampling(max_new_tokens=len(words) + 3)  # cut off inside "It was set inaaa"
+    assert list(stream_answer(model, byte_tok, question, sampling)) == ["It is 9.59 s.", " Yes, it is."]
+    result = answer(model, byte_tok, question, sampling)
+    assert result.text == "It is 9.59 s. Yes, it is."
+    assert byte_tok.decode(result.token_ids).startswith(" It is 9.59 s. Yes, it is. It was set ina")
+    # no complete sentence at all: the text is kept as it is, there is nothing better to show
+    sampling = Sampling(max_new_tokens=6)
+    assert answer(model, byte_tok, question, sampling).text == byte_tok.decode(words[:6]).strip() == "It is"
+    assert "".join(stream_answer(model, byte_tok, question, sampling)) == "It is"
+
+
+def test_repeats_word_ngram_and_whole_sentences():
+    assert repeats_word_ngram("the skin is the skin is ", 3)
+    assert not repeats_word_ngram("the skin is the skin is", 3)  # "is" may still become "island"
+    assert repeats_word_ngram("The Skin. the skin.", 2) and not repeats_word_ngram("the skin", 1)
+    assert not repeats_word_ngram("a b c d e", 2) and not repeats_word_ngram("", 4)
+    assert whole_sentences("It is big. It is the sk") == "It is big."
+    assert whole_sentences("It is 9.59 s. Yes.") == "It is 9.59 s. Yes."
+    assert whole_sentences("no end here") == "no end here"
+
+
+def test_stop_repeat_stops_after_a_sentence_and_steers_before_one():
+    looping = ScriptedModel(script("The| record| is| 9|.|59| s|.| It| record| is| 9|.|59| s|."), start=1,
+                            vocab_size=len(WORDS), after=1)
+    said = run(looping, [2], Sampling(max_new_tokens=30, stop_repeat=2), decode=decode_words, eos_id=1,
+               use_cache=False)
+    # " 9" would confirm that "is" is a whole word, repeating "record is": stopped before it
+    assert decode_words(said) == "The record is 9.59 s. It record is"
+    stuck = ScriptedModel(script(" It| record| is| It| record| is| 9"), start=1, vocab_size=len(WORDS), after=1)
+    said = run(stuck, [2], Sampling(max_new_tokens=6, stop_repeat=2), decode=decode_words, eos_id=1,
+               use_cache=False)
+    # no sentence out yet: " is" would repeat "it record", so the next best token comes instead
+    assert decode_words(said[:5]) == " It record is It record" and said[5] != WORDS.index(" is")
+    with pytest.raises(ValueError, match="stop_repeat need decode"):
+        run(looping, [2], Sampling(stop_repeat=2))

@@ -348,7 +348,7 @@ def test_eval_open_book(run_copy, tmp_path):
 
 def test_eval_closed_book_counts_degenerate_answers_without_faithfulness(run_copy, tmp_path):
     qa = write_lines(tmp_path / "q.jsonl", QUESTIONS)
-    assert main(["eval", str(run_copy), "--qa", str(qa), "--max-new-tokens", "8", "--no-progress"]) == 0
+    assert main(["eval", str(run_copy), "--qa", str(qa), "--max-new-tokens", "2", "--no-progress"]) == 0
     result = json.loads((run_copy / "eval.json").read_text())["qa"]
     assert result["faithfulness"] is None and "faithfulness" not in result["answers"][0]
-    assert result["degenerate_by_kind"]["unfinished"] >= 1  # 8 tokens of an untrained model end no sentence
+    assert result["degenerate_by_kind"]["unfinished"] >= 1  # 2 tokens: too few to end a sentence

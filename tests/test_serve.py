@@ -37,7 +37,8 @@ from minillm.train import load_run  # noqa: E402
 QUESTIONS = ["What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?",
              "What is a lion?", "What is a tornado?", "What is the Moon?", "What orbits the Sun?"]
 # what the server uses when a request gives no sampling fields (the `minillm ask` defaults)
-DEFAULT_SAMPLING = dict(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=3)
+DEFAULT_SAMPLING = dict(max_new_tokens=96, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=4,
+                        stop_repeat=4)
 
 
 @contextmanager
@@ -371,14 +372,11 @@ def test_streaming_leaves_the_event_loop_free_and_stops_when_abandoned(library):
 
         ticking = asyncio.create_task(ticker())
         events = worker.stream("What is the Sun?", Sampling(max_new_tokens=60))
-        pieces = 0
-        async for event in events:
-            pieces += isinstance(event, str)
-            if pieces == 10:
-                break  # the client leaves after ten pieces (>= 200 ms of generation)
+        await anext(events)  # the sources: the answer is being generated now, 20 ms a token
+        await asyncio.sleep(0.2)  # the client waits 200 ms (pieces come a sentence at a time), then leaves
         ticks_while_generating = ticks
         await events.aclose()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.6)  # the whole answer would take 1.2 s: without a stop, 40 tokens by now
         made_when_abandoned = slow.tokens_made
         reply = await worker.reply("What is the Moon?", Sampling(max_new_tokens=5))
         ticking.cancel()
@@ -387,7 +385,7 @@ def test_streaming_leaves_the_event_loop_free_and_stops_when_abandoned(library):
     ticks, made, reply = asyncio.run(scenario())
     worker.close()
     assert ticks > 10, "the event loop was blocked while the model generated"
-    assert made < 30, f"the abandoned answer went on to {made} of 60 tokens"
+    assert made < 25, f"the abandoned answer went on to {made} of 60 tokens"
     assert reply.finished.completion_tokens == 5 and reply.finished.finish_reason == "length"
 
 

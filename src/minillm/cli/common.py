@@ -50,7 +50,8 @@ def sampling_from_args(args: argparse.Namespace):
     try:
         return Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                        max_sentences=args.max_sentences, seed=args.seed, no_repeat_ngram=args.no_repeat_ngram)
+                        max_sentences=args.max_sentences, seed=args.seed, no_repeat_ngram=args.no_repeat_ngram,
+                        stop_repeat=args.stop_repeat)
     except ValueError as e:
         raise InputError(f"sampling: {e}") from None
 
@@ -91,6 +92,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    help=f"1 = off (default {default.repetition_penalty})")
     p.add_argument("--no-repeat-ngram", type=int, default=default.no_repeat_ngram,
                    help=f"never repeat an n-gram of the answer's tokens (default {default.no_repeat_ngram}; 0 = off)")
+    p.add_argument("--stop-repeat", type=int, default=default.stop_repeat,
+                   help=f"stop when the answer repeats a word n-gram (default {default.stop_repeat}; 0 = off)")
     p.add_argument("--max-sentences", type=int, default=default.max_sentences,
                    help=f"stop after this many sentences (default {default.max_sentences}; 0 = off)")
     p.add_argument("--seed", type=int, help="sampling seed")

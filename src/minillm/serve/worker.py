@@ -20,7 +20,7 @@ Design choices:
 - A stream whose client goes away sets a flag that the worker checks between pieces: an abandoned answer
   stops at the next token, and a request still queued when its client left does no work at all.
 - Defaults are those of ``minillm ask`` (engine.ANSWER_SAMPLING): greedy, repetition penalty 1.2, no
-  repeated token 3-gram, at most 4 sentences.
+  repeated token 4-gram, a stop before a repeated word 4-gram, at most 4 whole sentences.
 - Left out: batching several requests into one forward pass (continuous batching, as vLLM does). It
   would raise throughput under load, but needs a batched KV cache with a position per sequence in the
   engine; a queue is simpler, and correct.
