@@ -54,3 +54,15 @@ def check_out(out: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: already exists; choose a new --out")
     return out
+
+
+def llama_shape_problems(config: Any) -> list[str]:
+    """What keeps a transformer's config from being Llama-shaped (rotary, RMSNorm, SwiGLU, no biases, no copy
+    head, a block per layer: what hf exports as LlamaForCausalLM and gguf as llama); [] when it is."""
+    wanted = {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu"}
+    problems = [f"{name} is {getattr(config, name)!r}, not {value!r}" for name, value in wanted.items()
+                if getattr(config, name, None) != value]
+    for name in ("bias", "copy_head", "share_layers"):
+        if getattr(config, name, False):
+            problems.append(f"{name} is true")
+    return problems

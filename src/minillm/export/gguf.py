@@ -3,9 +3,9 @@
     >>> export_gguf("runs/llama", "llama.gguf")
     'wrote llama.gguf (5.9 MB, llama, 2 layers, float32) — llama.cpp loads it (llama-cli -m llama.gguf)'
 
-Only Llama-shaped transformer runs export (``is_llama_shaped``: rotary positions, RMSNorm, SwiGLU, no biases,
-no copy head, one block per layer): llama.cpp's ``llama`` architecture is exactly that model, so the file
-needs no code of ours. Everything else raises InputError naming what stands in the way.
+Only Llama-shaped transformer runs export (``minillm.export.llama_shape_problems``: rotary positions,
+RMSNorm, SwiGLU, no biases, no copy head, one block per layer): llama.cpp's ``llama`` architecture is
+exactly that model, so the file needs no code of ours. Everything else raises InputError naming what stands in the way.
 
 Design choices:
 - Tensors keep float32: the models are a few MB, and llama.cpp's own ``llama-quantize`` makes the Q8_0 or
@@ -30,24 +30,9 @@ from pathlib import Path
 import torch
 
 from minillm.data.records import InputError
-from minillm.export import check_out, neural_run, require
+from minillm.export import check_out, llama_shape_problems, neural_run, require
 
 ROPE_BASE = 10000.0  # minillm.models.transformer.rotary_tables' default
-
-
-def llama_shape_problems(config) -> list[str]:
-    """What keeps a model config from being Llama-shaped; [] when it is."""
-    wanted = {"position": "rotary", "norm": "rmsnorm", "activation": "swiglu"}
-    problems = [f"{name} is {getattr(config, name)!r}, not {value!r}" for name, value in wanted.items()
-                if getattr(config, name, None) != value]
-    for name in ("bias", "copy_head", "share_layers"):
-        if getattr(config, name, False):
-            problems.append(f"{name} is true")
-    return problems
-
-
-def is_llama_shaped(config) -> bool:
-    return not llama_shape_problems(config)
 
 
 def interleave_heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:

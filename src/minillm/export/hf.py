@@ -47,7 +47,7 @@ from tokenizers import processors
 
 from minillm.data.records import atomic_directory
 from minillm.engine import ANSWER_SAMPLING
-from minillm.export import check_out, neural_run
+from minillm.export import check_out, llama_shape_problems, neural_run
 from minillm.report import human_count
 from minillm.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, non_answer_ids
 
@@ -79,10 +79,9 @@ def hf_class(arch: str, config: Any) -> str:
     """The transformers class a run's model becomes: LLAMA, GPT2 or CUSTOM."""
     if arch != "transformer" or config.copy_head or config.share_layers:
         return CUSTOM
-    shape = (config.position, config.norm, config.activation)
-    if shape == ("rotary", "rmsnorm", "swiglu") and not config.bias:
+    if not llama_shape_problems(config):
         return LLAMA
-    if shape == ("learned", "layernorm", "gelu"):
+    if (config.position, config.norm, config.activation) == ("learned", "layernorm", "gelu"):
         return GPT2
     return CUSTOM
 
