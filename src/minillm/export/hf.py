@@ -156,9 +156,9 @@ def generation_config(tok: Any, hf_name: str) -> dict[str, Any]:
 
     Left out: minillm's ``no_repeat_ngram`` bans repeats of the answer's own n-grams, while transformers'
     ``no_repeat_ngram_size`` counts the prompt too and would forbid copying from the passage; minillm's
-    stop rules on the answer's text (``max_sentences``) have no transformers equivalent. Kept, though it
-    differs: transformers' repetition penalty counts the prompt's tokens too, minillm's only the answer's
-    (engine.py says why); README.md shows how to get minillm's. The custom code keeps no KV cache."""
+    stop rules on the answer's text (``max_sentences``, ``stop_repeat``) have no transformers equivalent.
+    Kept, though it differs: transformers' repetition penalty counts the prompt's tokens too, minillm's only
+    the answer's (engine.py says why); README.md shows how to get minillm's. The custom code keeps no KV cache."""
     config = {"bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id,
               "do_sample": False, "max_new_tokens": ANSWER_SAMPLING.max_new_tokens,
               "repetition_penalty": ANSWER_SAMPLING.repetition_penalty,
@@ -225,7 +225,8 @@ def readme(run_dir: Path, out: Path, cfg: Any, hf_name: str, parameters: int) ->
         f"{sampling.repetition_penalty}, prompt_ignore_length=n)])`.",
         f"- minillm's other answer rules have no transformers equivalent: it stops after {sampling.max_sentences} "
         f"sentences, never repeats a {sampling.no_repeat_ngram}-gram of the answer's own tokens (transformers' "
-        "`no_repeat_ngram_size` counts the prompt too) and stops when prompt and answer fill "
+        f"`no_repeat_ngram_size` counts the prompt too), stops once the answer repeats a word "
+        f"{sampling.stop_repeat}-gram, drops a sentence cut off by a stop, and stops when prompt and answer fill "
         f"{cfg.model['max_seq_len']} tokens.", "",
     ])
 
@@ -245,8 +246,9 @@ def export_hf(run_dir: str | Path, out: str | Path) -> str:
                "pad_token_id": tok.pad_id, "dtype": "float32"}
     with atomic_directory(out) as tmp:
         _write_json(tmp / "config.json", config)
-        safetensors.torch.save_file({name: t.detach().contiguous() for name, t in weights.items()},
-                                    str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tensors = {name: t.detach().contiguous() for name, t in weights.items()}
+        # save() and write_bytes, not save_file: that makes the file 0600, unlike every other file here
+        (tmp / "model.safetensors").write_bytes(safetensors.torch.save(tensors, metadata={"format": "pt"}))
         _write_json(tmp / "generation_config.json", generation_config(tok, hf_name))
         (tmp / TOKENIZER_FILE).write_text(tokenizer_json(tok), encoding="utf-8")
         _write_json(tmp / "tokenizer_config.json", tokenizer_config(model.max_seq_len))
