@@ -15,10 +15,12 @@ Formats (every matrix: the token embeddings, each linear layer, the output head;
   ``model`` and ``config``; ``models.base.load_weights`` dequantizes such a file into float32 as it loads.
 
 Design choices:
-- Dequantize at load, then run the float32 model: on two CPU cores, at these sizes, every step of the
-  answer runs the same kernels as the original, and nothing else in minillm needs to know. Integer kernels
-  (PyTorch's int8 weight-only matmul, torchao) are left out: they save memory while running, not disk bytes,
-  and are not measured here yet.
+- Dequantize at load, then run the float32 model: every step of the answer runs the same kernels as the
+  original, and nothing else in minillm needs to know. Integer kernels were measured and are slower here:
+  PyTorch's int8 weight-only matmul (``torch._weight_int8pack_mm``, behind torchao's int8 weight-only mode)
+  made the quickstart run's greedy answer at 0.74x the tokens/s of the dequantized model on two CPU cores
+  (``python benchmarks/bench_int8_kernels.py runs/quickstart``); it only saves memory while running
+  (1.3 MB of float32 weights there), not disk bytes.
 - Symmetric, round to nearest: the maximum error of a weight is half its scale (``dequantize`` bounds are
   tested). No calibration data, no outlier handling.
 - The quantized run keeps the config, tokenizer and retrieval index of the original, not its training state:
