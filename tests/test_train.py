@@ -478,6 +478,31 @@ def test_qa_context_learns_each_pair_closed_and_open_book(tmp_path, data):
     assert open_first == encode_qa(tok, pairs[0].question, pairs[0].answer, context=pairs[0].context)[0]
 
 
+def test_qa_retrieved_learns_each_pair_with_the_passages_retrieval_finds(tmp_path, data):
+    from dataclasses import replace
+
+    from minillm.retrieval import Index, passages_context
+
+    tok = train_tokenizer([a.text for a in data[0]], kind="word", vocab_size=200)
+    tok_bytes = tok.hf.to_str().encode()
+    cfg = tiny_config(tmp_path, model={"max_seq_len": 200})
+    cfg = replace(cfg, data=replace(cfg.data, qa_retrieved=2))
+    path = str(tmp_path / "train.jsonl")
+    examples = train_data.qa_examples(path, cfg, tok, tok_bytes)
+    pairs = data[1][3:]
+    assert len(examples.offsets) - 1 == 2 * len(pairs)  # closed book, then with the retrieved passages
+    index = Index.build(data[0])
+    for i, pair in enumerate(pairs):
+        passages = index.search(pair.question, 2)
+        contexts = train_data.retrieved_contexts(cfg, [pair])
+        if pair.article_id in {p.article_id for p in passages}:
+            assert contexts[pair.id] == passages_context(passages)  # what an open-book answer reads
+        else:  # retrieval missed the pair's passage: it takes the last place
+            assert contexts[pair.id].endswith(pair.context.strip())
+        got = examples.ids[examples.offsets[2 * i + 1]:examples.offsets[2 * i + 2]].tolist()
+        assert got == encode_qa(tok, pair.question, pair.answer, context=contexts[pair.id], max_len=201)[0]
+
+
 def test_training_pairs_about_held_out_articles_are_left_out(tmp_path, data):
     tok = train_tokenizer([a.text for a in data[0]], kind="word", vocab_size=200)
     tok_bytes = tok.hf.to_str().encode()

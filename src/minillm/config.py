@@ -60,6 +60,7 @@ class DataConfig:
     text: str = ""  # a plain text file to pretrain on instead of articles (split 90/10 by position)
     heldout_fraction: float = 0.05  # share of articles held out of pretraining for validation loss
     qa_context: bool = False  # also fine-tune on each pair with its passage in the prompt (open book)
+    qa_retrieved: int = 0  # also with the k passages retrieval finds for its question, as answers see them (0 = off)
 
 
 @dataclass
@@ -128,7 +129,7 @@ _CHOICES = {
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
-    "tokenizer.vocab_size": 1, "model.vocab_size": 0, "train.seed": 0, "train.batch_size": 1,
+    "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0, "train.seed": 0, "train.batch_size": 1,
     "train.grad_accum": 1, "train.pretrain_steps": 0, "train.finetune_steps": 0, "train.min_lr": 0,
     "train.warmup_steps": 0, "train.weight_decay": 0, "train.grad_clip": 0, "train.eval_interval": 0,
     "train.eval_batches": 1, "train.log_interval": 1, "train.checkpoint_interval": 0,

@@ -9,7 +9,8 @@ Two kinds of data feed the Trainer (train.py):
 - QA pairs: ``encode_qa`` gives ``[bos] prompt answer [eos]`` and a mask that is 1 on answer and eos
   tokens; targets outside the mask and padding are -100, which ``cross_entropy`` ignores, so only the answer
   is learned. Batches walk the pairs in a fresh shuffled order each epoch and pad to the longest pair.
-  With ``data.qa_context`` every pair is there twice, closed-book and with its passage as context.
+  With ``data.qa_context`` every pair is there twice, closed-book and with its passage as context; with
+  ``data.qa_retrieved = k`` once more, with the k passages retrieval finds for its question as context.
 
 Design choices:
 - The cache lives in ``$MINILLM_CACHE``, else ``$XDG_CACHE_HOME/minillm``, else ``~/.cache/minillm``: one
@@ -212,18 +213,26 @@ def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes, traini
     max_len = cfg.model["max_seq_len"] + 1
     data = _read_bytes(path, "QA pairs")
     held_out = cfg.data.heldout_fraction if training and not cfg.data.text else 0.0
-    key = _cache_key("qa", json.dumps([cfg.data.qa_context, max_len, held_out]), tok_bytes, data)
+    settings = [cfg.data.qa_context, max_len, held_out]
+    if cfg.data.qa_retrieved:
+        # the contexts depend on every article (the index), not only on the QA file
+        settings += [cfg.data.qa_retrieved, hashlib.sha256(_read_bytes(cfg.data.articles, "articles")).hexdigest()]
+    key = _cache_key("qa", json.dumps(settings), tok_bytes, data)
 
     def build() -> dict[str, np.ndarray]:
         ids: list[int] = []
         mask: list[int] = []
         offsets = [0]
+        retrieved = retrieved_contexts(cfg, read_qa_pairs(path)) if cfg.data.qa_retrieved else {}
         for pair in read_qa_pairs(path):
             if held_out and is_heldout(pair.article_id, held_out):
                 continue
             # qa_context: each pair is learned both closed-book and with its passage, so one model serves
-            # both modes (answering from memory, and from retrieved text)
-            for context in (None, pair.context) if cfg.data.qa_context else (None,):
+            # both modes (answering from memory, and from retrieved text); qa_retrieved: also with the
+            # passages retrieval finds for it, distractors and all, as open-book answers see them
+            contexts = [None] + ([pair.context] if cfg.data.qa_context else [])
+            contexts += [retrieved[pair.id]] if pair.id in retrieved else []
+            for context in contexts:
                 try:
                     pair_ids, pair_mask = encode_qa(tok, pair.question, pair.answer, context=context,
                                                     max_len=max_len)
@@ -242,6 +251,23 @@ def qa_examples(path: str, cfg: Config, tok: Tokenizer, tok_bytes: bytes, traini
         raise InputError(f"{path}: no QA pair has an answer token within model.max_seq_len "
                          f"= {max_len - 1}")
     return QAExamples(**arrays)
+
+
+def retrieved_contexts(cfg: Config, pairs: list) -> dict[str, str]:
+    """pair id -> the prompt context an open-book answer would get for its question: the top
+    ``data.qa_retrieved`` passages of an index over ``data.articles`` (retrieval.retrieve), with the pair's own
+    passage put in last place when retrieval missed it, so every learnt answer is in its context."""
+    from minillm.retrieval import Index, Passage, passages_context
+
+    index = Index.build(read_articles(cfg.data.articles))
+    contexts = {}
+    for pair in pairs:
+        passages = index.search(pair.question, cfg.data.qa_retrieved)
+        if pair.article_id not in {p.article_id for p in passages}:
+            gold = Passage(pair.article_id, "", "", "", pair.context, 0.0)
+            passages = passages[:cfg.data.qa_retrieved - 1] + [gold]
+        contexts[pair.id] = passages_context(passages)
+    return contexts
 
 
 def fit_data(cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> FitData:
