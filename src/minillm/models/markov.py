@@ -27,7 +27,8 @@ Design choices:
 - An n-gram is one int64 key, its ids as base-``vocab_size`` digits (oldest first): each order is one
   sorted array, a lookup is a binary search, a context's continuations are one contiguous slice, and the
   file is a few flat tensors. Needs ``vocab_size ** order < 2 ** 63`` (order 4 with 50k tokens fits).
-- Left out: pruning, count cut-offs and any order above what the keys hold.
+- Pruning (count cut-offs, Stolcke entropy) is done on a fitted run: minillm.compress.ngram. Left out: any
+  order above what the keys hold.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def _find(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index = np.searchsorted(keys, query).clip(max=max(len(keys) - 1, 0))
     found = keys[index] == query if len(keys) else np.zeros(query.shape, bool)
     return found, index
+
+
+def _lookup(values: np.ndarray, found: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[index] where found, 0 elsewhere; all 0 when values is empty (an order pruned away entirely)."""
+    return np.where(found, values[index], 0.0) if len(values) else np.zeros(found.shape)
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
@@ -243,7 +249,7 @@ class MarkovChain:
         found, index = _find(keys, context_keys * self.config.vocab_size + words)
         lower_keys, _, backoffs = self.tables[n - 2]
         has_context, context_index = _find(lower_keys, context_keys)
-        return found, log_probs[index], np.where(has_context, backoffs[context_index], 0.0)
+        return found, _lookup(log_probs, found, index), _lookup(backoffs, has_context, context_index)
 
     @torch.inference_mode()
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
