@@ -101,7 +101,7 @@ class TorchRung(nn.Module):
     # forward(ids, targets=y) returns each target's negative log-likelihood (B, T), 0 where ignored: the
     # Trainer then never asks for the full (B, T, vocab) output (see MiniTransformer's copy head)
     scores_targets = False
-    stored_bytes: int | None = None  # tensor data of a quantized weights file it was loaded from
+    stored_bytes: int | None = None  # tensor data of a quantized or pruned weights file it was loaded from
 
     @property
     def max_seq_len(self) -> int:
@@ -175,22 +175,31 @@ def read_weights_metadata(path: str | Path) -> dict[str, str]:
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a safetensors file into the model; names and shapes must match exactly. A quantized file
-    (minillm compress quantize) is dequantized to float32 first, and the model remembers its stored bytes."""
+    (minillm compress quantize) is dequantized to float32 first, a pruned one (minillm compress prune) made
+    dense, and the model remembers its stored bytes."""
     try:
         tensors = safetensors.torch.load_file(str(path))
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such weights file") from exc
     except safetensors.SafetensorError as exc:
         raise InputError(f"{path}: not a safetensors file ({exc})") from exc
-    quantization = read_weights_metadata(path).get("quantization")
-    if quantization is not None:
+    metadata = read_weights_metadata(path)
+    stored_bytes = tensor_bytes(tensors)
+    if "quantization" in metadata:
         from minillm.compress.quantize import dequantize_state
 
-        stored_bytes = tensor_bytes(tensors)
         try:
-            tensors = dequantize_state(tensors, json.loads(quantization))
+            tensors = dequantize_state(tensors, json.loads(metadata["quantization"]))
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise InputError(f"{path}: field 'quantization': not a quantized minillm model ({exc!r})") from exc
+        model.stored_bytes = stored_bytes
+    if "pruning" in metadata:
+        from minillm.compress.prune import unpack_state
+
+        try:
+            tensors = unpack_state(tensors, json.loads(metadata["pruning"]))
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise InputError(f"{path}: field 'pruning': not a pruned minillm model ({exc!r})") from exc
         model.stored_bytes = stored_bytes
     expected = model.state_dict()
     problems = [f"missing {name!r}" for name in expected if name not in tensors]
