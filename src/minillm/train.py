@@ -80,7 +80,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -310,9 +310,10 @@ class _Trainer:
     """The state of one ``train`` call; methods are the steps of the loop in ``run``."""
 
     def __init__(self, cfg: Config, run_dir: Path, tok: Tokenizer, device: torch.device, progress: bool,
-                 started: float, ranks: Ranks):
+                 started: float, ranks: Ranks, loss: Callable[..., torch.Tensor] | None = None):
         self.cfg, self.run_dir, self.tok, self.device, self.progress = cfg, run_dir, tok, device, progress
         self.ranks = ranks
+        self.loss = summed_nll if loss is None else loss  # the training steps' loss; validation's is summed_nll
         t = cfg.train
         random.seed(t.seed)
         np.random.seed(t.seed)
@@ -473,7 +474,7 @@ class _Trainer:
                 self._new_graph_step()
             with self.ddp.no_sync() if self.ddp is not None and not last else nullcontext():  # all-reduce once
                 with self.autocast:
-                    nll = summed_nll(self.train_forward, self.model, x, y)
+                    nll = self.loss(self.train_forward, self.model, x, y)
                 loss = nll / (y != IGNORE_INDEX).sum().clamp_min(1) / self.local_accum
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
@@ -595,13 +596,16 @@ class _Trainer:
 
 
 def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, device: str | None = None,
-          progress: bool = True, max_steps: int | None = None) -> TrainResult:
+          progress: bool = True, max_steps: int | None = None,
+          loss: Callable[..., torch.Tensor] | None = None) -> TrainResult:
     """Train (or with ``resume``, continue) the run in ``out_dir``; see the module docstring.
 
     ``cfg`` may be None when resuming (the run's config.toml is used); a given cfg may change only [train].
     ``device`` overrides ``train.device``. ``max_steps`` stops after that many steps of this call, with a
-    checkpoint, so that a later ``resume`` continues. Raises InputError for bad input or a bad run
-    directory, TrainingDiverged when the loss becomes NaN/inf.
+    checkpoint, so that a later ``resume`` continues. ``loss``, if given, replaces ``summed_nll`` (same
+    arguments, a sum over the scored targets) in the training steps, not in validation: compress/distill.py
+    passes its distillation loss. Raises InputError for bad input or a bad run directory, TrainingDiverged
+    when the loss becomes NaN/inf.
 
     Under torchrun every process calls this alike: it joins the process group unless the caller already
     has (and then leaves it to the caller), and returns once rank 0 has written everything.
@@ -632,7 +636,7 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
                 else:
                     cfg, tok = load_config(run_dir / "config.toml"), Tokenizer.load(run_dir / "tokenizer.json")
             state = None
-        trainer = _Trainer(cfg, run_dir, tok, target, progress, started, ranks)
+        trainer = _Trainer(cfg, run_dir, tok, target, progress, started, ranks, loss)
         if state is not None:
             trainer.restore(state)
             if ranks.main:
