@@ -103,6 +103,20 @@ def test_a_pruned_run_is_a_run(tiny_run, tmp_path, capsys):
     assert main(["ask", str(out), "What is the Sun?"]) == 0
 
 
+def test_a_pruned_run_quantizes_with_its_zeros_kept(tiny_run, tmp_path):
+    pruned, quantized = tmp_path / "p50", tmp_path / "p50-int8"
+    assert main(["compress", "prune", str(tiny_run), "--sparsity", "0.5", "--out", str(pruned)]) == 0
+    assert main(["compress", "quantize", str(pruned), "--out", str(quantized)]) == 0
+    dense = load_run(pruned)[0].state_dict()
+    weights = load_run(quantized)[0].state_dict()
+    for name, w in dense.items():
+        if w.dim() == 2:  # every matrix quantized: zeros stay zeros, the rest within half a step
+            assert (weights[name][w == 0] == 0).all()
+            assert torch.allclose(weights[name], w, atol=w.abs().max().item() / 127)
+    with safetensors.safe_open(str(quantized / "model.safetensors"), "pt") as f:
+        assert "pruning" not in f.metadata() and "quantization" in f.metadata()
+
+
 def zero_neurons(model, sparsity):
     """Zero the weights of round(sparsity * ffn_dim) random FFN neurons of each block, in place."""
     generator = torch.Generator().manual_seed(0)

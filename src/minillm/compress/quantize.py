@@ -142,6 +142,10 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(f"{out_dir}: already exists and is not empty; choose another --out")
     tensors = safetensors.torch.load_file(str(weights))
+    if "pruning" in metadata:  # a pruned run: its matrices made dense first (the pruned weights stay 0)
+        from minillm.compress.prune import unpack_state
+
+        tensors = unpack_state(tensors, json.loads(metadata.pop("pruning")))
     for name, t in tensors.items():
         if group_size and t.dim() == 2 and t.size(1) % group_size:
             raise InputError(f"--group-size: {group_size} does not divide the rows of {name!r} "
