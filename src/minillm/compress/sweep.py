@@ -177,6 +177,7 @@ def results_markdown(run: Path, rows: list[dict[str, Any]], notes: list[str], li
 def plot_frontier(rows: list[dict[str, Any]], path: Path) -> None:
     """Bytes (log scale) against open-book keyword hit (else closed) and against bits per byte."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -191,6 +192,9 @@ def plot_frontier(rows: list[dict[str, Any]], path: Path) -> None:
                 ax.annotate(r["variant"], (r["bytes"] / 1e6, r[key]), textcoords="offset points", xytext=(5, 5),
                             fontsize=8)
         ax.set(title=title, xlabel="MB on disk (log scale)", xscale="log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 2, not 2 x 10^0
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as fh:
