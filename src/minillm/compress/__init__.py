@@ -1,2 +1,21 @@
-"""Make a trained run smaller: ``quantize`` (8- and 4-bit weights). A compressed run is an ordinary run
-directory that every command takes unchanged."""
+"""Make a trained run smaller: ``quantize`` (8- and 4-bit weights), ``prune`` (weights, FFN neurons or
+n-grams), ``distill`` (a smaller student), and ``sweep`` (all of them measured on one frontier). A compressed
+run is an ordinary run directory that every command takes unchanged."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+# what a compressed run takes from the original as it is; "neural" is a hybrid run's neural part
+KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "index", "neural")
+
+
+def copy_kept(run_dir: Path, staging: Path) -> None:
+    """Copy the original run's KEEP files and folders (those it has) into the new run's staging folder."""
+    for name in KEEP:
+        source = run_dir / name
+        if source.is_dir():
+            shutil.copytree(source, staging / name)
+        elif source.is_file():
+            shutil.copy2(source, staging / name)

@@ -64,12 +64,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from minillm.compress import copy_kept
 from minillm.config import Config, load_config
 from minillm.data.records import InputError, atomic_directory, atomic_write
 from minillm.models.base import WEIGHTS_FILE, FitData, LanguageModel, read_weights_metadata
@@ -79,7 +79,6 @@ from minillm.tokenizer import Tokenizer
 from minillm.train import FIT_FILE, load_run
 from minillm.train_data import fit_data
 
-KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "index", "neural")  # taken from the original run
 HELDOUT_TOKENS = 50_000  # held-out tokens scored for the summary: minillm eval's default --max-tokens
 
 
@@ -234,12 +233,7 @@ def prune_ngram_run(run_dir: str | Path, out_dir: str | Path, min_count: int | N
     history["steps"].append({**step, "ngrams": _ngrams(pruned)})
 
     with atomic_directory(out_dir) as staging:
-        for name in KEEP:
-            source = run_dir / name
-            if source.is_dir():
-                shutil.copytree(source, staging / name)
-            elif source.is_file():
-                shutil.copy2(source, staging / name)
+        copy_kept(run_dir, staging)
         pruned.save(staging, {**metadata, "pruned": json.dumps(history)})
         fit = json.loads((run_dir / FIT_FILE).read_text(encoding="utf-8"))
         with atomic_write(staging / FIT_FILE, "w") as fh:

@@ -70,7 +70,7 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.utils.hooks import RemovableHandle
 
-from minillm.compress.quantize import KEEP
+from minillm.compress import copy_kept
 from minillm.config import Config, load_config, save_config
 from minillm.data.records import InputError, atomic_directory
 from minillm.models import MiniTransformer, model_class
@@ -320,12 +320,7 @@ def prune_run(run_dir: str | Path, out_dir: str | Path, sparsity: float | None =
     stored = pack_state(tensors, list(matrices))
     pruning.update(tensors=matrices, val_qa_loss=losses)
     with atomic_directory(out_dir) as staging:
-        for name in KEEP:
-            source = run_dir / name
-            if source.is_dir():
-                shutil.copytree(source, staging / name)
-            elif source.is_file():
-                shutil.copy2(source, staging / name)
+        copy_kept(run_dir, staging)
         if structured is not None:
             save_config(cfg, staging / "config.toml")  # the smaller ffn_dim
         safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),

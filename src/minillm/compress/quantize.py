@@ -30,18 +30,17 @@ Design choices:
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
+from minillm.compress import copy_kept
 from minillm.data.records import InputError, atomic_directory
 
 BITS = (8, 4)
 DEFAULT_GROUP_SIZE = 32
-KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "index")  # what a quantized run takes from the original
 
 
 @dataclass(frozen=True)
@@ -153,12 +152,7 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
     stored, names = quantize_state(tensors, bits, group_size)
     quantization = {"bits": bits, "group_size": group_size, "tensors": names}
     with atomic_directory(out_dir) as staging:
-        for name in KEEP:
-            source = run_dir / name
-            if source.is_dir():
-                shutil.copytree(source, staging / name)
-            elif source.is_file():
-                shutil.copy2(source, staging / name)
+        copy_kept(run_dir, staging)
         safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),
                                     metadata={**metadata, "quantization": json.dumps(quantization)})
     return QuantizeReport(bits, group_size, len(names), tensor_bytes(tensors), tensor_bytes(stored))
