@@ -34,9 +34,23 @@ def cmd_export_gguf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_qr(args: argparse.Namespace) -> int:
+    from minillm.export.qr import export_qr
+
+    print(export_qr(args.run, args.out, args.png))
+    return 0
+
+
+def cmd_export_web(args: argparse.Namespace) -> int:
+    from minillm.export.web import export_web
+
+    print(export_web(args.run, args.out))
+    return 0
+
+
 def add_export(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write a run's model in a format other tools read").add_subparsers(
-        dest="export_command", required=True, metavar="{arpa,hf,onnx,gguf}")
+        dest="export_command", required=True, metavar="{arpa,hf,onnx,gguf,qr,web}")
     p = export.add_parser("arpa", help="the n-gram tables of a markov or hybrid run as an ARPA file (kenlm, SRILM)")
     p.add_argument("run", help="run directory of a markov or hybrid run")
     p.add_argument("--out", required=True, help="the .arpa file to write")
@@ -55,3 +69,13 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory of a Llama-shaped transformer run")
     p.add_argument("--out", required=True, help="the .gguf file to write (must not exist)")
     p.set_defaults(func=cmd_export_gguf)
+    p = export.add_parser("qr", help="a chatbot page of at most 2,953 bytes (one version-40 QR code) that answers "
+                                     "from the run's articles offline")
+    p.add_argument("run", help="run directory of any run (only its data is read)")
+    p.add_argument("--out", required=True, help="the .html file to write (must not exist)")
+    p.add_argument("--png", help="also write the page's bytes as a QR code PNG (must not exist)")
+    p.set_defaults(func=cmd_export_qr)
+    p = export.add_parser("web", help="a static folder that answers questions in the browser (onnxruntime-web)")
+    p.add_argument("run", help="run directory of a neural run (transformer, attention, mlp)")
+    p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    p.set_defaults(func=cmd_export_web)

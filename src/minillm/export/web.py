@@ -1,0 +1,171 @@
+"""`minillm export web RUN --out site/`: a static folder that answers questions entirely in the browser.
+
+    >>> export_web("runs/quickstart", "site")
+    'wrote site (31.2 MB, 14 files; onnxruntime-web 1.31.1) — serve it: python -m http.server -d site'
+
+The folder holds everything the page needs; nothing is computed server-side and nothing is fetched from
+another host (after loading, the page keeps working with the network cut off):
+
+    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, style.css   (web_static/, this package)
+    model.onnx       export_onnx's float32 decoder with its KV cache (as onnx_greedy runs it)
+    tokenizer.json   the run's own: app's tokenizer.js reads it (byte-level BPE, GPT-2 pre-tokenizer)
+    config.json      prompt/sampling settings: engine.ANSWER_SAMPLING, the suppressed tokens
+                     (engine.answer_sampling), max_seq_len, special ids
+    index/           (runs with a retrieval index) passages.json, the bm25s score matrix as raw little-endian
+                     arrays (data.f32, indices.i32, indptr.i32) with its vocabulary (vocab.json, the terms
+                     in id order) and the title list: retrieval.js re-does retrieval.Index.scores exactly
+                     (stemming with a JS Snowball English stemmer, stemmer.js)
+    vendor/          onnxruntime-web's WebAssembly build (ort.wasm.min.js, ort-wasm-simd-threaded.wasm/.mjs),
+                     from ``npm pack onnxruntime-web@ORT_WEB_VERSION`` into the cache (MINILLM_CACHE, else
+                     ~/.cache/minillm), and vendor.json naming the packages and versions.
+
+Design choices:
+- Greedy only, with the rules of ``minillm ask`` (ANSWER_SAMPLING: repetition penalty on the answer's own
+  tokens, no_repeat_ngram, stop_repeat, max_sentences, whole_sentences; prompts shortened by fit_prompt's
+  rule). Single-threaded WebAssembly: no cross-origin isolation headers needed, any static server works.
+- Dense retrieval is left out (it needs a sentence encoder in the page): a dense index exports its lexical
+  part only, and the summary line says so.
+- ``--int8`` is left out: the float32 model is small, and int8 greedy answers were not checked to match.
+- The page escapes everything (textContent only) and its Content-Security-Policy allows only its own
+  scripts (plus WebAssembly compilation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from minillm.data.records import InputError, atomic_directory
+from minillm.export import check_out, neural_run
+
+ORT_WEB = "onnxruntime-web"
+ORT_WEB_VERSION = "1.31.1"
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+STATIC = Path(__file__).parent / "web_static"
+STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "style.css", "favicon.svg")
+WEB_FORMAT = 1
+
+
+def vendor_ort(version: str = ORT_WEB_VERSION) -> Path:
+    """The unpacked ``package/dist`` of onnxruntime-web ``version``, packed by npm into the cache once."""
+    from minillm.train_data import cache_dir
+
+    folder = cache_dir() / "npm" / f"{ORT_WEB}-{version}"
+    dist = folder / "package" / "dist"
+    if all((dist / name).is_file() for name in ORT_FILES):
+        return dist
+    npm = shutil.which("npm")
+    if npm is None:
+        raise InputError(f"export web needs npm to fetch {ORT_WEB}@{version} (install Node.js and npm)")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run([npm, "pack", f"{ORT_WEB}@{version}", "--silent", "--pack-destination", str(folder)],
+                              capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise InputError(f"export web: npm pack {ORT_WEB}@{version} failed ({e})") from None
+    tgz = folder / f"{ORT_WEB}-{version}.tgz"
+    if done.returncode != 0 or not tgz.is_file():
+        reason = (done.stderr.strip().splitlines() or ["no package written"])[-1]
+        raise InputError(f"export web: npm pack {ORT_WEB}@{version} failed ({reason})")
+    with tarfile.open(tgz) as tar:
+        members = [m for m in tar.getmembers() if m.name in {f"package/dist/{n}" for n in ORT_FILES}
+                   or m.name == "package/package.json"]
+        tar.extractall(folder, members=members, filter="data")
+    if not all((dist / name).is_file() for name in ORT_FILES):
+        raise InputError(f"export web: {tgz} lacks {', '.join(ORT_FILES)}")
+    return dist
+
+
+def _write_index(index, folder: Path) -> None:
+    """The run's retrieval index as the files retrieval.js reads."""
+    folder.mkdir()
+    passages = [{"title": p.title, "url": p.url, "license": p.license, "text": p.text, "article": int(a)}
+                for p, a in zip(index.passages, index.passage_article, strict=True)]
+    (folder / "passages.json").write_text(json.dumps(passages, ensure_ascii=False), encoding="utf-8")
+    (folder / "titles.json").write_text(json.dumps([index.article_titles[a] for a in index.article_ids],
+                                                   ensure_ascii=False), encoding="utf-8")
+    scores = index.bm25.scores
+    np.asarray(scores["data"], dtype="<f4").tofile(folder / "data.f32")
+    np.asarray(scores["indices"], dtype="<i4").tofile(folder / "indices.i32")
+    np.asarray(scores["indptr"], dtype="<i4").tofile(folder / "indptr.i32")
+    vocab = [""] * len(index.bm25.vocab_dict)
+    for term, i in index.bm25.vocab_dict.items():
+        vocab[i] = term
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+
+
+def _cache_inputs(model) -> list[dict]:
+    """The past inputs of export_onnx's graph with their empty shapes (past length 0), as onnx_greedy's."""
+    from minillm.export.onnx import cache_names
+
+    config, inputs = model.config, []
+    for name in cache_names(model):
+        if name.startswith("past_key_values."):
+            inputs.append({"name": name, "type": "float32", "shape": [1, config.num_heads, 0, config.head_dim]})
+        elif name == "past_copy.key":
+            inputs.append({"name": name, "type": "float32", "shape": [1, 0, config.head_dim]})
+        else:
+            inputs.append({"name": name, "type": "int64", "shape": [1, 0]})
+    return inputs
+
+
+def web_config(model, tok) -> dict:
+    from minillm.engine import ANSWER_SAMPLING, answer_sampling
+    from minillm.export.onnx import present_name
+
+    sampling = answer_sampling(tok, ANSWER_SAMPLING)
+    cache = _cache_inputs(model)
+    return {"format": WEB_FORMAT, "max_seq_len": model.max_seq_len, "bos_id": tok.bos_id, "eos_id": tok.eos_id,
+            "special_ids": [tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id],
+            "sampling": {"max_new_tokens": sampling.max_new_tokens, "repetition_penalty": sampling.repetition_penalty,
+                         "max_sentences": sampling.max_sentences, "no_repeat_ngram": sampling.no_repeat_ngram,
+                         "stop_repeat": sampling.stop_repeat, "suppress_tokens": list(sampling.suppress_tokens)},
+            "k": 3, "context_chars": 1500, "cache": cache,
+            "presents": {c["name"]: present_name(c["name"]) for c in cache}}
+
+
+def export_web(run_dir: str | Path, out: str | Path) -> str:
+    """Write the static site for the run to ``out`` (new or empty); returns a one-line summary."""
+    from minillm.export.onnx import export_onnx
+    from minillm.report import human_bytes
+    from minillm.retrieval import load_index
+
+    out = check_out(out)
+    run_dir = Path(run_dir)
+    model, tok, _ = neural_run(run_dir, "web")
+    if tok.kind != "bpe":
+        raise InputError(f"export web: {run_dir} has a {tok.kind} tokenizer; the page reads byte-level BPE only")
+    index = load_index(run_dir)
+    dist = vendor_ort()
+    if out.is_dir():
+        out.rmdir()  # empty (check_out): atomic_directory puts the new folder in its place
+    with atomic_directory(out) as tmp:
+        for name in STATIC_FILES:
+            shutil.copyfile(STATIC / name, tmp / name)
+        export_onnx(run_dir, tmp / "model.onnx")
+        shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
+        config = web_config(model, tok)
+        config["open_book"] = index is not None
+        config["run"] = run_dir.resolve().name
+        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        if index is not None:
+            _write_index(index, tmp / "index")
+        (tmp / "vendor").mkdir()
+        for name in ORT_FILES:
+            shutil.copyfile(dist / name, tmp / "vendor" / name)
+        vendor = {"packages": [{"name": ORT_WEB, "version": ORT_WEB_VERSION, "files": list(ORT_FILES),
+                                "license": "MIT"}]}
+        (tmp / "vendor.json").write_text(json.dumps(vendor, indent=1) + "\n", encoding="utf-8")
+    files = [p for p in out.rglob("*") if p.is_file()]
+    size = human_bytes(sum(p.stat().st_size for p in files))
+    book = "open book" if index is not None else "closed book only (no index)"
+    if index is not None and index.embeddings is not None:
+        book += ", lexical retrieval only (dense left out)"
+    return (f"wrote {out} ({size}, {len(files)} files, {book}; vendored {ORT_WEB} {ORT_WEB_VERSION}) — "
+            f"serve it: python -m http.server -d {os.fspath(out)}")

