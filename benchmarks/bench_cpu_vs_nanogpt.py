@@ -268,7 +268,7 @@ def rescore(nanogpt_ckpt: Path, run_dir: Path, quick: bool) -> dict:
     spec = importlib.util.spec_from_file_location("nanogpt_model", ANCHORS / "nanoGPT" / "model.py")
     nanogpt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(nanogpt)
-    ckpt = torch.load(nanogpt_ckpt, map_location="cpu", weights_only=False)
+    ckpt = torch.load(nanogpt_ckpt, map_location="cpu", weights_only=True)
     with contextlib.redirect_stdout(sys.stderr):  # it prints its parameter count; stdout is for the JSON
         model = nanogpt.GPT(nanogpt.GPTConfig(**ckpt["model_args"]))
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})

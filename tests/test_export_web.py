@@ -255,3 +255,34 @@ def test_missing_npm_is_one_clear_line(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="needs npm") as info:
         web.vendor_ort()
     assert "\n" not in str(info.value)
+
+
+def test_served_page_offers_the_browser_engine(open_run, site, library, page):
+    """`minillm serve RUN --web SITE`: the chat page links to /web/, which answers in the browser (every /v1/
+    request aborted) as minillm ask does, under a CSP that lets WebAssembly compile and nothing else more."""
+    import httpx
+    from test_serve import running_server
+
+    from minillm.serve.app import WEB_CSP, create_app
+
+    with pytest.raises(ValueError, match="not a folder made by `minillm export web`"):
+        create_app(open_run, web_dir=open_run)
+    with running_server(create_app(open_run, web_dir=site)) as url:
+        assert httpx.get(f"{url}/v1/models").json()["data"][0]["meta"]["browser_engine"] == "/web/"
+        index = httpx.get(f"{url}/web/")
+        assert index.status_code == 200 and index.headers["content-security-policy"] == WEB_CSP
+        assert httpx.get(f"{url}/web/../app.py").status_code == 404
+        assert httpx.get(f"{url}/web/vendor/..%2f..%2fvendor.json").status_code == 404
+        api_calls = []
+        context = page.context.browser.new_context()  # the module's browser: one Playwright per thread
+        chat = context.new_page()
+        chat.goto(f"{url}/")
+        chat.wait_for_selector("#browser-engine:not([hidden])")  # the chat page read /v1/models
+        chat.route("**/v1/**", lambda route: (api_calls.append(route.request.url), route.abort()))
+        chat.click("#browser-engine")
+        chat.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
+        assert chat.get_attribute("body", "data-ready") == "true", chat.text_content("#status")
+        model, tok, _ = library
+        got = ask(chat, "What is the Sun?", "closed")["answer"]
+        context.close()
+        assert got == answer(model, tok, "What is the Sun?", ANSWER_SAMPLING).text and not api_calls

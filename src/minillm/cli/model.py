@@ -17,13 +17,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and not args.config:
         raise InputError("train: give --config NAME|FILE for a new run, or --resume")
     cfg = load_config(shipped_config(args.config), args.set) if args.config else None
-    if args.nproc != 1:
-        return _train_with_torchrun(args, cfg)
-    try:
-        result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
-    except TrainingDiverged as e:
-        print(f"minillm: error: {e}", file=sys.stderr)
-        return 1
+    with _run_lock(args.out) as lock:  # one writer per run directory
+        if args.nproc != 1:
+            return _train_with_torchrun(args, cfg, lock)
+        try:
+            result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
+        except TrainingDiverged as e:
+            print(f"minillm: error: {e}", file=sys.stderr)
+            return 1
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports for all
         return 0
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
@@ -32,8 +33,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_with_torchrun(args: argparse.Namespace, cfg) -> int:
-    """``train --nproc N``: check what can be checked here, then run this command in N DDP processes."""
+def _run_lock(out: str):
+    """The run directory's lock (minillm/lock.py), taken by rank 0 alone under torchrun: the others write nothing."""
+    from contextlib import nullcontext
+
+    from minillm.lock import output_lock
+
+    return output_lock(out) if os.environ.get("RANK", "0") == "0" else nullcontext()
+
+
+def _train_with_torchrun(args: argparse.Namespace, cfg, lock) -> int:
+    """``train --nproc N``: check what can be checked here, then run this command in N DDP processes, which
+    work under the run's ``lock`` this process holds."""
     import subprocess
 
     from minillm.train import check_processes
@@ -44,7 +55,9 @@ def _train_with_torchrun(args: argparse.Namespace, cfg) -> int:
             *(["--device", args.device] if args.device else []), *(["--no-progress"] if args.no_progress else [])]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
                "-m", "minillm", "train", *argv]
-    with subprocess.Popen(command) as torchrun:
+    from minillm.lock import held_env
+
+    with subprocess.Popen(command, env=held_env(lock)) as torchrun:
         try:
             return torchrun.wait()
         except KeyboardInterrupt:  # torchrun and its processes got the Ctrl-C too: rank 0 saves a checkpoint
@@ -184,21 +197,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from minillm.serve import create_app, is_loopback
+        from minillm.serve.app import bind_warning, create_app, resolve_api_key
     except ImportError as e:
         raise InputError(f"serve: the package '{e.name}' is missing; pip install 'minillm[serve]'") from None
     import torch
 
     if args.threads < 1:
         raise InputError(f"serve: --threads must be at least 1, got {args.threads}")
-    app = create_app(args.run, device=args.device, host=args.host)
+    try:
+        api_key = resolve_api_key(args.api_key, os.environ)
+        app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
+                         cors_origins=args.cors_origin, web_dir=args.web)
+    except ValueError as e:
+        raise InputError(f"serve: {e}") from None
     torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     print(f"minillm serve: {args.run} at {url}/ (chat page) and {url}/v1 (OpenAI API); Ctrl-C stops",
           flush=True)
-    if not is_loopback(args.host):
-        print("minillm serve: warning: not a loopback address and there is no authentication: anyone who "
-              "can reach this port can use the model", file=sys.stderr, flush=True)
+    warning = bind_warning(args.host, api_key)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -216,4 +234,11 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="torch CPU threads for generation (default: the number of cores minus one)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on the API (the page asks for it "
+                                     "once); default $MINILLM_API_KEY, which, unlike a flag, other users' ps "
+                                     "cannot see")
+    p.add_argument("--web", metavar="SITE", help="also serve a folder made by `minillm export web` at /web/: the "
+                                                 "page's choice to answer in the browser")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let pages of ORIGIN (e.g. https://example.org) call the API; repeatable; default none")
     p.set_defaults(func=cmd_serve)

@@ -8,7 +8,11 @@ Design choices:
   ``BadRequestError`` with our message; ``field`` holds the same name as ``param`` because that is the
   key this project's other tools read.
 - FastAPI's validation errors (422 with a list of pydantic errors) become a 400 about the first problem:
-  one line a person can act on. Routes raise ``ApiError`` for the checks pydantic cannot express.
+  one line a person can act on. The exception is a size limit (too many messages, a text too long:
+  pydantic's ``too_long``/``string_too_long``), which stays a 422: the request is well formed but larger
+  than this server accepts. Routes raise ``ApiError`` for the checks pydantic cannot express.
+- A missing or wrong API key is a 401 whose type is ``authentication_error``, so the ``openai`` client
+  raises its ``AuthenticationError``.
 - Unknown routes and methods get the same shape (404/405), and any unexpected exception a bare
   ``{"error": {"message": "internal error"}}`` 500: the traceback goes to the server log, never to the client.
 """
@@ -20,8 +24,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-_TYPES = {404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
-          413: "request_too_large", 500: "server_error"}
+_TYPES = {401: "authentication_error", 404: "not_found_error", 405: "invalid_request_error",
+          409: "conflict_error", 413: "request_too_large", 500: "server_error"}
+SIZE_LIMIT_ERRORS = frozenset({"too_long", "string_too_long"})  # pydantic error types answered with 422
 
 
 class ApiError(Exception):
@@ -37,8 +42,14 @@ def error_body(status: int, message: str, field: str | None = None) -> dict:
                       "field": field, "param": field}}
 
 
-def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, field), status_code=status)
+def error_response(status: int, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, field), status_code=status, headers=headers)
+
+
+def validation_status(error: dict) -> int:
+    """422 for a size limit exceeded (the request is valid but too large for this server), else 400."""
+    return 422 if error.get("type") in SIZE_LIMIT_ERRORS else 400
 
 
 def describe_validation_error(error: dict) -> tuple[str, str]:
@@ -63,8 +74,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field, message = describe_validation_error(exc.errors()[0])
-        return error_response(400, message, field)
+        first = exc.errors()[0]
+        field, message = describe_validation_error(first)
+        return error_response(validation_status(first), message, field)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -22,6 +22,11 @@ Design choices:
 - Streaming is server-sent events: a first chunk with the assistant role, one chunk per text piece, a
   chunk with ``finish_reason``, the usage chunk when asked for, then ``data: [DONE]``. An error after the
   stream has begun (headers sent, so no status can change) is an ``{"error": ...}`` event.
+- Size limits, each a 422 naming the field: at most ``MAX_MESSAGES`` (64) messages, and at most
+  ``MAX_MESSAGE_CHARS`` (4,000) characters in any one message, earlier turns and system prompts
+  included (the question itself is further held to worker.MAX_QUESTION_CHARS, 2,000, a 400 as before).
+  The body size limit (app.py, 64 KiB, 413) bounds the whole request first; these bound what one field
+  may hold, so a request cannot make the server resolve a huge conversation.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from minillm.conversation import Turn, resolve
 from minillm.engine import Sampling
@@ -45,6 +51,19 @@ from minillm.serve.worker import Finished, ModelWorker, check_question
 log = logging.getLogger("minillm.serve")
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+MAX_MESSAGES = 64
+MAX_MESSAGE_CHARS = 4000
+
+
+def limit_chars(text: str) -> str:
+    """text, or a ``string_too_long`` validation error (a 422, errors.py) when over MAX_MESSAGE_CHARS."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise PydanticCustomError("string_too_long", "has {length} characters; at most {max_length} are allowed",
+                                  {"length": len(text), "max_length": MAX_MESSAGE_CHARS})
+    return text
+
+
+LimitedText = Annotated[str, AfterValidator(limit_chars)]
 
 
 def sse(payload: dict | str) -> str:
@@ -74,6 +93,12 @@ class ChatMessage(BaseModel):
             raise ValueError("must be a string or a list of {\"type\": \"text\"} parts")
         return value
 
+    @field_validator("content")
+    @classmethod
+    def _not_too_long(cls, parts: list[TextPart] | None) -> list[TextPart] | None:
+        limit_chars("".join(part.text for part in parts or []))  # the parts together, as text() joins them
+        return parts
+
     def text(self) -> str:
         return "".join(part.text for part in self.content or [])
 
@@ -86,7 +111,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
     model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)

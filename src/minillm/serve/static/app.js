@@ -25,6 +25,7 @@ async function showModel() {
   $("model-name").textContent = model.id;
   $("model-size").textContent = `${count(meta.parameters)} parameters · ${meta.size_mb.toFixed(2)} MB · `
     + `context ${meta.context_length} tokens`;
+  $("browser-engine").hidden = !meta.browser_engine;  // minillm serve --web SITE: the same model in WebAssembly
   if (meta.open_book) {
     $("mode").value = "open";  // the best answers first: from the retrieved passages, with their sources
   } else {
