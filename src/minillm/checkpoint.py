@@ -21,6 +21,7 @@ import torch
 from minillm.data.records import InputError, atomic_write, repair_jsonl_tail, write_jsonl
 
 STATE_FILE = "train_state.pt"
+RUN_FILES = (STATE_FILE, "last.safetensors", "model.safetensors", "metrics.jsonl", "config.toml", "tokenizer.json")
 STATE_KEYS = {"model", "optimizer", "scaler", "phase", "step", "rng", "batches", "best", "elapsed"}
 
 
@@ -76,3 +77,12 @@ def trim_metrics(run_dir: Path, global_step: int) -> None:
     kept = [r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())
             if r.get("global_step", 0) <= global_step]
     write_jsonl(path, kept)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what writes of the run's files killed midway left (SIGKILL, a power cut): atomic_write's
+    ``.NAME.*.tmp`` files, never seen by a reader. Only for the run's one writer, before it writes."""
+    stale = [p for name in RUN_FILES for p in run_dir.glob(f".{name}.*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -48,7 +48,8 @@ Design choices:
 - Resume is exact: the same weights, bit for bit, as a run that never stopped (checked on CPU, in one
   process and in two under DDP), because the checkpoint holds every RNG and the data position as of the
   last completed step, also on Ctrl-C mid-step (see checkpoint.py). A resumed run may change [train], e.g.
-  to train longer.
+  to train longer. After SIGKILL anywhere, a checkpoint write included, it resumes from the last whole
+  checkpoint just as exactly (benchmarks/bench_faults.py), first deleting the killed writes' temporaries.
 - Several processes (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK): DDP over nccl on cuda:LOCAL_RANK, or gloo
   on CPU. ``grad_accum`` stays the number of micro-batches per step over all processes; each takes every
   N-th (train_data.step_batches), so N processes see the data one process sees at the same global batch,
@@ -92,7 +93,15 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from minillm.checkpoint import STATE_FILE, load_train_state, rng_state, save_train_state, set_rng_state, trim_metrics
+from minillm.checkpoint import (
+    STATE_FILE,
+    load_train_state,
+    remove_stale_temporaries,
+    rng_state,
+    save_train_state,
+    set_rng_state,
+    trim_metrics,
+)
 from minillm.config import Config, load_config, save_config
 from minillm.data.records import InputError, append_jsonl, atomic_write
 from minillm.models import LanguageModel, model_class
@@ -640,6 +649,7 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
         if state is not None:
             trainer.restore(state)
             if ranks.main:
+                remove_stale_temporaries(run_dir)  # of writes a hard kill interrupted
                 trim_metrics(run_dir, trainer.global_step())
         result = trainer.run(max_steps)
         ranks.barrier()  # rank 0's files are complete before any process returns

@@ -7,9 +7,15 @@ import sys
 
 from minillm.cli.common import DEFAULT_ARTICLES, DEFAULT_QA, DEFAULT_SPLITS, print_counts, progress_bar, skipped_note
 from minillm.data.records import InputError
+from minillm.lock import output_lock
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    with output_lock(args.output):  # one writer per output
+        return _fetch(args)
+
+
+def _fetch(args: argparse.Namespace) -> int:
     from minillm.data import fetch
 
     if args.source == "wikipedia":
@@ -44,6 +50,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    with output_lock(args.output):  # one writer per output
+        return _generate(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
     from minillm.data.generate import generate_qa_pairs
     from minillm.data.records import read_articles, write_jsonl
 
@@ -67,6 +78,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
+    with output_lock(args.output_dir):  # one writer per output
+        return _split(args)
+
+
+def _split(args: argparse.Namespace) -> int:
     from minillm.data.records import read_qa_pairs
     from minillm.data.split import check_ratios, split_qa_pairs, write_split
 
@@ -125,6 +141,11 @@ def add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    with output_lock(args.output):  # one writer per output
+        return _tokenizer_train(args)
+
+
+def _tokenizer_train(args: argparse.Namespace) -> int:
     import time
 
     from minillm.data.records import read_articles

@@ -119,17 +119,19 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from minillm.data.records import read_articles
+    from minillm.lock import output_lock
     from minillm.retrieval import INDEX_DIR, Index
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
-    skipped: list[int] = []
-    articles = read_articles(args.articles, skip_invalid=args.skip_invalid, skipped=skipped)
-    skipped_note(args.articles, skipped)
-    start = time.perf_counter()
-    index = Index.build(articles, dense=args.dense, show_progress=args.dense)
-    index.save(run_dir / INDEX_DIR)
+    with output_lock(run_dir / INDEX_DIR):  # one writer per index
+        skipped: list[int] = []
+        articles = read_articles(args.articles, skip_invalid=args.skip_invalid, skipped=skipped)
+        skipped_note(args.articles, skipped)
+        start = time.perf_counter()
+        index = Index.build(articles, dense=args.dense, show_progress=args.dense)
+        index.save(run_dir / INDEX_DIR)
     size = sum(f.stat().st_size for f in (run_dir / INDEX_DIR).iterdir())
     print(f"indexed {len(index.passages)} passages from {len(articles)} articles"
           f"{' with dense embeddings' if args.dense else ''} in "

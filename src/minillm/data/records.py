@@ -9,6 +9,8 @@ Design choices:
 - Unknown extra fields are ignored, so newer files stay readable by older code.
 - Writing goes to a temporary file in the same directory, then ``os.replace``: a crash or an error never
   leaves a partial or truncated output, and an existing file is only ever replaced whole.
+- A full disk (ENOSPC), a file size limit (EFBIG) or a quota (EDQUOT) while writing becomes a
+  ``DiskFullError`` (an InputError: one line naming the output, exit code 2); the previous output stays.
 
     >>> a = Article.create(source="offline", title="Sun", domain="astronomy", text="The Sun is a star.",
     ...                    url="https://en.wikipedia.org/wiki/Sun")
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -42,6 +45,49 @@ os.umask(_UMASK)
 
 class InputError(ValueError):
     """Bad user input: the message names the file (and line and field where there is one)."""
+
+
+DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file too large (over a file size limit)",
+             errno.EDQUOT: "disk quota exceeded"}
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's save/tofile: an OSError with no errno
+_SHORT_WRITE_REASON = "file too large or no space left on device (a short write)"
+
+
+class DiskFullError(InputError):
+    """An output could not be written for want of space; the message names it, the previous one is kept."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: not written: {reason}; any previous version is left as it was")
+        self.path, self.reason = Path(path), reason
+
+
+def disk_full_cause(exc: BaseException | None) -> OSError | None:
+    """The ENOSPC/EFBIG/EDQUOT OSError behind ``exc`` (itself, or one it was raised from or while handling:
+    torch.save turns a failed write into a RuntimeError), or numpy's short-write OSError; else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and (exc.errno in DISK_FULL or _SHORT_WRITE.fullmatch(str(exc))):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _disk_full_names(path: Path, rename_nested: bool = False) -> Iterator[None]:
+    """Turn a full disk inside the block into a DiskFullError naming ``path``; a DiskFullError from a nested
+    write is kept as it is, or with ``rename_nested`` (a folder written whole) renamed to ``path``."""
+    try:
+        yield
+    except DiskFullError as e:
+        if rename_nested and e.path != path:
+            raise DiskFullError(path, e.reason) from None
+        raise
+    except BaseException as e:
+        cause = disk_full_cause(e)
+        if cause is None:
+            raise
+        raise DiskFullError(path, DISK_FULL.get(cause.errno, _SHORT_WRITE_REASON)) from None
 
 
 def stable_id(prefix: str, *parts: str, length: int = 12) -> str:
@@ -253,49 +299,54 @@ def to_json_line(record: Any) -> str:
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``, on error delete it."""
+    """Open a temporary file beside ``path``; on success rename it over ``path``, on error delete it.
+
+    A full disk raises DiskFullError naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _disk_full_names(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
+            encoding = None if "b" in mode else "utf-8"
+            with os.fdopen(fd, mode, encoding=encoding) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """A temporary folder beside ``path`` to fill; on success it replaces ``path`` whole (an old one is moved
-    aside first and deleted after), on error it is deleted and ``path`` is left as it was."""
+    aside first and deleted after), on error it is deleted and ``path`` is left as it was. A full disk
+    while filling it raises DiskFullError naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the mode mkdir would
-        yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
-            os.replace(path, old / path.name)
+    with _disk_full_names(path, rename_nested=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
         try:
-            os.replace(tmp, path)
-        except BaseException:
+            tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the mode mkdir would
+            yield tmp
+            old = None
+            if path.exists():
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                os.replace(path, old / path.name)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if old is not None:
+                    os.replace(old / path.name, path)
+                raise
             if old is not None:
-                os.replace(old / path.name, path)
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
@@ -311,16 +362,26 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
 def append_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     """Append records to a JSON Lines file, one whole line per write, flushed (for resumable fetching).
 
-    A crash can at worst leave a truncated last line; ``repair_jsonl_tail`` drops it before resuming.
+    A crash can at worst leave a truncated last line; ``repair_jsonl_tail`` drops it before resuming. A full
+    disk cuts the file back to its last whole line and raises DiskFullError naming it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("a", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(to_json_line(record))
-            fh.flush()
-            n += 1
+    with _disk_full_names(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = 0
+        with path.open("ab", buffering=0) as fh:  # unbuffered: each line goes straight to the file
+            whole = os.fstat(fh.fileno()).st_size  # the end of the last line fully written
+            try:
+                for record in records:
+                    data = memoryview(to_json_line(record).encode("utf-8"))
+                    while data:
+                        data = data[fh.write(data):]
+                    whole += len(data.obj)
+                    n += 1
+            except OSError as e:
+                if disk_full_cause(e) is not None:
+                    os.ftruncate(fh.fileno(), whole)  # shrinking needs no space
+                raise
     return n
 
 
