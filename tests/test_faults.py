@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from conftest import tiny_articles, tiny_pairs
+from conftest import tiny_articles, tiny_pairs, train_tiny_run
 from fake_mediawiki import FakeMediaWiki, sample_wiki
 
 from minillm.checkpoint import load_train_state
@@ -255,3 +255,25 @@ def test_a_checkpoint_on_a_full_disk_keeps_the_previous_one(tmp_path, fails):
     resumed = minillm("train", "--out", "run", "--resume", "--no-progress", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert load_train_state(run)["step"] == 8
+
+
+@pytest.fixture(scope="module")
+def llama_run(tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("llama"), {
+        "max_seq_len": 48, "emb_dim": 32, "num_layers": 1, "num_heads": 2, "position": "rotary", "norm": "rmsnorm",
+        "activation": "swiglu", "bias": False}, pretrain_steps=2, finetune_steps=0)
+
+
+@pytest.mark.parametrize("command, output", [
+    (["export", "hf", "RUN", "--out", "hf"], "hf"),
+    (["export", "onnx", "RUN", "--out", "model.onnx"], "model.onnx"),
+    (["export", "gguf", "RUN", "--out", "model.gguf"], "model.gguf"),
+    (["compress", "quantize", "RUN", "--out", "int8"], "int8"),
+])
+def test_exports_on_a_full_disk_write_nothing(tmp_path, llama_run, command, output):
+    pytest.importorskip("onnxscript" if "onnx" in command else "gguf" if "gguf" in command else "json")
+    result = minillm(*[str(llama_run) if arg == "RUN" else arg for arg in command], cwd=tmp_path,
+                     file_limit=20_000)  # the weights alone are larger
+    one_line_error(result, output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"] or not list(tmp_path.glob(f"*{output}*"))
+    assert not list(tmp_path.glob(".*"))

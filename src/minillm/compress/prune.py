@@ -64,7 +64,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -74,7 +73,13 @@ from minillm.compress import copy_kept
 from minillm.config import Config, load_config, save_config
 from minillm.data.records import InputError, atomic_directory
 from minillm.models import MiniTransformer, model_class
-from minillm.models.base import WEIGHTS_FILE, read_weights_metadata, tensor_bytes, weights_metadata
+from minillm.models.base import (
+    WEIGHTS_FILE,
+    read_weights_metadata,
+    tensor_bytes,
+    weights_metadata,
+    write_safetensors,
+)
 from minillm.tokenizer import Tokenizer
 from minillm.train import Ranks, _Trainer, load_run, resolve_device, summed_nll
 from minillm.train_data import IGNORE_INDEX
@@ -323,8 +328,7 @@ def prune_run(run_dir: str | Path, out_dir: str | Path, sparsity: float | None =
         copy_kept(run_dir, staging)
         if structured is not None:
             save_config(cfg, staging / "config.toml")  # the smaller ffn_dim
-        safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),
-                                    metadata={**weights_metadata(model), "pruning": json.dumps(pruning)})
+        write_safetensors(staging / WEIGHTS_FILE, stored, {**weights_metadata(model), "pruning": json.dumps(pruning)})
 
     bytes_after = tensor_bytes(stored)
     if structured is None:

@@ -119,7 +119,7 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
 
     Raises InputError for a run that is not a neural one, is already quantized, a bad ``bits`` or group
     size, or an ``out_dir`` that exists and is not empty; nothing is written then."""
-    from minillm.models.base import WEIGHTS_FILE, read_weights_metadata, tensor_bytes
+    from minillm.models.base import WEIGHTS_FILE, read_weights_metadata, tensor_bytes, write_safetensors
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if bits not in BITS:
@@ -153,6 +153,5 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
     quantization = {"bits": bits, "group_size": group_size, "tensors": names}
     with atomic_directory(out_dir) as staging:
         copy_kept(run_dir, staging)
-        safetensors.torch.save_file(stored, str(staging / WEIGHTS_FILE),
-                                    metadata={**metadata, "quantization": json.dumps(quantization)})
+        write_safetensors(staging / WEIGHTS_FILE, stored, {**metadata, "quantization": json.dumps(quantization)})
     return QuantizeReport(bits, group_size, len(names), tensor_bytes(tensors), tensor_bytes(stored))

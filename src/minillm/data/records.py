@@ -74,7 +74,7 @@ def disk_full_cause(exc: BaseException | None) -> OSError | None:
 
 
 @contextlib.contextmanager
-def _disk_full_names(path: Path, rename_nested: bool = False) -> Iterator[None]:
+def disk_full_names(path: Path, rename_nested: bool = False) -> Iterator[None]:
     """Turn a full disk inside the block into a DiskFullError naming ``path``; a DiskFullError from a nested
     write is kept as it is, or with ``rename_nested`` (a folder written whole) renamed to ``path``."""
     try:
@@ -303,7 +303,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[Any]:
 
     A full disk raises DiskFullError naming ``path``."""
     path = Path(path)
-    with _disk_full_names(path):
+    with disk_full_names(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -326,7 +326,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     aside first and deleted after), on error it is deleted and ``path`` is left as it was. A full disk
     while filling it raises DiskFullError naming ``path``."""
     path = Path(path)
-    with _disk_full_names(path, rename_nested=True):
+    with disk_full_names(path, rename_nested=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
         try:
@@ -366,7 +366,7 @@ def append_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     disk cuts the file back to its last whole line and raises DiskFullError naming it.
     """
     path = Path(path)
-    with _disk_full_names(path):
+    with disk_full_names(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         n = 0
         with path.open("ab", buffering=0) as fh:  # unbuffered: each line goes straight to the file

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from minillm.data.records import InputError
+from minillm.data.records import InputError, disk_full_names
 from minillm.export import check_out, llama_shape_problems, neural_run, require
 
 ROPE_BASE = 10000.0  # minillm.models.transformer.rotary_tables' default
@@ -53,33 +53,34 @@ def export_gguf(run_dir: str | Path, out: str | Path) -> str:
                          "swiglu transformers without biases, copy head or shared layers; use export hf or onnx")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer = gguf.GGUFWriter(tmp, "llama")
-        writer.add_name(Path(run_dir).resolve().name)
-        writer.add_context_length(config.max_seq_len)
-        writer.add_embedding_length(config.emb_dim)
-        writer.add_block_count(config.num_layers)
-        writer.add_feed_forward_length(config.hidden_dim)
-        writer.add_head_count(config.num_heads)
-        writer.add_head_count_kv(config.num_heads)
-        writer.add_rope_dimension_count(config.head_dim)
-        writer.add_rope_freq_base(ROPE_BASE)
-        writer.add_layer_norm_rms_eps(config.norm_eps)
-        writer.add_vocab_size(config.vocab_size)
-        writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-        _add_tokenizer(writer, tok, config.vocab_size)
-        for name, tensor in _llama_tensors(model):
-            writer.add_tensor(name, tensor.detach().float().contiguous().numpy())
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_names(out):  # a full disk: one line naming out, the temporary file deleted
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            writer = gguf.GGUFWriter(tmp, "llama")
+            writer.add_name(Path(run_dir).resolve().name)
+            writer.add_context_length(config.max_seq_len)
+            writer.add_embedding_length(config.emb_dim)
+            writer.add_block_count(config.num_layers)
+            writer.add_feed_forward_length(config.hidden_dim)
+            writer.add_head_count(config.num_heads)
+            writer.add_head_count_kv(config.num_heads)
+            writer.add_rope_dimension_count(config.head_dim)
+            writer.add_rope_freq_base(ROPE_BASE)
+            writer.add_layer_norm_rms_eps(config.norm_eps)
+            writer.add_vocab_size(config.vocab_size)
+            writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+            _add_tokenizer(writer, tok, config.vocab_size)
+            for name, tensor in _llama_tensors(model):
+                writer.add_tensor(name, tensor.detach().float().contiguous().numpy())
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+            writer.close()
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return (f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, llama, {config.num_layers} layers, float32) — "
             f"llama.cpp loads it (llama-cli -m {out})")
 

@@ -40,7 +40,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import tokenizers
 import torch
 from tokenizers import processors
@@ -48,6 +47,7 @@ from tokenizers import processors
 from minillm.data.records import atomic_directory
 from minillm.engine import ANSWER_SAMPLING
 from minillm.export import check_out, llama_shape_problems, neural_run
+from minillm.models.base import write_safetensors
 from minillm.report import human_count
 from minillm.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, non_answer_ids
 
@@ -246,9 +246,8 @@ def export_hf(run_dir: str | Path, out: str | Path) -> str:
                "pad_token_id": tok.pad_id, "dtype": "float32"}
     with atomic_directory(out) as tmp:
         _write_json(tmp / "config.json", config)
-        tensors = {name: t.detach().contiguous() for name, t in weights.items()}
-        # save() and write_bytes, not save_file: that makes the file 0600, unlike every other file here
-        (tmp / "model.safetensors").write_bytes(safetensors.torch.save(tensors, metadata={"format": "pt"}))
+        write_safetensors(tmp / "model.safetensors", {name: t.detach().contiguous() for name, t in weights.items()},
+                          {"format": "pt"})
         _write_json(tmp / "generation_config.json", generation_config(tok, hf_name))
         (tmp / TOKENIZER_FILE).write_text(tokenizer_json(tok), encoding="utf-8")
         _write_json(tmp / "tokenizer_config.json", tokenizer_config(model.max_seq_len))

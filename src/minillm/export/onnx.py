@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from minillm.data.records import InputError
+from minillm.data.records import InputError, disk_full_names
 from minillm.export import check_out, neural_run
 from minillm.report import human_bytes
 
@@ -160,7 +160,8 @@ def export_onnx(run_dir: str | Path, out: str | Path, *, int8: bool = False) -> 
         raise InputError(f"{out}: is a folder; give the .onnx file to write")
     model, _, _ = neural_run(run_dir, "onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp") as tmp, _quiet():
+    with disk_full_names(out), _quiet(), \
+            tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp") as tmp:
         written = Path(tmp) / "model.onnx"
         _export(model, written)
         if int8:

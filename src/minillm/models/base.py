@@ -156,7 +156,15 @@ def weights_size_bytes(model: nn.Module) -> int:
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write the model's state dict to a safetensors file, atomically."""
-    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    write_safetensors(path, {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()},
+                      metadata)
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+                      ) -> None:
+    """tensors as a safetensors file, atomically. Serialized to bytes first, then written by atomic_write:
+    safetensors' own save_file reports a full disk as a SafetensorError rather than an OSError, and makes
+    the file 0600."""
     data = safetensors.torch.save(tensors, metadata=metadata)
     with atomic_write(path, "wb") as fh:
         fh.write(data)
