@@ -15,6 +15,23 @@ An error is a reply other than 200, a transport error or a timeout (--timeout). 
 send to last byte; percentiles are nearest-rank over the successful requests. The server generates one
 answer at a time (serve/worker.py), so requests/s stays about the same as clients are added while
 latency grows with the queue: the figures show the queue is served without errors, not a speed-up.
+
+Soak mode (``--soak SECONDS``, off by default; ``--clients`` then defaults to 32): the clients keep sending
+requests until the deadline, a fixed mix in turn: ``POST /v1/chat/completions`` and ``POST /v1/answer``,
+streaming and not, closed book and open book (``mode`` on /v1/answer; open only when the run has a
+retrieval index, /v1/models says), and one request in 8 (``--disconnect-every``) a stream that the client
+abandons after its first server-sent event (the server must then stop that answer: worker.py's cancel
+flag). Every loop stops starting requests at the deadline (``--timeout`` bounds one in flight); only
+127.0.0.1 is driven unless --url names another server. First the same mix runs for ``--warmup`` seconds
+(default: a sixth of the soak, 1-10 s), not counted, so that the server's resident memory (VmRSS, read from
+/proc/PID/status of the server this script started; null with --url) is measured once it is warm. At the
+end a burst of one abandoned stream per client is sent, then one request of each kind: all must be
+answered (``after_soak``). An error is any reply other than 2xx, a broken or incomplete body or event
+stream (no [DONE], no ``done`` event, an ``error`` event), a transport error or a timeout; the deliberate
+disconnects are counted apart, and one is an error only when its status or first event is wrong. Goals:
+0 errors and less than 5% growth of VmRSS from the start (after the warm-up) to the end.
+
+    python benchmarks/bench_serve.py runs/quickstart --soak 60 --clients 32
 """
 
 from __future__ import annotations
@@ -28,10 +45,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+SOAK_KINDS = (  # (name, path, stream, mode): the mix each soak client sends in turn
+    ("chat", "/v1/chat/completions", False, None),
+    ("chat_stream", "/v1/chat/completions", True, None),
+    ("answer_closed", "/v1/answer", False, "closed"),
+    ("answer_open_stream", "/v1/answer", True, "open"),
+    ("answer_open", "/v1/answer", False, "open"),
+    ("answer_closed_stream", "/v1/answer", True, "closed"),
+)
+DISCONNECT_KINDS = (("disconnect_chat", "/v1/chat/completions", True, None),
+                    ("disconnect_answer", "/v1/answer", True, "open"))
 
 QUESTIONS = ["What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?",
              "What is a lion?", "What is a tornado?", "What is the Moon?", "What is a planet?"]
@@ -45,8 +74,8 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 @contextmanager
-def started_server(run: str, startup_seconds: float):
-    """`minillm serve RUN` on a free 127.0.0.1 port; yields its URL."""
+def started_server(run: str, startup_seconds: float, with_process: bool = False):
+    """`minillm serve RUN` on a free 127.0.0.1 port; yields its URL (and, with_process, its Popen too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -67,7 +96,7 @@ def started_server(run: str, startup_seconds: float):
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        yield url
+        yield (url, process) if with_process else url
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -137,19 +166,250 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
                            for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}}
 
 
+class BrokenReply(ValueError):
+    """A 2xx reply whose body or event stream is not what the route promises."""
+
+
+def rss_kib(pid: int | None) -> int | None:
+    """The resident memory (VmRSS, KiB) of process pid from /proc/PID/status; None without a pid or /proc."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def soak_body(path: str, stream: bool, mode: str | None, question: str, max_tokens: int) -> dict:
+    if path == "/v1/answer":
+        body: dict = {"question": question, "max_new_tokens": max_tokens, "stream": stream}
+        if mode is not None:
+            body["mode"] = mode
+        return body
+    body = {"model": "bench", "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens,
+            "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def sse_events(lines) -> Iterator:
+    """The data of each server-sent event read from lines, JSON-decoded except OpenAI's [DONE]; lazily, so
+    that a client may stop reading after any event."""
+    for line in lines:
+        if line.startswith("data: "):
+            data = line[len("data: "):]
+            yield data if data == "[DONE]" else json.loads(data)
+
+
+def check_status(response: httpx.Response) -> None:
+    if not 200 <= response.status_code < 300:
+        response.read()
+        raise BrokenReply(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def soak_request(http: httpx.Client, url: str, kind: tuple, question: str, max_tokens: int,
+                 disconnect: bool) -> None:
+    """One request of kind, checked to its end (BrokenReply when it is wrong); with disconnect, a stream
+    closed by the client as soon as its first event has come."""
+    name, path, stream, mode = kind
+    body = soak_body(path, stream, mode, question, max_tokens)
+    if not stream:
+        response = http.post(f"{url}{path}", json=body)
+        check_status(response)
+        reply = response.json()
+        if path == "/v1/answer":
+            if not isinstance(reply.get("answer"), str) or reply.get("mode") != mode:
+                raise BrokenReply(f"{name}: no answer or the wrong mode: {str(reply)[:200]}")
+        elif not isinstance(reply["choices"][0]["message"]["content"], str) or "usage" not in reply:
+            raise BrokenReply(f"{name}: no content or no usage: {str(reply)[:200]}")
+        return
+    with http.stream("POST", f"{url}{path}", json=body) as response:
+        check_status(response)
+        if disconnect:
+            first = next(sse_events(response.iter_lines()), None)
+            if not isinstance(first, dict) or "error" in first or first.get("type") == "error":
+                raise BrokenReply(f"{name}: a bad first event: {str(first)[:200]}")
+            return  # leaving the block closes the connection mid-stream
+        events = list(sse_events(response.iter_lines()))
+    if not events:
+        raise BrokenReply(f"{name}: an empty event stream")
+    if path == "/v1/answer":
+        types = [e.get("type") for e in events]
+        if types[0] != "sources" or types[-1] != "done" or "error" in types:
+            raise BrokenReply(f"{name}: events {types[:3]}...{types[-3:]}")
+    else:
+        if events[-1] != "[DONE]" or any("error" in e for e in events[:-1]):
+            raise BrokenReply(f"{name}: the stream ended without [DONE]: {str(events[-1])[:200]}")
+        if not any(c.get("choices") and c["choices"][0].get("finish_reason") for c in events[:-1]):
+            raise BrokenReply(f"{name}: no chunk with a finish_reason")
+
+
+def soak_phase(url: str, clients: int, seconds: float, max_tokens: int, timeout: float, open_book: bool,
+               disconnect_every: int) -> dict:
+    """clients threads sending the soak mix until seconds have passed; what they did."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    by_kind: dict[str, int] = {}
+    disconnects = 0
+    turn = 0
+    lock = threading.Lock()
+    kinds = [k if open_book or k[3] != "open" else (k[0].replace("open", "closed"), k[1], k[2], "closed")
+             for k in SOAK_KINDS]
+    cut = [k if open_book or k[3] != "open" else (k[0], k[1], k[2], "closed") for k in DISCONNECT_KINDS]
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def client() -> None:
+        nonlocal disconnects, turn
+        with httpx.Client(timeout=timeout) as http:
+            while time.perf_counter() < deadline:
+                with lock:
+                    number, turn = turn, turn + 1
+                disconnect = disconnect_every > 0 and number % disconnect_every == disconnect_every - 1
+                kind = cut[number // disconnect_every % len(cut)] if disconnect else kinds[number % len(kinds)]
+                sent = time.perf_counter()
+                try:
+                    soak_request(http, url, kind, QUESTIONS[number % len(QUESTIONS)], max_tokens, disconnect)
+                except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
+                    with lock:
+                        errors.append(f"{kind[0]}: {type(e).__name__}: {e}")
+                    continue
+                with lock:
+                    by_kind[kind[0]] = by_kind.get(kind[0], 0) + 1
+                    if disconnect:
+                        disconnects += 1
+                    else:
+                        latencies.append(time.perf_counter() - sent)
+
+    threads = [threading.Thread(target=client, name=f"soak-client-{n}") for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"wall": time.perf_counter() - start, "latencies": sorted(latencies), "errors": errors,
+            "by_kind": dict(sorted(by_kind.items())), "disconnects": disconnects}
+
+
+def after_soak(url: str, clients: int, max_tokens: int, longest: int, timeout: float, open_book: bool) -> dict:
+    """A burst of one abandoned stream per client, then one request of each kind: are they all answered?"""
+    cut = [k if open_book or k[3] != "open" else (k[0], k[1], k[2], "closed") for k in DISCONNECT_KINDS]
+    failures: list[str] = []
+
+    def abandon(number: int) -> None:
+        with httpx.Client(timeout=timeout) as http:
+            try:  # the longest answers the model allows, so that answers not stopped would show in the time
+                soak_request(http, url, cut[number % len(cut)], QUESTIONS[number % len(QUESTIONS)], longest,
+                             disconnect=True)
+            except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
+                failures.append(f"burst: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=abandon, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    start = time.perf_counter()
+    answered = 0
+    with httpx.Client(timeout=timeout) as http:
+        for number, kind in enumerate(SOAK_KINDS):
+            if kind[3] == "open" and not open_book:
+                continue
+            try:
+                soak_request(http, url, kind, QUESTIONS[number % len(QUESTIONS)], max_tokens, disconnect=False)
+                answered += 1
+            except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
+                failures.append(f"{kind[0]}: {type(e).__name__}: {e}")
+    return {"abandoned_streams": clients, "answered": answered, "failures": failures[:3],
+            "ok": not failures, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def soak(url: str, pid: int | None, clients: int, seconds: float, warmup: float, max_tokens: int,
+         timeout: float, disconnect_every: int) -> dict:
+    """The soak: warm-up, then the measured phase with VmRSS sampled each second, then after_soak."""
+    meta = httpx.get(f"{url}/v1/models", timeout=timeout).json()["data"][0].get("meta", {})
+    open_book = bool(meta.get("open_book"))
+    longest = meta.get("max_new_tokens") or max_tokens  # the server's cap on a request's tokens
+    max_tokens = min(max_tokens, longest)
+    warm = soak_phase(url, clients, warmup, max_tokens, timeout, open_book, disconnect_every)
+    rss_start = rss_kib(pid)
+    samples = [rss_start] if rss_start is not None else []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(1.0):
+            value = rss_kib(pid)
+            if value is not None:
+                samples.append(value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    phase = soak_phase(url, clients, seconds, max_tokens, timeout, open_book, disconnect_every)
+    stop.set()
+    sampler.join()
+    after = after_soak(url, clients, max_tokens, longest, timeout, open_book)
+    rss_end = rss_kib(pid)
+    latencies, wall = phase["latencies"], phase["wall"]
+    growth = None if rss_start is None or rss_end is None else round(100 * (rss_end - rss_start) / rss_start, 2)
+
+    def mib(kib: int | None) -> float | None:
+        return None if kib is None else round(kib / 1024, 1)
+
+    return {"soak_seconds": seconds, "warmup_seconds": warmup, "warmup_errors": len(warm["errors"]),
+            "clients": clients, "seconds": round(wall, 2), "max_tokens": max_tokens, "open_book": open_book,
+            "disconnect_every": disconnect_every,
+            "requests": len(latencies) + phase["disconnects"] + len(phase["errors"]),
+            "completed": len(latencies), "disconnects": phase["disconnects"], "errors": len(phase["errors"]),
+            "first_errors": phase["errors"][:3], "by_kind": phase["by_kind"],
+            "requests_per_s": round((len(latencies) + phase["disconnects"]) / wall, 2),
+            "completed_per_s": round(len(latencies) / wall, 2),
+            "latency_ms": {name: round(1000 * percentile(latencies, p), 1)
+                           for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
+            "server_pid": pid,
+            "rss_mib": {"start": mib(rss_start), "end": mib(rss_end), "peak": mib(max(samples, default=None)),
+                        "growth_percent": growth},
+            "after_soak": after,
+            "goals": {"no_errors": not phase["errors"] and after["ok"],
+                      "rss_growth_below_5_percent": None if growth is None else growth < 5}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run directory to serve (ignored with --url)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--clients", type=int, help="concurrent clients (default 8; 32 with --soak)")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long clients start requests")
     parser.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000 (default: start one)")
     parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens per request (default 32)")
     parser.add_argument("--stream", action="store_true", help="stream the replies (server-sent events)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="stop starting requests after this")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request is an error")
+    parser.add_argument("--soak", type=float, metavar="SECONDS",
+                        help="soak mode: the request mix with disconnects for SECONDS (default: off)")
+    parser.add_argument("--warmup", type=float, help="soak: uncounted warm-up seconds (default: soak/6, 1-10)")
+    parser.add_argument("--disconnect-every", type=int, default=8,
+                        help="soak: every Nth request is a stream abandoned after its first event (0: none)")
     args = parser.parse_args()
+    if args.clients is None:
+        args.clients = 32 if args.soak is not None else 8
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:
         parser.error("--clients and --max-requests must be >= 1 and --seconds > 0")
+    if args.soak is not None:
+        warmup = args.warmup if args.warmup is not None else min(10.0, max(1.0, args.soak / 6))
+        if args.soak <= 0 or warmup < 0 or args.disconnect_every < 0:
+            parser.error("--soak must be > 0, --warmup >= 0 and --disconnect-every >= 0")
+        if args.url:
+            result = soak(args.url.rstrip("/"), None, args.clients, args.soak, warmup, args.max_tokens,
+                          args.timeout, args.disconnect_every)
+        else:
+            with started_server(args.run, startup_seconds=120, with_process=True) as (url, process):
+                result = soak(url, process.pid, args.clients, args.soak, warmup, args.max_tokens, args.timeout,
+                              args.disconnect_every)
+        print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "mode": "soak", **result},
+                         indent=2))
+        return
 
     if args.url:
         result = drive(args.url.rstrip("/"), args.clients, args.seconds, args.max_requests, args.max_tokens,
