@@ -28,6 +28,17 @@ TINY_FACTS = [
 ]
 
 
+# the browser tests' Chromium (Debian's package, driven by Playwright) and the hostile inputs they feed it
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+XSS_QUESTION = "<img src=x onerror=alert(1)>"
+HOSTILE = Article.create(source="offline", title="Quasar <img src=x onerror=alert(2)>", domain="astronomy",
+                         text="A quasar is a very bright galactic nucleus powered by a black hole.",
+                         url="javascript:alert(3)", license="<b>CC BY-SA 4.0</b>",
+                         retrieved_at="2026-01-01T00:00:00+00:00")
+
+
 def tiny_articles():
     return [Article.create(source="offline", title=t, domain=d, text=x, url=f"https://en.wikipedia.org/wiki/{t}",
                            retrieved_at="2026-01-01T00:00:00+00:00") for t, d, x in TINY_FACTS]

@@ -25,21 +25,14 @@ if shutil.which("npm") is None:
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytest.importorskip("onnxruntime", reason="the [export] extra (onnx, onnxruntime) is not installed")
 pytest.importorskip("onnxscript", reason="the [export] extra (onnxscript) is not installed")
-from conftest import tiny_articles  # noqa: E402
+from conftest import CHROMIUM_ARGS, HOSTILE, XSS_QUESTION, tiny_articles  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from minillm.cli import main  # noqa: E402
-from minillm.data.records import Article, InputError  # noqa: E402
+from minillm.data.records import InputError  # noqa: E402
 from minillm.engine import ANSWER_SAMPLING, answer  # noqa: E402
 from minillm.retrieval import Index, answer_open  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-XSS_QUESTION = "<img src=x onerror=alert(1)>"
-HOSTILE = Article.create(source="offline", title="Quasar <img src=x onerror=alert(2)>", domain="astronomy",
-                         text="A quasar is a very bright galactic nucleus powered by a black hole.",
-                         url="javascript:alert(3)", license="<b>CC BY-SA 4.0</b>",
-                         retrieved_at="2026-01-01T00:00:00+00:00")
 QUESTIONS = [
     "What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?", "What is a lion?",
     "What is a tornado?", "What is the Moon?", "What orbits the Sun?", "How many chambers does the heart have?",

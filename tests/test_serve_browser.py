@@ -15,20 +15,12 @@ if not CHROMIUM.exists():
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn) is not installed")
 import httpx  # noqa: E402
-from conftest import tiny_articles  # noqa: E402
+from conftest import CHROMIUM_ARGS, HOSTILE, XSS_QUESTION, tiny_articles  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from test_serve import make_open_run, running_server  # noqa: E402
 
-from minillm.data.records import Article  # noqa: E402
 from minillm.serve import create_app  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-XSS_QUESTION = "<img src=x onerror=alert(1)>"
-HOSTILE = Article.create(source="offline", title="Quasar <img src=x onerror=alert(2)>", domain="astronomy",
-                         text="A quasar is a very bright galactic nucleus powered by a black hole.",
-                         url="javascript:alert(3)", license="<b>CC BY-SA 4.0</b>",
-                         retrieved_at="2026-01-01T00:00:00+00:00")
 SCREENSHOT = Path("/tmp/minillm_serve.png")
 
 
