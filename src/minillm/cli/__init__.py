@@ -14,6 +14,7 @@ import sys
 
 from minillm.cli.compress import add_compress
 from minillm.cli.data import add_data, add_tokenizer
+from minillm.cli.docs import add_docs
 from minillm.cli.evaluate import add_eval_commands, add_index
 from minillm.cli.export import add_export
 from minillm.cli.model import add_model_commands, add_serve
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     add_export(sub)
     add_compress(sub)
+    add_docs(sub)
     add_serve(sub)
     return parser
 
