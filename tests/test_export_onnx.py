@@ -1,6 +1,7 @@
 """`minillm export onnx`: every neural rung's graph against minillm's own logits and greedy answers in
 onnxruntime, with and without the KV cache; int8; the command and its bad inputs."""
 
+import sys
 from itertools import pairwise
 
 import numpy as np
@@ -230,3 +231,11 @@ def test_cli_bad_inputs_exit_2_with_one_line_and_write_nothing(runs, tmp_path, c
         assert sorted(p.name for p in tmp_path.iterdir()) == before, what
     assert (tmp_path / "existing.onnx").read_bytes() == b"keep me"
     assert list((tmp_path / "empty_folder").iterdir()) == []
+
+
+def test_a_missing_onnx_package_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now raises ImportError
+    assert main(["export", "onnx", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "export onnx needs the onnxscript package: pip install 'minillm[export]'" in err
+    assert err.count("\n") == 1 and not (tmp_path / "m.onnx").exists()

@@ -69,7 +69,7 @@ import torch
 from torch import nn
 
 from minillm.data.records import InputError, disk_full_names
-from minillm.export import check_out, neural_run
+from minillm.export import check_out, neural_run, require
 from minillm.report import human_bytes
 
 if TYPE_CHECKING:
@@ -152,7 +152,9 @@ def present_name(past_name: str) -> str:
 
 def export_onnx(run_dir: str | Path, out: str | Path, *, int8: bool = False) -> str:
     """Write the run's model to ``out`` as ONNX (int8 weights with ``int8``); returns a one-line summary."""
-    import onnxruntime
+    for module in ("onnx", "onnxscript"):  # what torch.onnx.export(dynamo=True) needs: a clear line if missing
+        require(module, "onnx")
+    onnxruntime = require("onnxruntime", "onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = check_out(out)
