@@ -12,6 +12,7 @@ from minillm.engine import (
     Sampling,
     adjust_logits,
     answer,
+    answer_sampling,
     fit_prompt,
     generate,
     repeated_ngram_ends,
@@ -22,7 +23,7 @@ from minillm.engine import (
     whole_sentences,
 )
 from minillm.models import MiniTransformer, ModelConfig
-from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer
+from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer, word_continuation_ids
 
 TEXT = "The Sun is a star. The Moon orbits the Earth. Mars is red? Yes! Café.\nQuestion: Answer: Context:"
 
@@ -238,6 +239,7 @@ def test_sentence_ends():
     ({"stop_repeat": -2}, "stop_repeat must be an integer >= 0"),
     ({"suppress_tokens": [3]}, "suppress_tokens must be a tuple of token ids"),
     ({"suppress_tokens": (3, -1)}, "suppress_tokens must be a tuple of token ids"),
+    ({"word_continuations": [3]}, "word_continuations must be a tuple of token ids"),
 ])
 def test_bad_sampling_values_rejected(values, message):
     with pytest.raises(ValueError, match=message):
@@ -332,6 +334,23 @@ def test_answers_stream_a_sentence_at_a_time_and_drop_one_cut_off(char_tok):
     sampling = Sampling(max_new_tokens=6)
     assert answer(model, byte_tok, question, sampling).text == byte_tok.decode(words[:6]).strip() == "It is"
     assert "".join(stream_answer(model, byte_tok, question, sampling)) == "It is"
+
+
+def test_no_repeat_ngram_never_cuts_a_word():
+    # ".", "59" was said once already: a bigram ban forbids "59" again, unless "59" continues a word
+    model = ScriptedModel(script("The| record| is| 9|.|59| s|.| It|.|59"), start=1, vocab_size=len(WORDS), after=1)
+    plain = run(model, [2], Sampling(max_new_tokens=11, no_repeat_ngram=2), use_cache=False)
+    spared = run(model, [2], Sampling(max_new_tokens=11, no_repeat_ngram=2,
+                                      word_continuations=(WORDS.index("59"),)), use_cache=False)
+    assert plain[:10] == spared[:10] and plain[10] != WORDS.index("59") and spared[10] == WORDS.index("59")
+
+
+def test_answers_spare_the_tokens_inside_words(char_tok):
+    bpe = train_tokenizer([TEXT], kind="bpe", vocab_size=300)
+    inside = word_continuation_ids(bpe)
+    assert all(bpe.decode([i])[:1].isalnum() for i in inside)
+    assert not any(bpe.decode([i]).startswith(" ") for i in inside) and len(inside) > 26
+    assert answer_sampling(bpe, Sampling()).word_continuations == tuple(sorted(inside))
 
 
 def test_repeats_word_ngram_and_whole_sentences():

@@ -177,6 +177,13 @@ def non_answer_ids(tok: Tokenizer) -> frozenset[int]:
     return frozenset(specials | {i for i in range(tok.vocab_size) if any(c in tok.decode([i]) for c in "\n?")})
 
 
+@functools.cache
+def word_continuation_ids(tok: Tokenizer) -> frozenset[int]:
+    """The ids of tokens that continue a word: their text starts with a letter or digit, with no space
+    before it ("ne" and "ys" of "kidneys", not " kid")."""
+    return frozenset(i for i in range(tok.vocab_size) if tok.decode([i])[:1].isalnum())
+
+
 def encode_prompt(tok: Tokenizer, question: str, context: str | None = None) -> list[int]:
     """``[bos] + encode(prompt)``: what generation starts from, the same ids that training saw."""
     return [tok.bos_id] + tok.encode(format_prompt(question, context))

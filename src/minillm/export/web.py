@@ -125,7 +125,8 @@ def web_config(model, tok) -> dict:
             "special_ids": [tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id],
             "sampling": {"max_new_tokens": sampling.max_new_tokens, "repetition_penalty": sampling.repetition_penalty,
                          "max_sentences": sampling.max_sentences, "no_repeat_ngram": sampling.no_repeat_ngram,
-                         "stop_repeat": sampling.stop_repeat, "suppress_tokens": list(sampling.suppress_tokens)},
+                         "stop_repeat": sampling.stop_repeat, "suppress_tokens": list(sampling.suppress_tokens),
+                         "word_continuations": list(sampling.word_continuations)},
             "k": 3, "context_chars": 1500, "cache": cache,
             "presents": {c["name"]: present_name(c["name"]) for c in cache}}
 

@@ -129,8 +129,10 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
   const seen = new Uint8Array(logits.length);
   const newIds = [];
   let text = "";
+  const insideWords = new Set(s.word_continuations);  // the no-repeat ban never cuts a word (engine.py)
   for (;;) {
-    const banned = [...s.suppress_tokens, ...repeatedNgramEnds(newIds, s.no_repeat_ngram)];
+    const repeats = repeatedNgramEnds(newIds, s.no_repeat_ngram).filter((t) => !insideWords.has(t));
+    const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
     for (;;) {
       const bannedSet = new Set(banned);
