@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import TINY_FACTS, tiny_articles, tiny_pairs, tiny_run_tables
+from conftest import CHROMIUM_ARGS, TINY_FACTS, tiny_articles, tiny_pairs, tiny_run_tables
 
 from minillm.cli import main
 from minillm.config import config_from_dict, save_config
@@ -22,8 +22,6 @@ from minillm.metrics import keyword_hit
 pytest.importorskip("qrcode", reason="qrcode is not installed (the [export] extra)")
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 XSS = "<img src=x onerror=alert(1)>"
 HOSTILE = Article.create(source="offline", title="Quasar", domain="astronomy",
                          text="A quasar <img src=x onerror=alert(2)> is a very bright galactic nucleus.",
