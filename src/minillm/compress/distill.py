@@ -53,7 +53,7 @@ import tomli_w
 import torch
 
 from minillm.config import load_config, shipped_config
-from minillm.data.records import InputError, atomic_write
+from minillm.data.records import InputError, atomic_write, check_new_output
 from minillm.models import model_class
 from minillm.train import lm_loss, load_run, resolve_device, train
 from minillm.train_data import IGNORE_INDEX
@@ -92,8 +92,7 @@ def distill(teacher: str | Path, config: str | Path, out: str | Path, *, overrid
         raise InputError(f"--temperature must be a positive number, got {temperature}")
     if not 0 <= alpha <= 1:
         raise InputError(f"--alpha must be in [0, 1], got {alpha}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out}: already exists and is not an empty directory; pick another --out")
+    check_new_output(out)
     if not (teacher / "config.toml").is_file():
         raise InputError(f"{teacher}: not a run directory (no config.toml)")
     teacher_cfg = load_config(teacher / "config.toml")

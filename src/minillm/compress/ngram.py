@@ -71,7 +71,7 @@ import torch
 
 from minillm.compress import copy_kept
 from minillm.config import Config, load_config
-from minillm.data.records import InputError, atomic_directory, atomic_write
+from minillm.data.records import InputError, atomic_directory, atomic_write, check_new_output
 from minillm.models.base import WEIGHTS_FILE, FitData, LanguageModel, read_weights_metadata
 from minillm.models.markov import BOS_ID, EOS_ID, MarkovChain, _find, count_ngrams, sentences
 from minillm.perplexity import heldout_score
@@ -205,8 +205,7 @@ def prune_ngram_run(run_dir: str | Path, out_dir: str | Path, min_count: int | N
     arch = load_config(run_dir / "config.toml").arch
     if arch not in ("markov", "hybrid"):
         raise InputError(f"{run_dir}: a {arch} run has no n-grams; n-gram pruning needs a markov or hybrid run")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(f"{out_dir}: already exists and is not empty; choose another --out")
+    check_new_output(out_dir)
     model, tok, cfg = load_run(run_dir)
     markov = model if arch == "markov" else model.markov
     metadata = read_weights_metadata(run_dir / WEIGHTS_FILE)

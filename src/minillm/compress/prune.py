@@ -71,7 +71,7 @@ from torch.utils.hooks import RemovableHandle
 
 from minillm.compress import copy_kept
 from minillm.config import Config, load_config, save_config
-from minillm.data.records import InputError, atomic_directory
+from minillm.data.records import InputError, atomic_directory, check_new_output
 from minillm.models import MiniTransformer, model_class
 from minillm.models.base import (
     WEIGHTS_FILE,
@@ -271,8 +271,7 @@ def _check(run_dir: Path, out_dir: Path, sparsity: float | None, structured: str
     if "pruning" in metadata:
         raise InputError(f"{run_dir / WEIGHTS_FILE}: already pruned ({_what(json.loads(metadata['pruning']))}); "
                          "prune the original run")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir}: already exists and is not empty; choose another --out")
+    check_new_output(out_dir)
     return cfg
 
 

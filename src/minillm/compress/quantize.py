@@ -37,7 +37,7 @@ import safetensors.torch
 import torch
 
 from minillm.compress import copy_kept
-from minillm.data.records import InputError, atomic_directory
+from minillm.data.records import InputError, atomic_directory, check_new_output
 
 BITS = (8, 4)
 DEFAULT_GROUP_SIZE = 32
@@ -138,8 +138,7 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
     metadata = read_weights_metadata(weights)
     if "quantization" in metadata:
         raise InputError(f"{weights}: already quantized ({json.loads(metadata['quantization'])['bits']}-bit)")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(f"{out_dir}: already exists and is not empty; choose another --out")
+    check_new_output(out_dir)
     tensors = safetensors.torch.load_file(str(weights))
     if "pruning" in metadata:  # a pruned run: its matrices made dense first (the pruned weights stay 0)
         from minillm.compress.prune import unpack_state

@@ -320,6 +320,17 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[Any]:
             raise
 
 
+def check_new_output(path: str | Path) -> Path:
+    """``path`` as a Path, if nothing is there yet or it is an empty folder; InputError otherwise: the
+    commands that make a new run, folder or file never write over something."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(f"{path}: already exists and is not empty; choose a new --out")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: already exists; choose a new --out")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """A temporary folder beside ``path`` to fill; on success it replaces ``path`` whole (an old one is moved

@@ -7,8 +7,8 @@
   exporters name them; ``--int8`` through onnxruntime's dynamic quantization.
 - ``gguf`` (minillm.export.gguf): Llama-shaped runs for llama.cpp.
 
-Every writer goes through ``neural_run`` (which runs export at all) and ``check_out`` (never over a file or
-folder that holds something), and writes to a temporary path renamed into place at the end.
+Every writer goes through ``neural_run`` (which runs export at all) and ``records.check_new_output``
+(never over a file or folder that holds something), and writes to a temporary path renamed into place.
 """
 
 from __future__ import annotations
@@ -44,16 +44,6 @@ def require(module: str, fmt: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise InputError(f"export {fmt} needs the {module} package: pip install 'minillm[export]'") from None
-
-
-def check_out(out: str | Path) -> Path:
-    """``out`` as a Path, if nothing is there yet or it is an empty folder; InputError otherwise."""
-    out = Path(out)
-    if out.is_dir() and any(out.iterdir()):
-        raise InputError(f"{out}: already exists and is not empty; choose a new --out")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: already exists; choose a new --out")
-    return out
 
 
 def llama_shape_problems(config: Any) -> list[str]:

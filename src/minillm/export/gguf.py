@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from minillm.data.records import InputError, disk_full_names
-from minillm.export import check_out, llama_shape_problems, neural_run, require
+from minillm.data.records import InputError, check_new_output, disk_full_names
+from minillm.export import llama_shape_problems, neural_run, require
 
 ROPE_BASE = 10000.0  # minillm.models.transformer.rotary_tables' default
 
@@ -44,7 +44,7 @@ def interleave_heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 def export_gguf(run_dir: str | Path, out: str | Path) -> str:
     gguf = require("gguf", "gguf")
-    out = check_out(out)
+    out = check_new_output(out)
     model, tok, cfg = neural_run(run_dir, "gguf")
     config = model.config
     if cfg.arch != "transformer" or llama_shape_problems(config):

@@ -44,9 +44,9 @@ import tokenizers
 import torch
 from tokenizers import processors
 
-from minillm.data.records import atomic_directory
+from minillm.data.records import atomic_directory, check_new_output
 from minillm.engine import ANSWER_SAMPLING
-from minillm.export import check_out, llama_shape_problems, neural_run
+from minillm.export import llama_shape_problems, neural_run
 from minillm.models.base import write_safetensors
 from minillm.report import human_count
 from minillm.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, non_answer_ids
@@ -233,7 +233,7 @@ def readme(run_dir: Path, out: Path, cfg: Any, hf_name: str, parameters: int) ->
 
 def export_hf(run_dir: str | Path, out: str | Path) -> str:
     """Write the Hugging Face folder ``out`` for a neural run; return a one-line summary."""
-    run_dir, out = Path(run_dir), check_out(out)
+    run_dir, out = Path(run_dir), check_new_output(out)
     model, tok, cfg = neural_run(run_dir, "hf")
     hf_name = hf_class(cfg.arch, model.config)
     if hf_name == LLAMA:

@@ -68,8 +68,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from minillm.data.records import InputError, disk_full_names
-from minillm.export import check_out, neural_run, require
+from minillm.data.records import InputError, check_new_output, disk_full_names
+from minillm.export import neural_run, require
 from minillm.report import human_bytes
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, *, int8: bool = False) -> 
     onnxruntime = require("onnxruntime", "onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = check_out(out)
+    out = check_new_output(out)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give the .onnx file to write")
     model, _, _ = neural_run(run_dir, "onnx")

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minillm.data.records import InputError, atomic_directory
-from minillm.export import check_out, neural_run
+from minillm.data.records import InputError, atomic_directory, check_new_output
+from minillm.export import neural_run
 
 ORT_WEB = "onnxruntime-web"
 ORT_WEB_VERSION = "1.31.1"
@@ -137,7 +137,7 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
     from minillm.report import human_bytes
     from minillm.retrieval import load_index
 
-    out = check_out(out)
+    out = check_new_output(out)
     run_dir = Path(run_dir)
     model, tok, _ = neural_run(run_dir, "web")
     if tok.kind != "bpe":
@@ -145,7 +145,7 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
     index = load_index(run_dir)
     dist = vendor_ort()
     if out.is_dir():
-        out.rmdir()  # empty (check_out): atomic_directory puts the new folder in its place
+        out.rmdir()  # empty (check_new_output): atomic_directory puts the new folder in its place
     with atomic_directory(out) as tmp:
         for name in STATIC_FILES:
             shutil.copyfile(STATIC / name, tmp / name)
