@@ -104,6 +104,11 @@ def test_bad_runs_exit_2(run, tmp_path, capsys):
     assert "already quantized (8-bit)" in capsys.readouterr().err
     assert main(["compress", "quantize", str(run), "--out", str(tmp_path / "q")]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("mine")
+    assert main(["compress", "quantize", str(run), "--out", str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err
+    assert "a-file: already exists; choose a new --out" in err and err.count("\n") == 1
+    assert (tmp_path / "a-file").read_text() == "mine"
     pattern = tmp_path / "pattern"
     pattern.mkdir()
     (pattern / "pattern.json").write_text("{}")
