@@ -5,6 +5,7 @@ wall time to a target validation loss.
     python benchmarks/bench_train.py --config shakespeare-char --device cuda [--steps 300] [--no-compile]
     python benchmarks/bench_train.py --config shakespeare-char --device cuda --full [--target-loss 1.47] --out DIR
     torchrun --standalone --nproc_per_node 2 benchmarks/bench_train.py --config shakespeare-char --full ...
+    python benchmarks/bench_train.py --config shakespeare-char --steps 300 --window 20 --pairs [5] --out DIR
 
 Data: a config that pretrains on ``data.text`` only (shakespeare-char) reads its own file (``--set
 data.text=PATH`` moves it); the others get ``--articles`` bundled offline articles, their generated QA pairs
@@ -27,6 +28,13 @@ L layers, H heads, Q head size, T = max_seq_len), times tokens/s, over the dense
 Under torchrun every process runs this script and tokens/s count them all; rank 0 prints and writes.
 ``--out DIR`` gets bench.json (what is printed) and each run's metrics as ``{phase|full}-metrics.jsonl``.
 
+--pairs [N]: the scaling from one GPU to two, in N rounds (default 5) that this one process starts one after
+the other: one GPU, then two through torchrun, once under each ``train.ddp`` ("ddp", "flat"; which goes first
+alternates by round). Each GPU does the one-GPU run's work per step (``train.grad_accum`` doubled for two).
+Prints each pair's scaling (the two GPUs' tokens/s over the same round's one GPU, in the first phase) and the
+median per ``train.ddp``; ``--out DIR`` keeps each run's bench.json and metrics in ``pair{I}-{one|ddp|flat}/``.
+On a machine with fewer than 2 CUDA devices it refuses (exit 2).
+
 --profile DIR: torch.profiler records ``--profile-steps`` optimizer steps of the first run after its first
 ``--profile-skip`` steps, in every process: ``trace-rank{R}.json.gz`` (chrome://tracing, Perfetto) and
 ``ops-rank{R}.txt`` (the operators by device time). ``benchmarks/trace_summary.py`` reads the traces: how
@@ -42,6 +50,8 @@ import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 from contextlib import contextmanager, nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -54,10 +64,11 @@ from minillm.data.fetch import fetch_articles  # noqa: E402
 from minillm.data.generate import generate_qa_pairs  # noqa: E402
 from minillm.data.records import read_articles, write_jsonl  # noqa: E402
 from minillm.data.split import split_qa_pairs, write_split  # noqa: E402
-from minillm.train import _Trainer, join_processes, load_run, resolve_device, train  # noqa: E402
+from minillm.train import _Trainer, join_processes, load_run, resolve_device, train, world_size  # noqa: E402
 
 # dense bf16 tensor-core peaks (no sparsity), by a part of torch.cuda.get_device_name(); first match wins
 PEAK_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
+DDP_MODES = ("ddp", "flat")  # the values of train.ddp that --pairs compares
 
 
 def make_data(out: Path, articles: int) -> dict[str, int]:
@@ -189,6 +200,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="DIR", help="a new directory for profiler traces")
     parser.add_argument("--profile-skip", type=int, default=100, help="steps before the recorded ones")
     parser.add_argument("--profile-steps", type=int, default=6, help="optimizer steps to record")
+    parser.add_argument("--pairs", type=int, nargs="?", const=5, metavar="N",
+                        help="N rounds (default 5): one GPU, then two under each train.ddp; needs 2 CUDA devices")
     args = parser.parse_args()
     if not args.full and args.steps < 2 * args.window:
         parser.error("--steps must be at least 2 * --window: the first window is warm-up")
@@ -198,6 +211,19 @@ def main() -> None:
         parser.error("--profile-skip must be at least 0 and --profile-steps at least 1")
     cfg_path = shipped_config(args.config)
     overrides = list(args.set) + ([f"train.compile={str(args.compile).lower()}"] if args.compile is not None else [])
+    if args.pairs is not None:
+        if args.pairs < 1 or args.full or args.profile or args.device not in ("auto", "cuda") or world_size() > 1:
+            parser.error("--pairs needs N >= 1, runs on cuda in one process (it starts torchrun itself), and "
+                         "takes neither --full nor --profile")
+        if torch.cuda.device_count() < 2:
+            print(f"bench_train.py --pairs: needs 2 CUDA devices (one GPU, then two), this machine has "
+                  f"{torch.cuda.device_count()}", file=sys.stderr)
+            sys.exit(2)
+        report = run_pairs(args, load_config(cfg_path, overrides).train.grad_accum)
+        print(json.dumps(report, indent=2))
+        if args.out:
+            (args.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+        return
     ranks, device = join_processes(resolve_device(args.device))
     tmp = [tempfile.mkdtemp(prefix="minillm-bench-train-") if ranks.main else None]
     if ranks.world_size > 1:
@@ -241,6 +267,63 @@ def run_benchmarks(args, cfg_path: Path, overrides: list[str], out: Path, ranks,
     report["parameters"] = load_run(out / next(iter(runs)))[0].num_parameters()
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return report
+
+
+def pair_commands(args, grad_accum: int) -> dict[str, list[str]]:
+    """The runs of a --pairs round, each this script in new processes: "one" GPU, and two under each train.ddp
+    with ``grad_accum`` doubled, so that each GPU does the one GPU's micro-batches per step."""
+    script = [str(Path(__file__).resolve()), "--config", args.config, "--device", "cuda", "--steps", str(args.steps),
+              "--window", str(args.window), "--articles", str(args.articles), *(f"--set={item}" for item in args.set)]
+    if args.compile is not None:
+        script.append("--compile" if args.compile else "--no-compile")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *script,
+                f"--set=train.grad_accum={2 * grad_accum}"]
+    return {"one": [sys.executable, *script], **{mode: [*torchrun, f"--set=train.ddp={mode}"] for mode in DDP_MODES}}
+
+
+def run_pairs(args, grad_accum: int) -> dict:
+    """--pairs: ``args.pairs`` rounds of one GPU, then two under each train.ddp (alternating which goes first)."""
+    commands = pair_commands(args, grad_accum)
+    out = args.out or Path(tempfile.mkdtemp(prefix="minillm-bench-pairs-"))
+    rounds = []
+    try:
+        for i in range(args.pairs):
+            reports = {}
+            for name in ("one", *(DDP_MODES if i % 2 == 0 else DDP_MODES[::-1])):
+                run_out = out / f"pair{i + 1}-{name}"
+                done = subprocess.run([*commands[name], "--out", str(run_out)], stdout=subprocess.DEVNULL)
+                if done.returncode:
+                    raise SystemExit(f"bench_train.py --pairs: round {i + 1}, the {name} run failed "
+                                     f"(exit {done.returncode}); its errors are above")
+                reports[name] = json.loads((run_out / "bench.json").read_text())
+            rounds.append(reports)
+    finally:
+        if args.out is None:
+            shutil.rmtree(out)
+    one = rounds[0]["one"]
+    return {**{key: one[key] for key in ("config", "gpu", "torch", "compile", "compile_mode", "batch_size",
+                                         "grad_accum", "max_seq_len")},
+            "steps": args.steps, "window": args.window, "set": args.set, **pair_scaling(rounds)}
+
+
+def pair_scaling(rounds: list[dict[str, dict]]) -> dict:
+    """Each round's speeds in its order, the two-GPU runs' scaling over its one-GPU run, and per train.ddp the
+    scaling of every pair and its median. Speeds are of the first phase the config trains."""
+    phase = next(p for p in ("pretrain", "finetune") if p in rounds[0]["one"])
+    pairs = []
+    for reports in rounds:
+        one = reports["one"][phase]["tokens_per_s"]
+        pair = {"order": list(reports)}
+        for name, report in reports.items():
+            pair[name] = {"tokens_per_s": report[phase]["tokens_per_s"], "ms_per_step": report[phase]["ms_per_step"]}
+            if name != "one":
+                pair[name]["scaling"] = round(report[phase]["tokens_per_s"] / one, 3)
+        pairs.append(pair)
+    scaling = {mode: [pair[mode]["scaling"] for pair in pairs] for mode in DDP_MODES}
+    return {"phase": phase, "pairs": pairs,
+            "scaling": {mode: {"per_pair": values, "median": round(statistics.median(values), 3)}
+                        for mode, values in scaling.items()}}
+
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
-"""benchmarks/bench_train.py --profile and benchmarks/trace_summary.py, which reads its traces."""
+"""benchmarks/bench_train.py --profile and --pairs, and benchmarks/trace_summary.py, which reads the traces."""
 
+import argparse
 import gzip
 import json
 import os
@@ -7,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from conftest import shakespeare_slice
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_train  # noqa: E402
 import trace_summary  # noqa: E402
 
 
@@ -74,3 +78,44 @@ def test_bench_train_refuses_an_existing_profile_directory(tmp_path):
     done = bench(tmp_path, "--profile", str(tmp_path / "prof"))
     assert done.returncode == 2 and "--profile" in done.stderr and "already exists" in done.stderr
     assert not list((tmp_path / "prof").iterdir())
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="this machine could run the pairs")
+def test_bench_train_pairs_refuses_without_two_gpus(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--config", "shakespeare-char",
+                           "--pairs"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "MINILLM_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == ("bench_train.py --pairs: needs 2 CUDA devices (one GPU, then two), this machine "
+                                   f"has {torch.cuda.device_count()}")
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+def test_bench_train_pairs_runs_one_gpu_then_two_under_each_ddp():
+    args = argparse.Namespace(config="shakespeare-char", steps=300, window=20, articles=2500, compile=None,
+                              set=["train.compile_mode=reduce-overhead"])
+    commands = bench_train.pair_commands(args, grad_accum=1)
+    assert list(commands) == ["one", "ddp", "flat"]
+    assert commands["one"][:2] == [sys.executable, str(REPO / "benchmarks" / "bench_train.py")]
+    assert "--set=train.compile_mode=reduce-overhead" in commands["one"] and "--device" in commands["one"]
+    assert not any("torch.distributed.run" in part or "train.ddp" in part or "grad_accum" in part
+                   for part in commands["one"])
+    for mode in ("ddp", "flat"):  # each GPU does one GPU's micro-batches: grad_accum counts both
+        assert commands[mode][:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                      "--nproc_per_node", "2"]
+        assert commands[mode][6:] == commands["one"][1:] + ["--set=train.grad_accum=2", f"--set=train.ddp={mode}"]
+
+
+def test_bench_train_pairs_reports_each_pairs_scaling_and_the_median():
+    def run(tokens_per_s):
+        return {"pretrain": {"tokens_per_s": tokens_per_s, "ms_per_step": 16384 / tokens_per_s * 1000}}
+
+    rounds = [{"one": run(100), "ddp": run(150), "flat": run(190)},
+              {"one": run(200), "flat": run(360), "ddp": run(300)},
+              {"one": run(100), "ddp": run(170), "flat": run(180)}]
+    report = bench_train.pair_scaling(rounds)
+    assert report["phase"] == "pretrain" and report["pairs"][1]["order"] == ["one", "flat", "ddp"]
+    assert report["pairs"][0]["flat"] == {"tokens_per_s": 190, "ms_per_step": 16384 / 190 * 1000, "scaling": 1.9}
+    assert "scaling" not in report["pairs"][0]["one"]
+    assert report["scaling"] == {"ddp": {"per_pair": [1.5, 1.5, 1.7], "median": 1.5},
+                                 "flat": {"per_pair": [1.9, 1.8, 1.8], "median": 1.8}}

@@ -67,11 +67,11 @@ def test_overrides_parse_values_as_toml_or_bare_strings(tmp_path):
     path = write(tmp_path, MODEL_TABLE)
     cfg = load_config(path, ["train.lr=3e-4", "data.qa_context=true", "data.text=../input.txt",
                              'data.tokenizer="a b.json"', "model.dropout=0", "train.finetune_lr=1e-4",
-                             "model.position=rotary"])
+                             "model.position=rotary", "train.ddp=flat"])
     assert cfg.train.lr == 0.0003 and isinstance(cfg.model["dropout"], float)
     assert cfg.data.qa_context is True and cfg.data.text == "../input.txt"
     assert cfg.data.tokenizer == "a b.json"
-    assert cfg.train.finetune_peak_lr == 1e-4 and cfg.model["position"] == "rotary"
+    assert cfg.train.finetune_peak_lr == 1e-4 and cfg.model["position"] == "rotary" and cfg.train.ddp == "flat"
     assert parse_override("train.seed = 5") == ("train", "seed", 5)
 
 
@@ -109,6 +109,8 @@ def test_model_config_needs_the_vocab_size_resolved():
     ("[train]\ndevice = \"gpu\"\n", [], "train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("[train]\ndtype = \"fp8\"\n", [], "train.dtype: must be one of auto, float32, bfloat16, float16"),
     ("", ['train.compile_mode="fast"'], "train.compile_mode: must be one of default, reduce-overhead, max-autotune"),
+    ("", ["train.ddp=fsdp"], "x.toml: train.ddp: must be one of ddp, flat, got 'fsdp' (from --set)"),
+    ("[train]\nddp = true\n", [], "train.ddp: expected str, got bool True"),
     ("[data]\nheldout_fraction = 1.0\n", [], "x.toml: data.heldout_fraction: must be in [0, 1), got 1.0"),
     ("[data]\nheldout_fraction = -0.1\n", [], "data.heldout_fraction: must be in [0, 1)"),
     ("[tokenizer]\nkind = \"wordpiece\"\n", [], "tokenizer.kind: must be one of bpe, char, word"),

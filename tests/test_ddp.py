@@ -1,10 +1,12 @@
-"""Training in several processes: DDP over gloo on CPU, started through torchrun in subprocesses; and the
-shakespeare-char config."""
+"""Training in several processes: DDP, and the flat gradient buffer (``train.ddp = "flat"``), over gloo on CPU,
+started through torchrun in subprocesses; and the shakespeare-char config."""
 
+import copy
 import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,16 +19,25 @@ from minillm.cli import main
 from minillm.config import load_config, save_config, shipped_config
 from minillm.data.records import InputError
 from minillm.models import MiniTransformer
-from minillm.train import check_processes, local_grad_accum, train
+from minillm.train import check_processes, flat_gradients, local_grad_accum, train
 from minillm.train_data import TextBatches, step_batches
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 STOP_AT = """
+import os
 import sys
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
 from minillm.config import load_config
 from minillm.train import train
 
+grads = []  # each step's gradients as the optimizer sees them: all-reduced and clipped
+register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: grads.append(torch.cat(
+    [p.grad.flatten() for group in optimizer.param_groups for p in group["params"]])))
 train(load_config(sys.argv[1]), sys.argv[2], progress=False, max_steps=int(sys.argv[3]))
+torch.save(torch.stack(grads), f"{sys.argv[2]}-grads-rank{os.environ['RANK']}.pt")
 """
 
 
@@ -46,29 +57,35 @@ def weights(run_dir):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One process, and two processes (``--nproc 2``), at the same global batch; and a two-process run
-    stopped after 5 steps, then resumed by two new processes."""
+    stopped after 5 steps, then resumed by two new processes. The two-process runs twice: under DDP ("ddp",
+    "split") and with the flat gradient buffer ("flat", "flat-split")."""
     root = tmp_path_factory.mktemp("ddp")
     write_data(root)
     cfg = tiny_config(root, grad_accum=2, pretrain_steps=6, finetune_steps=4, log_interval=1, eval_interval=3,
                       checkpoint_interval=4, model={"dropout": 0.1})  # dropout: masks follow the micro-batch
     save_config(cfg, root / "tiny.toml")
-    ddp = run([sys.executable, "-m", "minillm", "train", "--config", "tiny.toml", "--out", "ddp", "--nproc", "2",
-               "--no-progress"], root)
-    assert ddp.returncode == 0, ddp.stderr
+    save_config(replace(cfg, train=replace(cfg.train, ddp="flat")), root / "tiny-flat.toml")
     (root / "stop_at.py").write_text(STOP_AT)
-    stopped = run([*TORCHRUN, "stop_at.py", "tiny.toml", "split", "5"], root)
-    assert stopped.returncode == 0, stopped.stderr
-    resumed = run([*TORCHRUN, "-m", "minillm", "train", "--out", "split", "--resume", "--no-progress"], root)
-    assert resumed.returncode == 0, resumed.stderr
+    stdout = {}
+    for mode, config, split in (("ddp", "tiny.toml", "split"), ("flat", "tiny-flat.toml", "flat-split")):
+        straight = run([sys.executable, "-m", "minillm", "train", "--config", config, "--out", mode, "--nproc", "2",
+                        "--no-progress"], root)
+        assert straight.returncode == 0, straight.stderr
+        stdout[mode] = straight.stdout
+        stopped = run([*TORCHRUN, "stop_at.py", config, split, "5"], root)
+        assert stopped.returncode == 0, stopped.stderr
+        resumed = run([*TORCHRUN, "-m", "minillm", "train", "--out", split, "--resume", "--no-progress"], root)
+        assert resumed.returncode == 0, resumed.stderr
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINILLM_CACHE", str(root / "cache"))
         train(cfg, root / "single", progress=False)
-    return root, ddp.stdout
+    return root, stdout["ddp"]
 
 
-def test_two_processes_follow_the_loss_curve_of_one(runs):
+@pytest.mark.parametrize("mode", ["ddp", "flat"])
+def test_two_processes_follow_the_loss_curve_of_one(runs, mode):
     root, _ = runs
-    one, two = metrics(root / "single"), metrics(root / "ddp")
+    one, two = metrics(root / "single"), metrics(root / mode)
     assert [(e["event"], e["global_step"]) for e in one] == [(e["event"], e["global_step"]) for e in two]
     for a, b in zip(one, two, strict=True):
         for key in ("loss", "val_text_loss", "val_qa_loss"):
@@ -76,7 +93,7 @@ def test_two_processes_follow_the_loss_curve_of_one(runs):
                 assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a, b)
     # Adam turns rounding-level differences of near-zero gradients into a fraction of one step (lr 3e-3)
     expected = weights(root / "single")
-    for name, tensor in weights(root / "ddp").items():
+    for name, tensor in weights(root / mode).items():
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-3)
 
 
@@ -88,16 +105,51 @@ def test_only_rank_0_writes_the_run_directory(runs):
     assert stdout.count("trained 10 steps") == 1  # rank 0 reports for both
 
 
-def test_resume_under_ddp_is_exact(runs):
+@pytest.mark.parametrize("mode, split", [("ddp", "split"), ("flat", "flat-split")])
+def test_resume_in_two_processes_is_exact(runs, mode, split):
     root, _ = runs
-    straight, resumed = weights(root / "ddp"), weights(root / "split")
+    assert load_config(root / split / "config.toml").train.ddp == mode  # what the resumed processes read
+    straight, resumed = weights(root / mode), weights(root / split)
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
 
     def no_timing(events):
         return [{k: v for k, v in e.items() if k not in ("elapsed", "tokens_per_s", "ms_per_step")} for e in events]
 
-    assert no_timing(metrics(root / "split")) == no_timing(metrics(root / "ddp"))
+    assert no_timing(metrics(root / split)) == no_timing(metrics(root / mode))
+
+
+def test_the_flat_buffer_gives_ddps_gradients(runs):
+    root, _ = runs
+    ddp, flat = (torch.load(root / f"{split}-grads-rank0.pt") for split in ("split", "flat-split"))
+    assert ddp.shape == flat.shape and len(ddp) == 5 and ddp.abs().sum() > 0
+    # all-reduced and clipped, step by step; the same bits, as gloo adds two numbers and halving is exact
+    assert torch.equal(flat, ddp)
+    for split in ("split", "flat-split"):  # every process steps with the same mean
+        assert torch.equal(torch.load(root / f"{split}-grads-rank1.pt"), torch.load(root / f"{split}-grads-rank0.pt"))
+
+
+def test_flat_gradients_stay_views_under_compile_and_zeroing():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 2))
+    eager = copy.deepcopy(model)
+    model.compile(backend="aot_eager")  # a compiled backward, as the Trainer's, without a C++ build
+    flat = flat_gradients(list(model.parameters()))
+    optimizer = torch.optim.AdamW(model.parameters(), fused=True)
+    x = torch.randn(3, 4)
+    for _ in range(2):
+        for _ in range(2):  # accumulated, as micro-batches are
+            model(x).square().sum().backward()
+            eager(x).square().sum().backward()
+        assert all(p.grad.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+                   for p in model.parameters())
+        torch.testing.assert_close(flat, torch.cat([p.grad.flatten() for p in eager.parameters()]))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        flat.zero_()
+        eager.load_state_dict(model.state_dict())
+        eager.zero_grad(set_to_none=True)
+    assert all(p.grad.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr() for p in model.parameters())
 
 
 def test_grad_accum_must_divide_over_the_processes(runs, capsys, monkeypatch):

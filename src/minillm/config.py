@@ -76,6 +76,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bf16, else fp16 + GradScaler on CUDA; float32 elsewhere) | float32 | ...
     compile: bool = False  # torch.compile the model
     compile_mode: str = "default"  # torch.compile mode; reduce-overhead replays CUDA graphs (GPU)
+    ddp: str = "ddp"  # several processes: ddp (DistributedDataParallel) | flat (one gradient buffer, one all-reduce)
     batch_size: int = 32  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     pretrain_steps: int = 2000  # optimizer steps on article text (0 = skip)
@@ -127,6 +128,7 @@ _CHOICES = {
     "tokenizer.kind": ("bpe", "char", "word"),
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    "train.ddp": ("ddp", "flat"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
     "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0, "train.seed": 0, "train.batch_size": 1,

@@ -67,6 +67,13 @@ Design choices:
   GPU work is 5.6 ms of a 9.5-13 ms step; with CUDA graphs the step takes 5.7 ms. Under DDP the graphs
   hold the model alone, and the all-reduce stays eager. The loop marks each step's first forward
   (``cudagraph_mark_step_begin``): its outputs from the step before are consumed by then.
+- ``train.ddp = "flat"`` trains several processes without DDP: every parameter's ``.grad`` is a view into one
+  flat buffer, so the backward adds into it in place, and after the last micro-batch one ``all_reduce``
+  averages it (parameters are broadcast from rank 0 at the start, as DDP does). No forward wrapper, no
+  per-gradient hooks, no bucket copies: less host work a step, which is what bounds a small model's step
+  under DDP with CUDA graphs (experiments/gpu/README.md). The cost: the all-reduce never overlaps the
+  backward, as under DDP with a compiled model. Its gradients are DDP's (tests/test_ddp.py); its speed on
+  GPUs is not measured yet. In one process neither is used.
 - Every neural rung (``trained_by = "trainer"`` in minillm.models) trains here the same way. Count-based
   rungs (``trained_by = "fit"``: pattern, markov) get the same tokenizer, streams and encoded QA pairs in
   a ``FitData`` and fit in one pass; their run directory has fit.json instead of a checkpoint.
@@ -299,6 +306,17 @@ def check_processes(cfg: Config | None, out_dir: str | Path, processes: int, *, 
         raise InputError(f"--nproc {processes}: training in several processes needs cuda or cpu, not {target}")
 
 
+def flat_gradients(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
+    """One zeroed buffer for all the gradients: each ``p.grad`` becomes a view into it, so the backward adds
+    into it in place and one collective reduces them all. Zero it in place: ``set_to_none`` drops the views."""
+    flat = torch.zeros(sum(p.numel() for p in parameters), dtype=parameters[0].dtype, device=parameters[0].device)
+    offset = 0
+    for p in parameters:
+        p.grad = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
 # torch.compile modes that replay CUDA graphs -> the same mode without them (for CPU and MPS)
 CUDA_GRAPH_MODES = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
 
@@ -334,8 +352,16 @@ class _Trainer:
         if t.compile:
             mode = t.compile_mode if device.type == "cuda" else CUDA_GRAPH_MODES.get(t.compile_mode, t.compile_mode)
             self.model.compile(mode=None if mode == "default" else mode)
+        several = ranks.world_size > 1
         self.ddp = (DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
-                    if ranks.world_size > 1 else None)
+                    if several and t.ddp == "ddp" else None)
+        self.flat_grads = None  # train.ddp = "flat": all the gradients, all-reduced once a step
+        if several and t.ddp == "flat":
+            with torch.no_grad():  # every process starts from rank 0's weights, as under DDP
+                for tensor in [*self.model.parameters(), *self.model.buffers()]:
+                    dist.broadcast(tensor, src=0)
+            self.flat_grads = flat_gradients([p for p in self.model.parameters() if p.requires_grad])
+            self.reduce_op = dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM  # gloo: no AVG
         self.train_forward = self.model if self.ddp is None else self.ddp
         self.local_accum = local_grad_accum(t.grad_accum, ranks.world_size)
         self.dtype = resolve_dtype(t.dtype, device)
@@ -488,12 +514,19 @@ class _Trainer:
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach()
             self.pending_tokens += x.numel()
+        if self.flat_grads is not None:  # one all-reduce, after the last backward: clipping sees the mean
+            dist.all_reduce(self.flat_grads, op=self.reduce_op)
+            if self.reduce_op == dist.ReduceOp.SUM:
+                self.flat_grads.div_(size)
         if t.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.flat_grads is None:
+            self.optimizer.zero_grad(set_to_none=True)
+        else:
+            self.flat_grads.zero_()  # in place: the gradients stay views of it
         self.pending_losses.append(loss_sum)
 
     def _new_graph_step(self) -> None:
