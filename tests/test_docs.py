@@ -1,4 +1,5 @@
-"""The learning path under docs/: figures agree with the results, code references exist, exercises check out."""
+"""The learning path under docs/: figures agree with the results, code references exist, exercises check out,
+and every page can be reached from the README."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +23,13 @@ from minillm.docs import COMPRESS_RESULTS, LADDER_RESULTS, OPEN, build
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXERCISES = DOCS / "exercises"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = sorted(DOCS.glob("*.md"))  # the path's pages; the development log's are under devlog/
+ALL_PAGES = sorted(DOCS.rglob("*.md"))
+NAV = ["index.md", "pattern.md", "markov.md", "mlp.md", "hybrid.md", "attention.md", "transformer.md", "modern.md",
+       "open-book.md", "compression.md", "edge.md", "scaling.md", "reliability.md", "devlog/index.md",
+       "devlog/01-foundation.md", "devlog/02-copy-head.md", "devlog/03-ladder.md", "devlog/04-gpu.md",
+       "devlog/05-decoding.md", "devlog/06-reader.md", "devlog/07-compression.md", "devlog/08-exports.md",
+       "devlog/09-reliability.md", "devlog/10-learning-path.md"]
 
 
 def load(path: Path) -> ModuleType:
@@ -96,9 +104,42 @@ def test_every_rung_has_a_page_with_its_figures_block():
 
 def test_the_nav_lists_every_page_in_the_path_order():
     nav = re.findall(r"^\s*- .*: (\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M)
-    assert nav == ["index.md", "pattern.md", "markov.md", "mlp.md", "hybrid.md", "attention.md", "transformer.md",
-                   "modern.md", "open-book.md", "compression.md", "edge.md", "scaling.md", "reliability.md"]
-    assert sorted(nav) == sorted(p.name for p in PAGES)
+    assert nav == NAV
+    assert sorted(nav) == sorted(p.relative_to(DOCS).as_posix() for p in ALL_PAGES)
+
+
+MD_LINK = re.compile(r"\]\((?P<target>[^)\s#]+\.md)(?:#[^)]*)?\)")
+
+
+def linked_pages(path: Path) -> set[Path]:
+    """The Markdown files that ``path`` links to with relative links, resolved."""
+    text = path.read_text(encoding="utf-8")
+    return {(path.parent / m["target"]).resolve() for m in MD_LINK.finditer(text) if "://" not in m["target"]}
+
+
+def test_every_page_is_reached_from_the_readme_by_following_links():
+    docs = DOCS.resolve()
+    todo = [p for p in linked_pages(ROOT / "README.md") if p.is_relative_to(docs)]
+    assert docs / "index.md" in todo, "README.md does not link docs/index.md"
+    seen = set()
+    while todo:
+        page = todo.pop()
+        if page not in seen and page.is_file():
+            seen.add(page)
+            todo.extend(p for p in linked_pages(page) if p.is_relative_to(docs))
+    missed = [p.relative_to(DOCS).as_posix() for p in ALL_PAGES if p.resolve() not in seen]
+    assert not missed, f"pages no link leads to from README.md: {missed}"
+
+
+def test_each_page_ends_with_a_link_to_the_next_in_the_nav():
+    for page, following in pairwise(NAV):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        m = re.search(r"^Next: \[[^\]]+\]\((?P<target>[^)]+)\)\s*$", text, re.M)
+        assert m, f"{page} has no 'Next: [title](page)' line"
+        assert text.rstrip().endswith(m.group(0).strip()), f"{page}: the Next link is not its last line"
+        target = ((DOCS / page).parent / m["target"]).resolve()
+        assert target == (DOCS / following).resolve(), f"{page}: Next: leads to {m['target']}, not {following}"
+    assert not re.search(r"^Next:", (DOCS / NAV[-1]).read_text(encoding="utf-8"), re.M), f"{NAV[-1]} is the last"
 
 
 def defined_names(path: Path) -> set[str]:
@@ -134,7 +175,7 @@ def code_claims(text: str) -> list[tuple[str, list[str]]]:
     return claims
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())
 def test_paths_and_names_a_page_claims_exist(page):
     text = page.read_text(encoding="utf-8")
     for rel in set(re.findall(r"\bsrc/[\w/.-]+?\.py\b", text)):
@@ -142,7 +183,7 @@ def test_paths_and_names_a_page_claims_exist(page):
     for rel in set(re.findall(r"`((?:configs|experiments|benchmarks|docs)/[\w/.-]+\.\w+)`", text)):
         assert (ROOT / rel).is_file(), f"{page.name} names {rel}, which does not exist"
     claims = code_claims(text)
-    if page.name != "reliability.md":
+    if page in PAGES and page.name != "reliability.md":
         assert claims, f"{page.name} has no 'Code:' list"
     for rel, names in claims:
         defined = defined_names(ROOT / rel)
@@ -150,35 +191,79 @@ def test_paths_and_names_a_page_claims_exist(page):
         assert not missing, f"{page.name}: {rel} defines no {missing}"
 
 
-EXERCISE_CASES = [("smoothing", "check_smoothing"), ("causal_mask", "check_causal_mask")]
+# page -> (exercise: STUB.py, STUB_solution.py, check_STUB.py; a plausible mistake: text of the solution, replaced)
+EXERCISE_PAGES = {
+    "pattern.md": ("question_shapes", ("(?P<subject>.+?)(?: (?:located", "(?P<subject>.+)(?: (?:located")),  # greedy
+    "markov.md": ("smoothing", ("inside = (first != EOS_ID) & (second != BOS_ID)", "inside = first >= 0")),
+    "mlp.md": ("bengio_mlp", ("for i in range(context)]", "for i in reversed(range(context))]")),  # newest first
+    "hybrid.md": ("interpolate", ("torch.logaddexp(log_p_ngram + log_w, log_p_neural + log_rest)",  # underflows
+                                  "torch.log(w * log_p_ngram.exp() + (1 - w) * log_p_neural.exp())")),
+    "attention.md": ("causal_mask", (".tril()", ".triu()")),  # the mask flipped
+    "transformer.md": ("transformer_block", ('return x + linear(F.gelu(', 'return linear(F.gelu(')),  # no residual
+    "modern.md": ("rmsnorm_rope", ("[a * cos - b * sin, a * sin + b * cos]",  # rotated the wrong way
+                                   "[a * cos + b * sin, b * cos - a * sin]")),
+    "open-book.md": ("bm25", ("math.log(1 + (n - df[q] + 0.5)", "math.log((n - df[q] + 0.5)")),  # Robertson's idf
+    "compression.md": ("quantize", ("nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)",  # nibbles swapped
+                                    "nibbles[:, 1::2] | (nibbles[:, 0::2] << 4)")),
+    "edge.md": ("greedy_decode", ("logits, past = step([token], past)", "logits, past = step(list(prompt_ids) + "
+                                  "new_ids, None)")),  # the whole sequence every step, no cache
+    "scaling.md": ("flat_gradients", ("torch.stack(buffers).sum(dim=0) / len(buffers)",
+                                      "torch.stack(buffers).sum(dim=0)")),  # summed, not averaged
+}
+EXERCISE_STUBS = [stub for stub, _ in EXERCISE_PAGES.values()]
 
 
-@pytest.mark.parametrize(("stub", "checks"), EXERCISE_CASES)
-def test_exercise_checks_pass_on_the_reference_and_fail_on_the_stub(stub, checks):
-    check = load(EXERCISES / f"{checks}.py").check
+def test_every_page_of_the_path_has_an_exercise_and_every_exercise_file_a_page():
+    assert sorted(EXERCISE_PAGES) == sorted(p.name for p in PAGES if p.name not in ("index.md", "reliability.md"))
+    files = {p.name for p in EXERCISES.glob("*.py")}
+    expected = {f"{prefix}{stub}{suffix}.py" for stub in EXERCISE_STUBS
+                for prefix, suffix in (("", ""), ("", "_solution"), ("check_", ""))}
+    assert files == expected, \
+        f"missing: {sorted(expected - files)}; not part of an exercise: {sorted(files - expected)}"
+
+
+@pytest.mark.parametrize("stub", EXERCISE_STUBS)
+def test_exercise_checks_pass_on_the_reference_and_fail_on_the_stub(stub):
+    check = load(EXERCISES / f"check_{stub}.py").check
     check(load(EXERCISES / f"{stub}_solution.py"))
     with pytest.raises(NotImplementedError):
         check(load(EXERCISES / f"{stub}.py"))
 
 
-@pytest.mark.parametrize(("stub", "checks"), EXERCISE_CASES)
-def test_exercise_checks_catch_a_wrong_answer(stub, checks, tmp_path):
-    """A plausible mistake (the sentence boundary counted; the mask flipped) fails the checks too."""
+@pytest.mark.parametrize(("stub", "wrong"), EXERCISE_PAGES.values(), ids=EXERCISE_STUBS)
+def test_exercise_checks_catch_a_wrong_answer(stub, wrong, tmp_path):
+    """A plausible mistake (see EXERCISE_PAGES) fails the checks too."""
     source = (EXERCISES / f"{stub}_solution.py").read_text(encoding="utf-8")
-    wrong = {"smoothing": ("inside = (first != EOS_ID) & (second != BOS_ID)", "inside = first >= 0"),
-             "causal_mask": (".tril()", ".triu()")}[stub]
-    assert wrong[0] in source
+    assert source.count(wrong[0]) == 1, f"{stub}_solution.py no longer holds {wrong[0]!r}"
     path = tmp_path / f"{stub}_wrong.py"
     path.write_text(source.replace(wrong[0], wrong[1]), encoding="utf-8")
     with pytest.raises(AssertionError):
-        load(EXERCISES / f"{checks}.py").check(load(path))
+        load(EXERCISES / f"check_{stub}.py").check(load(path))
 
 
-@pytest.mark.parametrize("page", ["markov.md", "transformer.md"])
+@pytest.mark.parametrize("page", EXERCISE_PAGES)
 def test_exercise_pages_point_at_their_files(page):
     text = (DOCS / page).read_text(encoding="utf-8")
-    stub = {"markov.md": "smoothing", "transformer.md": "causal_mask"}[page]
-    assert f"docs/exercises/{stub}.py" in text and f"docs/exercises/check_{stub}.py" in text
+    stub = EXERCISE_PAGES[page][0]
+    assert "## Exercise" in text, f"{page} has no Exercise section"
+    for rel in (f"docs/exercises/{stub}.py", f"docs/exercises/check_{stub}.py",
+                f"docs/exercises/{stub}_solution.py", f"(exercises/{stub}.py)"):
+        assert rel in text, f"{page} does not name {rel}"
+
+
+COMMIT = re.compile(r"`([0-9a-f]{7})`")
+
+
+def test_the_development_log_names_commits_that_exist():
+    pages = sorted((DOCS / "devlog").glob("*.md"))
+    hashes = {h for page in pages for h in COMMIT.findall(page.read_text(encoding="utf-8"))}
+    assert len(hashes) > 30, "the development log should name the commits each milestone draws on"
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "cat-file", "--batch-check"], cwd=ROOT, capture_output=True, text=True,
+                          input="".join(f"{h}^{{commit}}\n" for h in sorted(hashes)), timeout=60)
+    missing = [line.split()[0] for line in done.stdout.splitlines() if line.endswith("missing")]
+    assert done.returncode == 0 and not missing, f"commits the log names that git does not know: {missing}"
 
 
 def test_mkdocs_builds_strict(tmp_path):
