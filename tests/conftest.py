@@ -62,15 +62,18 @@ def tiny_run_tables(root, model: dict, **train) -> dict:
     }
 
 
-def train_tiny_run(root, model: dict, **train_overrides):
-    """Write the tiny articles and QA pairs under root, train a run on them and return root / "run"."""
+def train_tiny_run(root, model: dict, data: dict | None = None, **train_overrides):
+    """Write the tiny articles and QA pairs under root, train a run on them and return root / "run";
+    ``data`` overrides keys of the [data] table."""
     articles = tiny_articles()
     pairs = tiny_pairs(articles)
     write_jsonl(root / "articles.jsonl", articles)
     write_jsonl(root / "train.jsonl", pairs[2:])
     write_jsonl(root / "val.jsonl", pairs[:2])
     os.environ.setdefault("MINILLM_CACHE", str(root / "cache"))
-    cfg = config_from_dict(tiny_run_tables(root, model, **train_overrides), model.get("arch", "tiny"))
+    tables = tiny_run_tables(root, model, **train_overrides)
+    tables["data"].update(data or {})
+    cfg = config_from_dict(tables, model.get("arch", "tiny"))
     train(cfg, root / "run", progress=False)
     return root / "run"
 

@@ -29,6 +29,7 @@ def write(tmp_path, text):
 
 SHIPPED = sorted(p.stem for p in CONFIGS.glob("*.toml"))
 FITTED = {"extractive", "pattern", "markov", "hybrid"}  # count-based rungs: [train] only says which data to read
+OWN_LOOP = {"bert"}  # trained by a loop of its own, which reads only some [train] fields
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -40,7 +41,11 @@ def test_shipped_configs_load_and_comment_every_field(name):
         if re.match(r"\w+ = ", line):
             assert "#" in line, f"{name}: no comment on '{line}'"
     fields = {line.split(" = ")[0] for line in path.read_text().splitlines() if re.match(r"\w+ = ", line)}
-    if name not in FITTED:
+    if name in OWN_LOOP:
+        read = {"seed", "device", "batch_size", "pretrain_steps", "finetune_steps", "lr", "min_lr", "warmup_steps",
+                "weight_decay", "beta1", "beta2", "grad_clip", "finetune_lr"}
+        assert read <= fields
+    elif name not in FITTED:
         assert set(TrainConfig.__dataclass_fields__) <= fields | {"finetune_lr"}
 
 

@@ -275,7 +275,7 @@ def fit_data(cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> FitData:
     text, val_text = pretrain_tokens(cfg, tok, tok_bytes) if cfg.train.pretrain_steps else (None, None)
     data = FitData(tokenizer=tok, text=np.asarray(text if text is not None else [], dtype=np.int64),
                    val_text=None if val_text is None else np.asarray(val_text, dtype=np.int64),
-                   qa=[], qa_answer_start=[], seed=cfg.train.seed)
+                   qa=[], qa_answer_start=[], seed=cfg.train.seed, train=cfg.train)
     splits = [(cfg.data.train_qa, data.qa, data.qa_answer_start, True)] if cfg.train.finetune_steps else []
     if cfg.train.finetune_steps and cfg.data.val_qa:
         splits.append((cfg.data.val_qa, data.val_qa, data.val_qa_answer_start, False))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-# what a compressed run takes from the original as it is; "neural" is a hybrid run's neural part
-KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "index", "neural")
+# what a compressed run takes from the original as it is; "neural" is a hybrid run's neural part, fit.json
+# marks a fitted run (bert) as finished
+KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "fit.json", "index", "neural")
 
 
 def copy_kept(run_dir: Path, staging: Path) -> None:

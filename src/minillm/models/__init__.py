@@ -12,6 +12,7 @@ A config's ``[model] arch = "markov"`` picks the rung (default ``transformer``).
 
 from minillm.models.attention import AttentionLanguageModel
 from minillm.models.base import FitData, LanguageModel
+from minillm.models.bert import BertReader
 from minillm.models.extractive import ExtractiveReader
 from minillm.models.hybrid import HybridModel
 from minillm.models.markov import MarkovChain
@@ -21,7 +22,7 @@ from minillm.models.transformer import MiniTransformer, ModelConfig
 
 MODELS: dict[str, type] = {"extractive": ExtractiveReader, "pattern": PatternMatcher, "markov": MarkovChain,
                            "mlp": MLPLanguageModel, "attention": AttentionLanguageModel,
-                           "transformer": MiniTransformer, "hybrid": HybridModel}
+                           "transformer": MiniTransformer, "hybrid": HybridModel, "bert": BertReader}
 
 DEFAULT_ARCH = "transformer"
 

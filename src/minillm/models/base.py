@@ -32,6 +32,7 @@ from minillm.data.records import InputError, atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
+    from minillm.config import TrainConfig
     from minillm.data.records import Article
     from minillm.engine import Sampling
     from minillm.tokenizer import Tokenizer
@@ -89,6 +90,7 @@ class FitData:
     val_qa_answer_start: list[int] = field(default_factory=list)
     articles: list[Article] = field(default_factory=list)  # the training articles ([] with data.text)
     seed: int = 0  # train.seed: every random choice of fit draws from it
+    train: TrainConfig | None = None  # the [train] settings, for a rung with a loop of its own (bert)
 
 
 class TorchRung(nn.Module):

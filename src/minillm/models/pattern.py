@@ -202,6 +202,28 @@ def parse_prompt(text: str) -> tuple[str, str | None]:
     return m.group("question"), context or None
 
 
+def answer_ids(tok: Tokenizer, answer_sentences: Callable[[str, str | None], list[str]], prompt_ids: list[int],
+               sampling: Sampling, max_seq_len: int) -> Iterator[int]:
+    """The token ids of a sentence-picking rung's answer (pattern, extractive, bert) to an encoded prompt:
+    ``answer_sentences(question, context)`` of the decoded prompt, cut to ``sampling.max_sentences`` and to
+    whole sentences that fit the token budget."""
+    if not prompt_ids:
+        raise ValueError("the prompt is empty: give at least one token (e.g. bos)")
+    if len(prompt_ids) >= max_seq_len:
+        raise ValueError(f"the prompt has {len(prompt_ids)} tokens but max_seq_len is {max_seq_len}: "
+                         "no room for an answer")
+    question, context = parse_prompt(tok.decode(list(prompt_ids)))
+    sentences = answer_sentences(question, context)
+    if sampling.max_sentences:
+        sentences = sentences[:sampling.max_sentences]
+    budget = min(sampling.max_new_tokens, max_seq_len - len(prompt_ids))
+    ids = tok.encode(" " + " ".join(sentences))
+    while len(ids) > budget and len(sentences) > 1:  # whole sentences while they fit
+        sentences = sentences[:-1]
+        ids = tok.encode(" " + " ".join(sentences))
+    return iter(ids[:budget])
+
+
 def _normalized(text: str) -> str:
     """Folded words separated by single spaces: 'the fourth-largest Desert' -> 'the fourth largest desert'."""
     return " ".join(re.findall(r"[^\W_]+", fold(text)))
@@ -321,21 +343,7 @@ class PatternMatcher:
         random are ignored (the answer is deterministic), eos_id and decode are not needed."""
         if self.tokenizer is None:
             raise RuntimeError("pattern: fit or load the model before generating")
-        if not prompt_ids:
-            raise ValueError("the prompt is empty: give at least one token (e.g. bos)")
-        if len(prompt_ids) >= self.max_seq_len:
-            raise ValueError(f"the prompt has {len(prompt_ids)} tokens but max_seq_len is {self.max_seq_len}: "
-                             "no room for an answer")
-        question, context = parse_prompt(self.tokenizer.decode(list(prompt_ids)))
-        sentences = self.answer_sentences(question, context)
-        if sampling.max_sentences:
-            sentences = sentences[:sampling.max_sentences]
-        budget = min(sampling.max_new_tokens, self.max_seq_len - len(prompt_ids))
-        ids = self.tokenizer.encode(" " + " ".join(sentences))
-        while len(ids) > budget and len(sentences) > 1:  # whole sentences while they fit
-            sentences = sentences[:-1]
-            ids = self.tokenizer.encode(" " + " ".join(sentences))
-        return iter(ids[:budget])
+        return answer_ids(self.tokenizer, self.answer_sentences, prompt_ids, sampling, self.max_seq_len)
 
     def answer_sentences(self, question: str, context: str | None = None) -> list[str]:
         """The answer to ``question`` as sentences: from ``context`` when given (open book), else the look-up."""
