@@ -133,3 +133,15 @@ def test_a_broken_quantized_file_is_one_clear_error(run, tmp_path):
     safetensors.torch.save_file(tensors, str(weights), metadata=metadata)
     with pytest.raises(InputError, match="field 'quantization': not a quantized minillm model"):
         load_run(out)
+
+
+def test_an_all_zero_row_quantizes_to_zeros_not_nan():
+    w = torch.zeros(3, 8)
+    w[1] = torch.linspace(-1, 1, 8)
+    w[2] = 1e-9  # below float16's range: its scale is the smallest float16, not 0
+    q, scale = quantize_int8(w)
+    assert (scale > 0).all() and torch.isfinite(dequantize_int8(q, scale)).all()
+    assert torch.equal(dequantize_int8(q, scale)[0], torch.zeros(8))
+    packed, scale4 = quantize_int4(w, 4)
+    assert (scale4 > 0).all() and torch.equal(dequantize_int4(packed, scale4, 4)[0], torch.zeros(8))
+    assert (dequantize_int8(q, scale)[2] - w[2]).abs().max() < 1e-7

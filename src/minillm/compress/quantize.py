@@ -52,10 +52,13 @@ class QuantizeReport:
     bytes_after: int      # tensor data of the quantized one
 
 
+HALF_SMALLEST = 2.0 ** -24  # the smallest float16 above 0: an all-zero row's scale (clamped after the cast)
+
+
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(q int8, scale float16 per row) of a matrix; w ~ q * scale[:, None]."""
     w = w.float()
-    scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12).half()
+    scale = (w.abs().amax(dim=1) / 127).half().clamp_min(HALF_SMALLEST)
     q = torch.round(w / scale.float()[:, None]).clamp(-127, 127).to(torch.int8)
     return q, scale
 
@@ -70,7 +73,7 @@ def quantize_int4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch
     if cols % group_size or group_size % 2:
         raise ValueError(f"group size {group_size} must be even and divide the row length {cols}")
     groups = w.float().reshape(rows, cols // group_size, group_size)
-    scale = (groups.abs().amax(dim=2) / 7).clamp_min(1e-12).half()
+    scale = (groups.abs().amax(dim=2) / 7).half().clamp_min(HALF_SMALLEST)
     q = torch.round(groups / scale.float()[:, :, None]).clamp(-7, 7).reshape(rows, cols).to(torch.int16) + 8
     packed = (q[:, 0::2] | (q[:, 1::2] << 4)).to(torch.uint8)
     return packed, scale
