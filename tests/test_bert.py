@@ -25,7 +25,8 @@ from minillm.tokenizer import train_tokenizer
 from minillm.train import load_run
 
 TINY = {"arch": "bert", "max_seq_len": 256, "pair_len": 48, "emb_dim": 32, "num_layers": 1, "num_heads": 2,
-        "ffn_dim": 64, "dropout": 0.0, "max_sentences": 2, "candidates": 4}
+        "ffn_dim": 64, "dropout": 0.0, "max_sentences": 2, "candidates": 4,
+        "max_places": 1}  # no place input: on the tiny data every answer sentence comes first, a prior to learn
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +101,11 @@ def test_fit_learns_to_rank_the_answer_sentences_first(run):
     assert isinstance(model, BertReader) and MODELS["bert"] is BertReader
     # the training questions: their own article's sentences outrank the distractors
     context = " ".join(a.text for a in reversed(tiny_articles()))  # the gold passage is never first
-    for title in ("heart", "lion", "nile", "water", "tornado"):
-        best = max(model.sentence_scores(f"What is {title}?", context), key=lambda s: s[1])[0]
-        assert title in best.lower() or best.startswith("It"), (title, best)
+    right = []
+    for article in tiny_articles()[2:]:  # the training questions' articles (Sun and Moon are validation)
+        ranked = sorted(model.sentence_scores(f"What is {article.title.lower()}?", context), key=lambda s: -s[1])
+        right.append(sum(sentence in article.text for sentence, _ in ranked[:3]))
+    assert sum(right) >= 11, right  # of 15; by chance 15 * 3 / 21, about 2
 
 
 def test_answers_are_sentences_of_the_passages_and_closed_book_says_so(run):

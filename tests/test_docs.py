@@ -40,12 +40,15 @@ def load(path: Path) -> ModuleType:
 
 
 def copy_root(tmp_path: Path) -> Path:
-    """A repository root holding only what ``docs build`` reads: docs/ and the two results files."""
+    """A repository root holding only what ``docs build`` reads: docs/, the two results files, the GPU logs."""
+    from minillm.docs import GPU_LOGS
+
     root = tmp_path / "repo"
     shutil.copytree(DOCS, root / "docs")
     for rel in (LADDER_RESULTS, COMPRESS_RESULTS):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, root / rel)
+    shutil.copytree(ROOT / GPU_LOGS, root / GPU_LOGS, ignore=shutil.ignore_patterns("*.jsonl"))
     return root
 
 
@@ -75,13 +78,47 @@ def test_a_hand_edited_figure_fails_the_check_and_build_restores_it(tmp_path, ca
 def test_results_that_change_make_the_pages_stale(tmp_path, capsys):
     root = copy_root(tmp_path)
     results = json.loads((root / LADDER_RESULTS).read_text(encoding="utf-8"))
-    results["rungs"][0]["closed_f1"] = 0.5  # the first rung: pattern
+    next(r for r in results["rungs"] if r["rung"] == "pattern")["closed_f1"] = 0.5
     (root / LADDER_RESULTS).write_text(json.dumps(results), encoding="utf-8")
     assert main(["docs", "build", "--check", "--root", str(root)]) == 2
     assert "figures:" in capsys.readouterr().err
     changed = build(root / "docs", root=root)
     assert root / "docs" / "pattern.md" in changed and root / "docs" / "index.md" in changed
     assert "| 0.500 |" in (root / "docs" / "pattern.md").read_text(encoding="utf-8")
+
+
+def test_gpu_figures_come_from_the_bench_logs_and_a_bad_log_is_one_line(tmp_path, capsys):
+    from minillm.docs import GPU_LOGS, load_results
+
+    root = copy_root(tmp_path)
+    logs = sorted((root / GPU_LOGS).glob("*.bench.json"))
+    assert logs and len(load_results(root)["gpu"]) == len(logs)
+    first = json.loads(logs[0].read_text(encoding="utf-8"))
+    phase = next(k for k in ("full", "pretrain") if k in first)
+    first[phase]["tokens_per_s"] = 123
+    logs[0].write_text(json.dumps(first), encoding="utf-8")
+    assert main(["docs", "build", "--check", "--root", str(root)]) == 2
+    assert "figures:gpu" in capsys.readouterr().err
+    build(root / "docs", root=root)
+    assert "| 123 |" in (root / "docs" / "scaling.md").read_text(encoding="utf-8")
+    logs[0].write_text("{not json", encoding="utf-8")
+    assert main(["docs", "build", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert logs[0].name in err and len(err.splitlines()) == 1
+
+
+def test_sample_answers_are_shown_as_plain_text_never_as_markup():
+    from minillm.docs import rung_block
+
+    row = {"rung": "copy", "model": "m", "what": "w", "questions": 3, "parameters": 10, "size_bytes": 40,
+           "natural_questions": 2, "natural_open_keyword": 0.5,
+           "sample": {"question": "What is <b>*this*</b>?", "closed": "```\n<script>alert(1)</script>",
+                      "open": "The Sun is a star."}}
+    block = rung_block(row)
+    assert "*What is bthis/b?*" in block and "<b>" not in block
+    closed = block.split("closed book:")[1].split("open book:")[0]
+    assert closed.count("```") == 2 and "''' <script>alert(1)</script>" in closed  # inside one text block
+    assert "The Sun is a star." in block and "| 0.500 |" in block
 
 
 def test_an_unknown_or_unclosed_block_is_one_line_naming_the_page(tmp_path, capsys):

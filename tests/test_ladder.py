@@ -44,8 +44,12 @@ def test_ladder_trains_evaluates_and_tabulates_every_rung(data_dir, tmp_path):
     for name in ("loss_curves.png", "size_quality.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_rung = {r["rung"]: r for r in saved["rungs"]}
-    assert by_rung["pattern"]["bits_per_byte"] is None is by_rung["extractive"]["bits_per_byte"]  # no probabilities
-    assert all(by_rung[r]["bits_per_byte"] > 0 for r in labels if r not in ("pattern", "extractive"))
+    unscored = ("pattern", "extractive", "bert")  # no next-token probabilities
+    assert all(by_rung[r]["bits_per_byte"] is None for r in unscored)
+    assert all(by_rung[r]["bits_per_byte"] > 0 for r in labels if r not in unscored)
+    for rung in labels:  # every rung also answered the natural questions, and its sample answers are kept
+        assert by_rung[rung]["natural_questions"] == BUDGETS["tiny"]["natural"]
+        assert 0 <= by_rung[rung]["natural_open_keyword"] <= 1 and by_rung[rung]["sample"]["question"]
     for rung in labels:
         closed = json.loads((runs / rung / "eval.json").read_text(encoding="utf-8"))
         opened = json.loads((runs / rung / "eval-open.json").read_text(encoding="utf-8"))
@@ -65,6 +69,21 @@ def test_ladder_subset_pulls_in_what_the_hybrid_needs(data_dir, tmp_path):
     result = run_ladder("tiny", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", data_dir=data_dir,
                         rungs=("pattern", "hybrid"))
     assert [row["rung"] for row in result.rows] == ["pattern", "modern", "hybrid"]
+
+
+def test_ladder_subset_keeps_the_other_rungs_rows_of_the_same_budget(data_dir, tmp_path):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    run_ladder("tiny", out_dir=out, runs_dir=runs, data_dir=data_dir, rungs=("pattern",))
+    plots = (out / "size_quality.png").read_bytes()
+    result = run_ladder("tiny", out_dir=out, runs_dir=runs, data_dir=data_dir, rungs=("extractive",))
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [r["rung"] for r in saved["rungs"]] == ["extractive", "pattern"]  # RUNGS order
+    assert "| pattern |" in result.table and "| extractive |" in result.table
+    assert (out / "size_quality.png").read_bytes() == plots  # no run for the kept row: the plots stay
+    saved["budget"] = "small"  # another budget's rows are not mixed in
+    (out / "results.json").write_text(json.dumps(saved), encoding="utf-8")
+    run_ladder("tiny", out_dir=out, runs_dir=runs, data_dir=data_dir, rungs=("extractive",))
+    assert [r["rung"] for r in json.loads((out / "results.json").read_text())["rungs"]] == ["extractive"]
 
 
 def test_ladder_rejects_unknown_budget_and_rung(tmp_path, capsys):

@@ -16,7 +16,8 @@ The key after ``figures:`` says what fills the block:
   ``copy``, ``hybrid``): that rung's row of ``experiments/ladder/results.json`` as a small table
   (parameters, size, training time, bits/byte, closed and open F1, share of 2-4 sentence answers, latency);
 - ``ladder``: every rung of that file, one row each;
-- ``compress``: the variants of ``experiments/compress/results.json`` (``minillm compress sweep``).
+- ``compress``: the variants of ``experiments/compress/results.json`` (``minillm compress sweep``);
+- ``gpu``: the GPU training runs of ``experiments/gpu/logs/*.bench.json`` (``benchmarks/bench_train.py``).
 
 Design choices:
 - The figures are never typed: a page's numbers are whatever the results files say, so re-running the ladder
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from minillm.data.records import InputError, atomic_write
 
 LADDER_RESULTS = "experiments/ladder/results.json"
 COMPRESS_RESULTS = "experiments/compress/results.json"
+GPU_LOGS = "experiments/gpu/logs"  # benchmarks/bench_train.py's JSON, one *.bench.json a measured run
 
 OPEN = re.compile(r"<!-- figures:(?P<key>[A-Za-z0-9_-]+) -->")
 CLOSE = "<!-- /figures -->"
@@ -60,6 +63,13 @@ def load_results(root: str | Path = ".") -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get(field), list):
             raise InputError(f"{path}: expected an object with a '{field}' list")
         out[name] = data[field]
+    out["gpu"] = []
+    for path in sorted((root / GPU_LOGS).glob("*.bench.json")):
+        try:
+            out["gpu"].append({"name": path.name.removesuffix(".bench.json"),
+                               **json.loads(path.read_text(encoding="utf-8"))})
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+            raise InputError(f"{path}: not a bench_train.py JSON file ({e})") from None
     return out
 
 
@@ -68,7 +78,7 @@ def _caption(what: str, source: str) -> str:
 
 
 RUNG_COLUMNS = ("parameters", "size on disk", "training time", "val bits/byte", "F1 closed", "F1 open",
-                "2-4 sentences", "latency p50")
+                "natural keyword closed", "natural keyword open", "2-4 sentences", "latency p50")
 
 
 def _rung_cells(row: dict[str, Any]) -> list[str]:
@@ -77,7 +87,8 @@ def _rung_cells(row: dict[str, Any]) -> list[str]:
     seconds = row.get("training_seconds")
     return [human_count(row["parameters"]), human_bytes(row["size_bytes"]),
             DASH if seconds is None else human_seconds(seconds), _number(row.get("bits_per_byte")),
-            _number(row.get("closed_f1")), _number(row.get("open_f1")), _number(row.get("two_to_four"), 2),
+            _number(row.get("closed_f1")), _number(row.get("open_f1")), _number(row.get("natural_closed_keyword")),
+            _number(row.get("natural_open_keyword")), _number(row.get("two_to_four"), 2),
             _number(row.get("latency_p50_s"), suffix=" s")]
 
 
@@ -88,7 +99,27 @@ def rung_block(row: dict[str, Any]) -> str:
     table = markdown_table(RUNG_COLUMNS, [_rung_cells(row)])
     what = (f"Rung `{row['rung']}` ({row['model']}; {row['what']}), on {row['questions']} test questions, "
             "closed book and open book.")
-    return f"{table}\n\n{_caption(what, LADDER_RESULTS)}"
+    if row.get("natural_questions"):
+        what += f" Natural keyword: on {row['natural_questions']} hand-written natural questions."
+    return f"{table}\n\n{sample_block(row)}{_caption(what, LADDER_RESULTS)}"
+
+
+def sample_block(row: dict[str, Any]) -> str:
+    """The rung's real answers to the ladder's sample question, closed and open book, as plain text blocks
+    (a model's output is shown, never rendered: no Markdown or HTML in it takes effect)."""
+    sample = row.get("sample")
+    if not isinstance(sample, dict):
+        return ""
+    out = [f"Its answers to the natural question *{_plain(sample.get('question', ''))}*:", ""]
+    for mode in ("closed", "open"):
+        text = " ".join(str(sample.get(mode, "")).split()).replace("`", "'") or "(no answer)"
+        out += [f"{mode} book:", "", "```text", textwrap.fill(text, 110), "```", ""]
+    return "\n".join(out) + "\n"
+
+
+def _plain(text: str) -> str:
+    """A question made safe inside Markdown emphasis: no markup characters."""
+    return re.sub(r"[*_`<>\[\]|\\]", "", " ".join(str(text).split()))
 
 
 def ladder_block(rows: list[dict[str, Any]]) -> str:
@@ -114,12 +145,32 @@ def compress_block(variants: list[dict[str, Any]]) -> str:
     return f"{markdown_table(COMPRESS_COLUMNS, cells)}\n\n{_caption(what, COMPRESS_RESULTS)}"
 
 
+GPU_COLUMNS = ("run", "GPU", "processes", "compiled", "tokens/s", "ms/step", "MFU", "best val", "s to val 1.47")
+
+
+def gpu_block(runs: list[dict[str, Any]]) -> str:
+    """The GPU training measurements (benchmarks/bench_train.py), one row a log file."""
+    from minillm.report import DASH, _number, markdown_table
+
+    cells = []
+    for r in runs:
+        phase = next((v for k, v in r.items() if k in ("full", "pretrain") and isinstance(v, dict)), {})
+        cells.append([f"`{r['name']}`", str(r.get("gpu", DASH)), str(r.get("processes", 1)),
+                      "yes" if r.get("compile") else "no", _number(phase.get("tokens_per_s"), 0),
+                      _number(phase.get("ms_per_step"), 2), _number(phase.get("mfu"), 3),
+                      _number(phase.get("best_val_loss")), _number(phase.get("seconds_to_target"), 1)])
+    what = "Every GPU run kept in the logs folder, as `benchmarks/bench_train.py` measured it (Tiny Shakespeare)."
+    return f"{markdown_table(GPU_COLUMNS, cells)}\n\n{_caption(what, GPU_LOGS)}"
+
+
 def renderer(key: str, results: dict[str, Any]) -> tuple[Callable[[], str], str] | None:
     """(function that renders block ``key``, the results file it reads), or None for an unknown key."""
     if key == "ladder" and results["ladder"]:
         return (lambda: ladder_block(results["ladder"])), LADDER_RESULTS
     if key == "compress" and results["compress"]:
         return (lambda: compress_block(results["compress"])), COMPRESS_RESULTS
+    if key == "gpu" and results.get("gpu"):
+        return (lambda: gpu_block(results["gpu"])), GPU_LOGS
     for row in results["ladder"]:
         if row.get("rung") == key:
             return (lambda row=row: rung_block(row)), LADDER_RESULTS
@@ -137,7 +188,7 @@ def fill(text: str, results: dict[str, Any], page: str = "page") -> tuple[str, s
             raise InputError(f"{page}: figures:{m['key']} has no closing {CLOSE}")
         found = renderer(m["key"], results)
         if found is None:
-            keys = ["ladder", "compress", *(r.get("rung", "?") for r in results["ladder"])]
+            keys = ["ladder", "compress", "gpu", *(r.get("rung", "?") for r in results["ladder"])]
             raise InputError(f"{page}: unknown figures block '{m['key']}' (known: {', '.join(keys)})")
         render, source = found
         body = f"\n\n{render()}\n\n"

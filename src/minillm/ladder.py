@@ -15,6 +15,7 @@ The rungs, bottom to top (``RUNGS``):
     shared       rung 5  modern, 4 layers sharing one block's weights (ALBERT-style)
     copy         rung 5  modern with a pointer-generator copy head: tiny-cpu, the quickstart's model
     hybrid       rung 5  markov and modern mixed with a weight tuned on validation data
+    bert         rung 6  a minimal BERT: masked-LM pretraining, then ranking the retrieved sentences
 
 Design choices:
 - Same data for every rung: one fetch/generate/split (the quickstart's, reused when ``data/`` has it) and one
@@ -70,17 +71,20 @@ RUNGS = (
          what="modern, 4 layers sharing one block"),
     Rung("copy", "tiny-cpu", what="modern + pointer-generator copy head (tiny-cpu)"),
     Rung("hybrid", "hybrid", what="markov + modern, weight tuned on validation data"),
+    Rung("bert", "bert", what="minimal BERT: masked-LM encoder ranking the passages' sentences (open book)"),
 )
 HYBRID_NEURAL = "modern"  # the run the hybrid mixes with the n-gram chain
 
 # Per budget: optimizer steps of every neural rung (batch and sequence length come from their configs,
 # which match) and how many test questions each rung answers in each mode.
+# "natural": how many of the shipped hand-written natural questions (0 = all 90) each rung also answers.
 BUDGETS: dict[str, dict[str, int]] = {
-    "tiny": {"pretrain_steps": 20, "finetune_steps": 10, "questions": 4, "max_new_tokens": 12},  # smoke test
-    "small": {"pretrain_steps": 800, "finetune_steps": 200, "questions": 100, "max_new_tokens": 128},  # < 30 min
-    "full": {"pretrain_steps": 2200, "finetune_steps": 400, "questions": 500, "max_new_tokens": 128},  # tiny-cpu
+    "tiny": {"pretrain_steps": 20, "finetune_steps": 10, "questions": 4, "natural": 3, "max_new_tokens": 12},
+    "small": {"pretrain_steps": 800, "finetune_steps": 200, "questions": 100, "natural": 0, "max_new_tokens": 128},
+    "full": {"pretrain_steps": 2200, "finetune_steps": 400, "questions": 500, "natural": 0, "max_new_tokens": 128},
 }
 MODES = ("closed", "open")
+SAMPLE_QUESTION = "What do the kidneys do?"  # the natural question whose answers results.json keeps per rung
 
 
 @dataclass
@@ -97,12 +101,15 @@ def _rung_config(rung: Rung, budget: dict[str, int], data: dict[str, str], runs_
 
     overrides = [*rung.overrides, *(f"data.{k}={json.dumps(v)}" for k, v in data.items())]
     cfg = load_config(shipped_config(rung.config), overrides)
-    if model_class(cfg.arch).trained_by == "fit":  # count-based: steps > 0 only say "read this data"
+    cls = model_class(cfg.arch)
+    if cls.trained_by == "fit" and not getattr(cls, "budgeted", False):  # steps > 0 only say "read this data"
         if rung.label == "hybrid":
             overrides.append(f"model.neural_run={json.dumps(str(runs_dir / HYBRID_NEURAL))}")
         return load_config(shipped_config(rung.config), overrides)
     overrides += [f"train.pretrain_steps={budget['pretrain_steps']}",
-                  f"train.finetune_steps={budget['finetune_steps']}", "data.qa_context=true"]
+                  f"train.finetune_steps={budget['finetune_steps']}"]
+    if cls.trained_by == "trainer":  # bert ranks the retrieved passages' sentences, as its config says
+        overrides.append("data.qa_context=true")
     cfg = load_config(shipped_config(rung.config), overrides)
     # schedule lengths shrink with the budget: warmup and intervals must not exceed the phases
     t = cfg.train
@@ -113,11 +120,11 @@ def _rung_config(rung: Rung, budget: dict[str, int], data: dict[str, str], runs_
 
 
 def _done(run_dir: Path) -> bool:
-    return all((run_dir / _eval_file(mode)).is_file() for mode in MODES)
+    return all((run_dir / _eval_file(mode, split)).is_file() for mode in MODES for split in ("test", "natural"))
 
 
-def _eval_file(mode: str) -> str:
-    return "eval.json" if mode == "closed" else "eval-open.json"
+def _eval_file(mode: str, split: str = "test") -> str:
+    return ("eval" if split == "test" else f"eval-{split}") + ("" if mode == "closed" else "-open") + ".json"
 
 
 def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder",
@@ -165,33 +172,63 @@ def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder"
             log(f"{rung.label}: training ({rung.config}{', ' + ', '.join(rung.overrides) if rung.overrides else ''})")
             train(cfg, run_dir, device=device, progress=False)
             shutil.copytree(index_dir, run_dir / INDEX_DIR)
-            for mode in MODES:
-                log(f"{rung.label}: evaluating, {mode} book, {plan['questions']} test questions")
-                result = evaluate_run(run_dir, split="test", mode=mode, limit=plan["questions"], device=device or "cpu",
-                                      sampling=replace(DEFAULT_SAMPLING, max_new_tokens=plan["max_new_tokens"]))
-                write_eval(result, run_dir / _eval_file(mode))
+            sampling = replace(DEFAULT_SAMPLING, max_new_tokens=plan["max_new_tokens"])
+            for split, limit in (("test", plan["questions"]), ("natural", plan["natural"] or None)):
+                for mode in MODES:
+                    log(f"{rung.label}: evaluating, {mode} book, {limit or 'all'} {split} questions")
+                    result = evaluate_run(run_dir, split=split, mode=mode, limit=limit, device=device or "cpu",
+                                          sampling=sampling)
+                    write_eval(result, run_dir / _eval_file(mode, split))
         rows.append(_row(rung, run_dir))
+    if rungs:
+        rows = _merged(out_dir, budget, rows)
     table = ladder_table(rows)
     _write_results(out_dir, budget, rows, table)
     return LadderResult(out_dir=out_dir, table=table, rows=rows, seconds=time.perf_counter() - start)
+
+
+def _merged(out_dir: Path, budget: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a ladder run on some rungs, with the other rungs' rows of the same budget kept from
+    ``out_dir/results.json``, in RUNGS order: one rung can be added or redone without training the rest."""
+    path = out_dir / "results.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return rows
+    if not isinstance(saved, dict) or saved.get("budget") != budget or not isinstance(saved.get("rungs"), list):
+        return rows
+    new = {r["rung"]: r for r in rows}
+    old = {r["rung"]: r for r in saved["rungs"] if isinstance(r, dict) and r.get("rung") not in new}
+    return [new.get(r.label) or old[r.label] for r in RUNGS if r.label in new or r.label in old]
 
 
 def _row(rung: Rung, run_dir: Path) -> dict[str, Any]:
     from minillm.report import read_run
 
     summary = read_run(run_dir, rung.label)
-    open_eval = json.loads((run_dir / "eval-open.json").read_text(encoding="utf-8"))
-    closed, opened = summary.eval["qa"], open_eval["qa"]
+
+    def qa(name: str) -> dict[str, Any]:
+        return json.loads((run_dir / name).read_text(encoding="utf-8"))["qa"]
+
+    closed, opened = summary.eval["qa"], qa(_eval_file("open"))
+    natural = {mode: qa(_eval_file(mode, "natural")) for mode in MODES}
+    answers = {mode: natural[mode]["answers"] for mode in MODES}
+    i = next((j for j, a in enumerate(answers["closed"]) if a["question"] == SAMPLE_QUESTION), 0)
+    sample = {"question": answers["closed"][i]["question"], **{mode: answers[mode][i]["answer"] for mode in MODES}}
     return {"rung": rung.label, "what": rung.what, "model": summary.shape, "parameters": summary.parameters,
             "size_bytes": summary.weights_bytes, "training_seconds": summary.training_seconds,
             "bits_per_byte": summary.metric("lm", "heldout", "bits_per_byte"),
             "closed_f1": closed["f1"], "closed_rouge_l": closed["rouge_l"], "open_f1": opened["f1"],
             "open_rouge_l": opened["rouge_l"], "two_to_four": closed["two_to_four_sentences"],
-            "latency_p50_s": closed["latency_p50_s"], "questions": closed["count"], "summary": summary}
+            "latency_p50_s": closed["latency_p50_s"], "questions": closed["count"],
+            "natural_closed_keyword": natural["closed"]["keyword_hit_rate"],
+            "natural_open_keyword": natural["open"]["keyword_hit_rate"], "natural_questions": natural["open"]["count"],
+            "sample": sample, "summary": summary}
 
 
 LADDER_COLUMNS = ("rung", "model", "parameters", "size on disk", "training time", "val bits/byte",
-                  "F1 closed", "F1 open", "ROUGE-L closed", "ROUGE-L open", "2-4 sentences", "latency p50")
+                  "F1 closed", "F1 open", "ROUGE-L closed", "ROUGE-L open", "natural keyword closed",
+                  "natural keyword open", "2-4 sentences", "latency p50")
 
 
 def ladder_table(rows: list[dict[str, Any]]) -> str:
@@ -200,7 +237,8 @@ def ladder_table(rows: list[dict[str, Any]]) -> str:
     cells = [[r["rung"], r["model"], human_count(r["parameters"]), human_bytes(r["size_bytes"]),
               DASH if r["training_seconds"] is None else human_seconds(r["training_seconds"]),
               _number(r["bits_per_byte"]), _number(r["closed_f1"]), _number(r["open_f1"]),
-              _number(r["closed_rouge_l"]), _number(r["open_rouge_l"]), _number(r["two_to_four"], 2),
+              _number(r["closed_rouge_l"]), _number(r["open_rouge_l"]), _number(r.get("natural_closed_keyword")),
+              _number(r.get("natural_open_keyword")), _number(r["two_to_four"], 2),
               _number(r["latency_p50_s"], suffix=" s")] for r in rows]
     return markdown_table(LADDER_COLUMNS, cells)
 
@@ -208,9 +246,10 @@ def ladder_table(rows: list[dict[str, Any]]) -> str:
 def _write_results(out_dir: Path, budget: str, rows: list[dict[str, Any]], table: str) -> None:
     from minillm.report import plot_loss_curves, plot_size_quality
 
-    summaries = [r["summary"] for r in rows]
-    plot_loss_curves([s for s in summaries if s.train_loss or s.val_loss], out_dir / "loss_curves.png")
-    plot_size_quality(summaries, out_dir / "size_quality.png")
+    summaries = [r["summary"] for r in rows if "summary" in r]
+    if len(summaries) == len(rows):  # rows kept from results.json have no run to plot: keep the old plots
+        plot_loss_curves([s for s in summaries if s.train_loss or s.val_loss], out_dir / "loss_curves.png")
+        plot_size_quality(summaries, out_dir / "size_quality.png")
     data = [{k: v for k, v in r.items() if k != "summary"} for r in rows]
     with atomic_write(out_dir / "results.json") as fh:
         json.dump({"budget": budget, "budgets": BUDGETS[budget], "rungs": data}, fh, indent=2)
@@ -221,7 +260,9 @@ def _write_results(out_dir: Path, budget: str, rows: list[dict[str, Any]], table
             "fine-tuning steps for the neural rungs), then answering the same seeded sample of "
             f"{questions} test questions closed book and open book (top passages from one BM25 index). "
             "Bits per byte: on the articles held out of pretraining (— where a rung has no probabilities). "
-            "Latency: wall time of one closed-book answer. Size: the model's saved data.", "", table, "",
+            "Natural keyword: the share of the shipped hand-written natural questions whose answer holds a key "
+            "word (closed and open book). Latency: wall time of one closed-book answer. Size: the model's saved "
+            "data.", "", table, "",
             "![training and validation loss](loss_curves.png)", "", "![size against quality](size_quality.png)",
             ""]
     with atomic_write(out_dir / "results.md") as fh:

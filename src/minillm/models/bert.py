@@ -294,8 +294,8 @@ class BertReader:
             raise ValueError("bert: fit needs FitData.train (the [train] settings)")
         self.tokenizer = tok
         device = resolve_device(train_cfg.device)
-        self.net.to(device).train()
         torch.manual_seed(data.seed)
+        self.net = MiniBert(self.config).to(device).train()  # initialised from the seed, whatever ran before
         gen, rng = torch.Generator().manual_seed(data.seed), random.Random(data.seed)
         summary: dict[str, float | int] = {}
 
