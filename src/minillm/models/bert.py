@@ -16,10 +16,13 @@ Two phases, one encoder (``MiniBert``):
    cross-entropy of the softmax over one question's candidates, the target being a sentence the reference
    answer contains (a cross-encoder re-ranker, as in Nogueira and Cho 2019). ``train.finetune_steps`` steps.
 
-Answering (open book): every sentence of the prompt's context is scored; the answer is the best one plus
-the next best, up to ``max_sentences``, in the order the passages give them, so that a sentence that begins
-with "It" keeps the sentence before it when that one scores too. The answer's sentences are the passages'
-own: it cannot loop, garble a word or invent a fact, only pick the wrong sentence.
+Answering (open book): every sentence of the prompt's context is scored; the answer is the best
+``max_sentences`` of them, in the order the passages give them (a sentence that begins with "It" follows the
+one it refers to when both are chosen). The answer's sentences are the passages' own: it cannot loop, garble
+a word or invent a fact, only pick the wrong sentence.
+
+Measured (experiments/README.md), open book on the 90 natural questions: keyword hit 0.733 against the
+extractive floor's 0.722 (0.711 with another initialisation), test-split F1 0.779 against 0.714.
 
 Design choices:
 - The run's BPE tokenizer is reused: ``<bos>`` serves as ``[CLS]``, ``<eos>`` as ``[SEP]`` and ``<unk>``
@@ -32,6 +35,8 @@ Design choices:
 - The ranking input also carries the sentence's place in the context (0 = the first sentence of the best
   passage, capped at ``max_places - 1``) as an embedding added to ``[CLS]``: retrieval's order is a strong
   prior (the extractive rung answers with it alone), and the encoder learns when the question overrides it.
+- Most generated questions are answered by their passage's first sentences, so half of each step's questions
+  are drawn from the others: without it the ranker learns little beyond retrieval's order.
 - A positive is a context sentence at least 80% of whose words are in the reference answer. Several may
   be; each step takes one at random and as many distractors as fit ``candidates``: the other sentences of
   its passages first, then (when those are too few) sentences of another question's passages.
