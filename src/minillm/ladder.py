@@ -198,7 +198,7 @@ def _merged(out_dir: Path, budget: str, rows: list[dict[str, Any]]) -> list[dict
     if not isinstance(saved, dict) or saved.get("budget") != budget or not isinstance(saved.get("rungs"), list):
         return rows
     new = {r["rung"]: r for r in rows}
-    old = {r["rung"]: r for r in saved["rungs"] if isinstance(r, dict) and r.get("rung") not in new}
+    old = {r.get("rung"): r for r in saved["rungs"] if isinstance(r, dict) and r.get("rung") not in new}
     return [new.get(r.label) or old[r.label] for r in RUNGS if r.label in new or r.label in old]
 
 

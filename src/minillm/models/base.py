@@ -129,16 +129,21 @@ class TorchRung(nn.Module):
     @classmethod
     def load(cls, run_dir: str | Path) -> TorchRung:
         path = Path(run_dir) / WEIGHTS_FILE
-        metadata = read_weights_metadata(path)
-        if metadata.get("model") != cls.name or "config" not in metadata:
-            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
-        try:
-            config = cls.config_class(**json.loads(metadata["config"]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: field 'config': {exc}") from exc
-        model = cls(config)
+        model = cls(read_weights_config(path, cls.name, cls.config_class))
         load_weights(model, path)
         return model
+
+
+def read_weights_config(path: Path, name: str, config_class: type) -> object:
+    """The ``config_class`` stored in a weights file's metadata by ``weights_metadata``; InputError naming
+    the file when it is not a ``name`` weights file or its config does not validate."""
+    metadata = read_weights_metadata(path)
+    if metadata.get("model") != name or "config" not in metadata:
+        raise InputError(f"{path}: not a {name} weights file (no model config in its metadata)")
+    try:
+        return config_class(**json.loads(metadata["config"]))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: field 'config': {exc}") from exc
 
 
 def weights_metadata(model: nn.Module) -> dict[str, str]:

@@ -48,11 +48,10 @@ Design choices:
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +59,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.data.records import InputError
 from minillm.data.sentences import split_sentences
 from minillm.models import base
 from minillm.models.pattern import answer_ids, parse_prompt
@@ -389,7 +387,7 @@ class BertReader:
 
     def save(self, run_dir: str | Path) -> Path:
         path = Path(run_dir) / base.WEIGHTS_FILE
-        base.save_weights(self.net, path, {"model": self.name, "config": json.dumps(asdict(self.config))})
+        base.save_weights(self.net, path, base.weights_metadata(self))
         return path
 
     @classmethod
@@ -397,14 +395,7 @@ class BertReader:
         from minillm.tokenizer import Tokenizer
 
         path = Path(run_dir) / base.WEIGHTS_FILE
-        metadata = base.read_weights_metadata(path)
-        if metadata.get("model") != cls.name or "config" not in metadata:
-            raise InputError(f"{path}: not a {cls.name} weights file (no model config in its metadata)")
-        try:
-            config = BertConfig(**json.loads(metadata["config"]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: field 'config': {exc}") from exc
-        model = cls(config)
+        model = cls(base.read_weights_config(path, cls.name, BertConfig))
         base.load_weights(model.net, path)
         model.stored_bytes = getattr(model.net, "stored_bytes", None)  # set by a quantized or pruned file
         model.tokenizer = Tokenizer.load(Path(run_dir) / "tokenizer.json")
