@@ -19,7 +19,7 @@ Design choices:
   is scored: the first turns just set the scene.
 - The baseline ("alone") is the last question asked on its own, as minillm answered before it had memory.
 - Two scores, overall and per domain, with and without memory: the keyword hit rate of the last answer
-  (``metrics.keyword_hit``: any keyword, as whole words, ignoring case) and, open book, the retrieval hit
+  (``metrics.keyword_hit``: any keyword at the start of a word, ignoring case) and, open book, the retrieval hit
   rate (the top passage's article is the subject). Every conversation's questions, rewrites, answers and
   top titles are kept, so each number can be traced back.
 - The shipped set (eval_data/followups.jsonl) was written by hand before any model answered it: six
