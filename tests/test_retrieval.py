@@ -132,7 +132,33 @@ def test_synonym_table_is_small_and_one_way():
 def test_synonyms_find_the_article_worded_differently(index, monkeypatch):
     assert top_title(index, "What is the biggest planet?") == "Jupiter"    # "the largest planet"
     monkeypatch.setattr("minillm.retrieval.query_terms", terms)
+    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)  # the superlative search finds it too
     assert top_title(index, "What is the biggest planet?") == "Planet"
+
+
+SUPERLATIVES = [
+    ("Giraffe", "animals", "Giraffes are large African hoofed mammals. They are the tallest living land animals "
+     "and the largest ruminants."),
+    ("Ray-finned fish", "animals", "Ray-finned fish are a class of bony fish. They are the most abundant aquatic "
+     "animals, from the deep sea to the highest mountain streams."),
+    ("Baffin Island", "geography", "Baffin Island is the largest island in Canada and the fifth-largest island "
+     "in the world. Iqaluit, on the island, is the capital of Nunavut."),
+    ("Greenland", "geography", "Greenland is an autonomous territory of Denmark. It is the world's largest "
+     "island, between the Arctic and Atlantic oceans."),
+    ("Island", "geography", "An island is a piece of land surrounded by water. Islands in the world are largest "
+     "in the Arctic."),
+]
+
+
+def test_superlative_questions_find_the_article_that_states_the_superlative(monkeypatch):
+    index = Index.build(make_articles(SUPERLATIVES))
+    # the question's own "tallest" beats the encyclopedia's "highest"; "world's largest island" is the
+    # article's way of saying "the largest island in the world"; "fifth-largest" is not "largest"
+    assert top_title(index, "Which animal is the tallest?") == "Giraffe"
+    assert top_title(index, "What is the largest island in the world?") == "Greenland"
+    assert top_title(index, "What is Baffin Island?") == "Baffin Island"  # no superlative: BM25 and titles
+    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)
+    assert top_title(index, "What is the largest island in the world?") != "Greenland"
 
 
 def test_split_title_drops_disambiguation():
@@ -173,6 +199,7 @@ def test_plain_bm25_alone_gets_these_wrong(index, monkeypatch):
 
 def test_without_the_question_frame_the_asked_for_kind_wins(index, monkeypatch):
     monkeypatch.setattr("minillm.retrieval_match.question_frame", lambda question: ([], False))
+    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)
     assert top_title(index, "Which planet is the largest?") == "Planet"
 
 
@@ -437,8 +464,9 @@ def test_dense_embeddings_are_the_encoders_own(dense_index):
     ("What is the closest planet to the Sun?", "Mercury (planet)"),       # the article says "first planet"
     ("What is the only natural satellite of our planet?", "Moon"),
 ])
-def test_fused_ranking_finds_what_words_alone_miss(dense_index, question, title):
+def test_fused_ranking_finds_what_words_alone_miss(dense_index, question, title, monkeypatch):
     lexical = Index(dense_index.passages, dense_index.bm25)
+    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)  # "only" is found by the superlative search
     assert top_title(lexical, question) != title
     assert top_title(dense_index, question) == title
 

@@ -16,6 +16,13 @@ Design choices:
   question's informal superlatives also searched in their encyclopedia wording ("biggest" -> "largest"),
   scaled so the best passage scores 1, plus a bonus when the question names the passage's article title
   (see retrieval_match.py, which explains why plain BM25 is not enough for questions as people ask them).
+- A question that asks for a superlative and names no article ("What is the lightest chemical element?",
+  "Which animal is the tallest?") gets the passage holding the sentence that states it (the pattern rung's
+  search, retrieval_match.SuperlativeIndex: the superlative in the question's or the encyclopedia's
+  wording, not "fifth-largest" for "largest", plus most other words of the question) a title's bonus. On
+  the 90 natural questions the top passage is the reference article for 0.889 (0.833 without) and holds
+  a key word for 0.933 (0.867); on the 2,206 test and validation questions the top article is right for
+  0.991 (0.986).
 - Optionally (``Index.build(articles, dense=True)``, ``minillm index build --dense``, the [dense] extra)
   passages are also embedded with a small sentence encoder and the cosine to the question is added to the
   lexical score (see retrieval_dense.py): natural-question recall@1 0.83 -> 0.90, for a ~1 minute build
@@ -35,6 +42,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +59,9 @@ from minillm.retrieval_dense import (
     save_embeddings,
 )
 from minillm.retrieval_dense import embed as dense_embed
-from minillm.retrieval_match import TitleMatcher, query_terms, terms
+from minillm.retrieval_match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
 
+SUPERLATIVE_BONUS = 1.0  # the passage stating the superlative a question asks about: a title's worth
 INDEX_DIR = "index"
 INDEX_FORMAT = 1
 MAX_PASSAGE_CHARS = 1000
@@ -158,10 +167,22 @@ class Index:
         for article, value in self.titles.bonuses(question).items():
             bonus[article] = value
         scores += bonus[self.passage_article]
+        phrase = superlative_phrase(question)
+        found = self.superlatives.search(phrase, question) if phrase else None
+        if found is not None:
+            scores[found.group] += SUPERLATIVE_BONUS
         if self.embeddings is not None:
             cosines = self.embeddings @ dense_embed([question])[0]
             scores = np.where(scores > 0, scores + DENSE_WEIGHT * cosines, 0.0)
         return scores
+
+    @cached_property
+    def superlatives(self) -> SuperlativeIndex:
+        """Every passage's sentences, for questions that ask for a superlative (built on the first such
+        question: ~0.3 s for 10,000 sentences)."""
+        return SuperlativeIndex(
+            ((i, j, sentence) for i, p in enumerate(self.passages) for j, sentence in enumerate(_SENTENCE_END.split(p.text))),
+            lambda i: self.titles.bases[self.passage_article[i]])
 
     def search(self, question: str, k: int = 3) -> list[Passage]:
         """The k best passages for the question, best first; none that share no word with it."""

@@ -42,6 +42,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import Stemmer
 
@@ -204,3 +206,93 @@ class TitleMatcher:
                     share = sum(w in q for w in self.bases[i]) / len(self.bases[i])
                     result[i] = round(HEAD_WORD_BONUS * share, 6)
         return result
+
+
+# --- superlative search: the answer's article is named nowhere in the question -----------------------------
+
+_ORDINAL = r"(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
+_NOT_SUPERLATIVE = r"(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)\b"
+SUPERLATIVE = rf"(?:{_ORDINAL}[- ])?(?:(?:most|least) [\w-]+|(?!{_NOT_SUPERLATIVE})\w+est\b|first|only)"
+# "What is the largest desert in Asia?", "Which animal is the tallest?": the subject group is the phrase
+SUPERLATIVE_QUESTION = rf"^(?:what|which|who)(?: [\w'-]+){{0,2}}? (?:is|are|was|were) (?P<subject>the {SUPERLATIVE}\b.*)"
+_SUPERLATIVE_QUESTION = re.compile(SUPERLATIVE_QUESTION, re.IGNORECASE)
+_SUPERLATIVE_HEAD = re.compile(SUPERLATIVE.replace("[- ]", " "))  # on normalized text: no hyphens
+# "the second largest", "the fifth largest", "the 23rd largest", "one of the largest" are not "the largest"
+_UNRANKED = "".join(f"(?<!{o} )" for o in ("second", "third", "th", r"\dst", r"\dnd", r"\drd", "one of the"))
+MIN_SEARCH_SCORE = 2.0  # a superlative sentence must share the superlative and at least one more word
+
+
+def normalized(text: str) -> str:
+    """Folded words separated by single spaces: 'the fourth-largest Desert' -> 'the fourth largest desert'."""
+    return " ".join(re.findall(r"[^\W_]+", fold(text)))
+
+
+def encyclopedia_wording(text: str) -> str:
+    """A normalized text with SYNONYMS swapped in: 'the biggest planet' -> 'the largest planet'."""
+    padded = f" {text} "
+    for informal, formal in SYNONYMS.items():
+        padded = padded.replace(f" {informal} ", f" {formal} ")
+    return padded.strip()
+
+
+def superlative_phrase(question: str) -> str | None:
+    """The superlative phrase a question asks about, None when it asks no such thing.
+
+    >>> superlative_phrase("Which animal is the tallest?")
+    'the tallest'
+    """
+    m = _SUPERLATIVE_QUESTION.search(re.sub(r"[\s?.!]+$", "", " ".join(question.split())))
+    return m.group("subject") if m else None
+
+
+@dataclass(frozen=True)
+class Found:
+    group: int     # the article (or passage) the sentence belongs to; -1: a prompt's context
+    sentence: int  # its place there
+    score: float
+
+
+class SuperlativeIndex:
+    """Sentences, normalized once, searched for the one that states a superlative the question asks about:
+    "What is the lightest chemical element?" -> "Hydrogen is the lightest and most abundant chemical element
+    ...". ``title_words(group)`` gives the stemmed title words of a sentence's article, if any."""
+
+    def __init__(self, sentences: Iterable[tuple[int, int, str]],
+                 title_words: Callable[[int], list[str]] | None = None):
+        self.sentences = [(group, place, normalized(text)) for group, place, text in sentences]
+        self.title_words = title_words or (lambda group: [])
+
+    def search(self, phrase: str, question: str) -> Found | None:
+        """The sentence holding the phrase's superlative (in either wording; not "second largest" for
+        "largest") that shares most words with the question, with bonuses for holding the whole phrase, for
+        being a first sentence (where an article says what its subject is), for a title the question names
+        in part ("ocean" for "Pacific Ocean") and, a little, for the question's own wording ("tallest" over
+        "highest"). None when none shares the superlative and one more word."""
+        phrase = normalized(re.sub(r"^the\s+", "", phrase, flags=re.IGNORECASE))
+        head = _SUPERLATIVE_HEAD.match(phrase)
+        if not head:
+            return None
+        unranked = "" if re.match(_ORDINAL, head.group(0)) else _UNRANKED
+
+        def either_wording(*texts: str) -> re.Pattern:
+            forms = {form for text in texts for form in (text, encyclopedia_wording(text))}
+            return re.compile("|".join(rf"{unranked}\b{re.escape(form)}\b" for form in sorted(forms)))
+
+        forms = {head.group(0), encyclopedia_wording(head.group(0))}
+        # "the largest island in the world" is how people ask, "the world's largest island" how articles say it
+        world = re.fullmatch(r"(.+?) (?:in|on) the (world|earth)", phrase)
+        superlative = either_wording(head.group(0))
+        whole = either_wording(phrase, *([f"{world.group(2)} s {world.group(1)}"] if world else []))
+        own = re.compile(rf"{unranked}\b{re.escape(head.group(0))}\b")
+        asked = set(words(question)) | set(words(encyclopedia_wording(normalized(question))))
+        best, best_score = None, MIN_SEARCH_SCORE - 1e-9
+        for group, place, text in self.sentences:
+            # a plain substring test first: the regex, with its look-behinds, is ten times slower
+            if not any(form in text for form in forms) or not superlative.search(text):
+                continue
+            title = self.title_words(group) if group >= 0 else []
+            score = (len(asked & set(words(text))) + 2.0 * bool(whole.search(text)) + 0.5 * (place == 0)
+                     + 0.5 * sum(w in asked for w in title) / max(1, len(title)) + 0.25 * bool(own.search(text)))
+            if score > best_score:
+                best, best_score = Found(group, place, score), score
+        return best

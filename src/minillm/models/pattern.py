@@ -66,7 +66,7 @@ import torch
 from minillm.data.records import InputError, atomic_write
 from minillm.data.sentences import split_sentences
 from minillm.data.subject import find_subject
-from minillm.retrieval_match import SYNONYMS, TitleMatcher, fold, words
+from minillm.retrieval_match import SUPERLATIVE_QUESTION, SuperlativeIndex, TitleMatcher, words
 from minillm.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -76,16 +76,9 @@ if TYPE_CHECKING:
 PATTERN_FILE = "pattern.json"
 PATTERN_FORMAT = 1
 CUE_BONUS = 1.5  # a cue counts as one and a half shared words: "where" prefers "located" to a stray word
-MIN_SEARCH_SCORE = 2.0  # a superlative sentence must share the superlative and at least one more word
 
 _BE = r"(?:is|are|was|were)"
 _AUX = r"(?:is|are|was|were|do|does|did|can|could|has|have)"
-_ORDINAL = r"(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
-_NOT_SUPERLATIVE = r"(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)\b"
-SUPERLATIVE = rf"(?:{_ORDINAL}[- ])?(?:(?:most|least) [\w-]+|(?!{_NOT_SUPERLATIVE})\w+est\b|first|only)"
-_SUPERLATIVE_HEAD = re.compile(SUPERLATIVE.replace("[- ]", " "))  # on normalized text: no hyphens
-# "the second largest", "the fifth largest", "the 23rd largest", "one of the largest" are not "the largest"
-_UNRANKED = "".join(f"(?<!{o} )" for o in ("second", "third", "th", r"\dst", r"\dnd", r"\drd", "one of the"))
 _NUMBER = (r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
            r"hundreds?|thousands?|millions?|billions?|dozens?)\b")
 
@@ -93,8 +86,7 @@ _NUMBER = (r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twe
 RULES: tuple[tuple[str, str, str, str], ...] = (
     ("more", r"^(?:what (?:else|more) (?:can you tell me|do you know|is known)|tell me more) about (?P<subject>.+)",
      "more", ""),
-    ("superlative", rf"^(?:what|which|who)(?: [\w'-]+){{0,2}}? {_BE} (?P<subject>the {SUPERLATIVE}\b.*)",
-     "search", ""),
+    ("superlative", SUPERLATIVE_QUESTION, "search", ""),
     ("name origin", r"^where (?:does|did) the (?:name|word) (?P<subject>.+?) come from", "cue",
      r"\bnamed?\b|\bwords?\b|deriv|comes? from|etymolog|greek|latin"),
     ("where", rf"^(?:where {_AUX}|in what part of the world {_BE}) (?P<subject>.+?)"
@@ -224,19 +216,6 @@ def answer_ids(tok: Tokenizer, answer_sentences: Callable[[str, str | None], lis
     return iter(ids[:budget])
 
 
-def _normalized(text: str) -> str:
-    """Folded words separated by single spaces: 'the fourth-largest Desert' -> 'the fourth largest desert'."""
-    return " ".join(re.findall(r"[^\W_]+", fold(text)))
-
-
-def _encyclopedia_wording(text: str) -> str:
-    """A normalized text with retrieval_match.SYNONYMS swapped in: 'the biggest planet' -> 'the largest planet'."""
-    padded = f" {text} "
-    for informal, formal in SYNONYMS.items():
-        padded = padded.replace(f" {informal} ", f" {formal} ")
-    return padded.strip()
-
-
 @dataclass(frozen=True)
 class Entry:
     """One look-up entry: an article's title, short description and domain (to name its subject) and sentences."""
@@ -245,13 +224,6 @@ class Entry:
     description: str | None
     domain: str
     sentences: list[str]
-
-
-@dataclass(frozen=True)
-class _Indexed:
-    article: int  # index into the look-up; -1 for a context passage
-    sentence: int
-    normalized: str
 
 
 class PatternMatcher:
@@ -267,7 +239,7 @@ class PatternMatcher:
         self.rules = [Rule.from_strings(*r) for r in (rules if rules is not None else RULES)]
         self.entries: list[Entry] = []
         self.matcher = TitleMatcher([])
-        self.sentence_index: list[_Indexed] = []
+        self.sentence_index = SuperlativeIndex([], self._title_words)
         self.tokenizer: Tokenizer | None = None
 
     @property
@@ -292,7 +264,8 @@ class PatternMatcher:
         self.matcher = TitleMatcher([e.title for e in entries])
         # every sentence normalized, for superlative searches: built here, not on the first such question,
         # so that no answer pays for it (0.2 s for 2,500 articles)
-        self.sentence_index = [_index(i, j, s) for i, e in enumerate(entries) for j, s in enumerate(e.sentences)]
+        self.sentence_index = SuperlativeIndex(
+            [(i, j, s) for i, e in enumerate(entries) for j, s in enumerate(e.sentences)], self._title_words)
         self.__dict__.pop("_saved", None)
 
     @cached_property
@@ -357,20 +330,23 @@ class PatternMatcher:
             if not sentences:
                 return ["The passage says nothing."]
             if rule.strategy == "search":
-                found = self._search(subject or "", question, [_index(-1, j, s) for j, s in enumerate(sentences)])
+                found = SuperlativeIndex([(-1, j, s) for j, s in enumerate(sentences)]).search(subject or "", question)
                 if found is not None:
                     return self._fact(sentences, found.sentence)
             return self._pick(rule, question, sentences, known=set())
         if rule.strategy == "search":
-            found = self._search(subject or "", question, self.sentence_index)
+            found = self.sentence_index.search(subject or "", question)
             if found is not None:
-                return self._standalone(found.article, self._fact(self.entries[found.article].sentences,
+                return self._standalone(found.group, self._fact(self.entries[found.group].sentences,
                                                                   found.sentence))
         article = self._lookup(subject, question)
         if article is None:
             return [f"I don't know about {subject}." if subject else "I don't understand the question."]
         picked = self._pick(rule, question, self.entries[article].sentences, known=set(self.matcher.bases[article]))
         return self._standalone(article, picked)
+
+    def _title_words(self, article: int) -> list[str]:
+        return self.matcher.bases[article]
 
     def _standalone(self, article: int, answer: list[str]) -> list[str]:
         """An answer cut from the middle of an article names the subject where it starts with a pronoun
@@ -416,37 +392,3 @@ class PatternMatcher:
             return [sentences[j]]
         start = j - 1 if j > 0 and j == len(sentences) - 1 else j
         return sentences[start:start + 2]
-
-    def _search(self, phrase: str, question: str, index: list[_Indexed]) -> _Indexed | None:
-        """The sentence holding the phrase's superlative (in either wording; not "second largest" for
-        "largest") that shares most words with the question, with bonuses for holding the whole phrase, for
-        being a first sentence (where an article says what its subject is) and for a title the question names
-        in part ("ocean" for "Pacific Ocean"). None when none shares the superlative and one more word."""
-        phrase = _normalized(re.sub(r"^the\s+", "", phrase, flags=re.IGNORECASE))
-        head = _SUPERLATIVE_HEAD.match(phrase)
-        if not head:
-            return None
-        unranked = "" if re.match(_ORDINAL, head.group(0)) else _UNRANKED
-
-        def either_wording(text: str) -> re.Pattern:
-            forms = (text, _encyclopedia_wording(text))
-            return re.compile("|".join(rf"{unranked}\b{re.escape(form)}\b" for form in forms))
-
-        forms = {head.group(0), _encyclopedia_wording(head.group(0))}
-        superlative, whole = either_wording(head.group(0)), either_wording(phrase)
-        asked = set(words(question)) | set(words(_encyclopedia_wording(_normalized(question))))
-        best, best_score = None, MIN_SEARCH_SCORE - 1e-9
-        for entry in index:
-            # a plain substring test first: the regex, with its look-behinds, is ten times slower
-            if not any(form in entry.normalized for form in forms) or not superlative.search(entry.normalized):
-                continue
-            title = self.matcher.bases[entry.article] if entry.article >= 0 else []
-            score = (len(asked & set(words(entry.normalized))) + 2.0 * bool(whole.search(entry.normalized))
-                     + 0.5 * (entry.sentence == 0) + 0.5 * sum(w in asked for w in title) / max(1, len(title)))
-            if score > best_score:
-                best, best_score = entry, score
-        return best
-
-
-def _index(article: int, sentence: int, text: str) -> _Indexed:
-    return _Indexed(article, sentence, _normalized(text))
