@@ -104,8 +104,23 @@ def test_fallbacks(model, tok):
 
 def test_open_book_answers_from_the_context_not_the_lookup(model, tok):
     context = "Mars is the fourth planet from the Sun. It is red. It has two small moons."
-    assert ask(model, tok, "How many moons does Mars have?", context) == "It is red. It has two small moons."
+    assert ask(model, tok, "How many moons does Mars have?", context) == (
+        "Mars is the fourth planet from the Sun. It is red. It has two small moons.")  # its lead, then the fact
     assert ask(model, tok, "What is the Sun?", "The Sun is a yellow dwarf star.") == "The Sun is a yellow dwarf star."
+
+
+def test_open_book_reads_the_best_passage_and_names_its_subject(model, tok):
+    """Passages come one per line, best first; the answer is the first passage's lead, then its sentence
+    that answers (the words naming the subject, "China", count for no sentence); a superlative is searched
+    in every passage and answered with that passage's lead."""
+    context = ("China is in Asia. It has 33 provinces. Its capital is Beijing. Its population is 1.4 billion."
+               "\nIndia is in Asia. Its population is 1.4 billion.")
+    assert ask(model, tok, "How many people live in China?", context) == (
+        "China is in Asia. Its capital is Beijing. Its population is 1.4 billion.")
+    context = ("Moose are deer. They live in forests.\nGiraffes are African mammals. They are the tallest "
+               "living land animals. They eat leaves.")
+    assert ask(model, tok, "Which animal is the tallest?", context).startswith(
+        "Giraffes are African mammals. They are the tallest living land animals.")
 
 
 @pytest.mark.parametrize("text, expected", [

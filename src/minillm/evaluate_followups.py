@@ -86,7 +86,7 @@ def evaluate_followups(model: Any, tok: Any, conversations: list[Followup], samp
                        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Answer every conversation with memory and its last question alone; score the last answers."""
     def respond(question: str) -> tuple[str, tuple[str, ...]]:
-        passages, context = retrieve(index, question, k)
+        passages, context = retrieve(index, question, k, model)
         result = answer(model, tok, question, sampling, context=context)
         return result.text, tuple(p.title for p in passages)
 

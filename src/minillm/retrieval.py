@@ -168,8 +168,7 @@ class Index:
             bonus[article] = value
         scores += bonus[self.passage_article]
         phrase = superlative_phrase(question)
-        found = self.superlatives.search(phrase, question) if phrase else None
-        if found is not None:
+        for found in self.superlatives.best(phrase, question) if phrase else []:  # of equals, BM25 decides
             scores[found.group] += SUPERLATIVE_BONUS
         if self.embeddings is not None:
             cosines = self.embeddings @ dense_embed([question])[0]
@@ -252,14 +251,25 @@ def require_index(run_dir: str | Path) -> Index:
     return index
 
 
-def passages_context(passages: list[Passage], max_chars: int = 1500) -> str:
-    """The prompt's context: the passages' text, best first, joined by spaces, cut at a word end to max_chars.
+PASSAGE_BREAK = "\n"  # between passages, for the rungs that read them one by one (``reads_passages``)
+
+
+def passage_separator(model: Any) -> str:
+    """How the prompt joins a model's passages: a newline for a rung that reads passages one by one (its
+    ``reads_passages`` is true: pattern), a space for the others, which were fine-tuned on contexts so
+    joined (train_data.retrieved_contexts) or on one passage."""
+    return PASSAGE_BREAK if getattr(model, "reads_passages", False) else " "
+
+
+def passages_context(passages: list[Passage], max_chars: int = 1500, separator: str = " ") -> str:
+    """The prompt's context: the passages' text, best first, joined by ``separator``, cut at a word end to
+    max_chars.
 
     Only text: the model was fine-tuned on plain passages, and attribution is shown to the user instead.
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    text = " ".join(p.text.strip() for p in passages if p.text.strip())
+    text = separator.join(" ".join(p.text.split()) for p in passages if p.text.strip())
     if len(text) <= max_chars:
         return text
     cut = text[:max_chars + 1]
@@ -267,12 +277,14 @@ def passages_context(passages: list[Passage], max_chars: int = 1500) -> str:
     return (cut[:space] if space > 0 else cut[:max_chars]).rstrip()
 
 
-def retrieve(index: Index | None, question: str, k: int = 3) -> tuple[list[Passage], str | None]:
-    """The k best passages and the prompt context made of them; ([], None) without an index (closed book)."""
+def retrieve(index: Index | None, question: str, k: int = 3,
+             model: Any = None) -> tuple[list[Passage], str | None]:
+    """The k best passages and the prompt context made of them for ``model`` (passage_separator); ([], None)
+    without an index (closed book)."""
     if index is None:
         return [], None
     passages = index.search(question, k)
-    return passages, passages_context(passages) or None
+    return passages, passages_context(passages, separator=passage_separator(model)) or None
 
 
 def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any,
@@ -280,7 +292,7 @@ def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any
     """Retrieve k passages, give their text to the model as context, answer: (engine.Answer, passages)."""
     from minillm.engine import answer
 
-    passages, context = retrieve(index, question, k)
+    passages, context = retrieve(index, question, k, model)
     return answer(model, tok, question, sampling, context=context), passages
 
 

@@ -263,15 +263,21 @@ class SuperlativeIndex:
         self.title_words = title_words or (lambda group: [])
 
     def search(self, phrase: str, question: str) -> Found | None:
+        """The best sentence (``best``); of equal ones, the first."""
+        found = self.best(phrase, question)
+        return found[0] if found else None
+
+    def best(self, phrase: str, question: str) -> list[Found]:
         """The sentence holding the phrase's superlative (in either wording; not "second largest" for
         "largest") that shares most words with the question, with bonuses for holding the whole phrase, for
         being a first sentence (where an article says what its subject is), for a title the question names
         in part ("ocean" for "Pacific Ocean") and, a little, for the question's own wording ("tallest" over
-        "highest"). None when none shares the superlative and one more word."""
+        "highest"). Every sentence of the best score, in order; none when none shares the superlative and one
+        more word."""
         phrase = normalized(re.sub(r"^the\s+", "", phrase, flags=re.IGNORECASE))
         head = _SUPERLATIVE_HEAD.match(phrase)
         if not head:
-            return None
+            return []
         unranked = "" if re.match(_ORDINAL, head.group(0)) else _UNRANKED
 
         def either_wording(*texts: str) -> re.Pattern:
@@ -285,7 +291,8 @@ class SuperlativeIndex:
         whole = either_wording(phrase, *([f"{world.group(2)} s {world.group(1)}"] if world else []))
         own = re.compile(rf"{unranked}\b{re.escape(head.group(0))}\b")
         asked = set(words(question)) | set(words(encyclopedia_wording(normalized(question))))
-        best, best_score = None, MIN_SEARCH_SCORE - 1e-9
+        best: list[Found] = []
+        best_score = MIN_SEARCH_SCORE - 1e-9
         for group, place, text in self.sentences:
             # a plain substring test first: the regex, with its look-behinds, is ten times slower
             if not any(form in text for form in forms) or not superlative.search(text):
@@ -293,6 +300,8 @@ class SuperlativeIndex:
             title = self.title_words(group) if group >= 0 else []
             score = (len(asked & set(words(text))) + 2.0 * bool(whole.search(text)) + 0.5 * (place == 0)
                      + 0.5 * sum(w in asked for w in title) / max(1, len(title)) + 0.25 * bool(own.search(text)))
-            if score > best_score:
-                best, best_score = Found(group, place, score), score
+            if score > best_score + 1e-9:
+                best, best_score = [], score
+            if score > best_score - 1e-9:
+                best.append(Found(group, place, score))
         return best

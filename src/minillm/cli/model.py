@@ -122,7 +122,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         resolved = resolve(turns, question)
         if resolved.subject is not None:
             print(f"(about: {resolved.subject})")
-        passages, context = retrieve(index, resolved.question, args.k)
+        passages, context = retrieve(index, resolved.question, args.k, model)
         pieces = []
         try:
             for piece in stream_answer(model, tok, resolved.question, sampling, context=context):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from minillm.data.sentences import split_sentences
 from minillm.models.base import FitData
 from minillm.models.pattern import PatternConfig, PatternMatcher
+from minillm.retrieval import PASSAGE_BREAK
 
 NO_PASSAGE = "I answer only from retrieved passages: ask open book (minillm index build, then --mode open)."
 
@@ -43,5 +44,5 @@ class ExtractiveReader(PatternMatcher):
         return {"articles": 0, "sentences": 0, "rules": 0}
 
     def answer_sentences(self, question: str, context: str | None = None) -> list[str]:
-        sentences = list(split_sentences(context)) if context else []
+        sentences = [s for text in context.split(PASSAGE_BREAK) for s in split_sentences(text)] if context else []
         return sentences[:self.config.max_sentences] or [NO_PASSAGE]

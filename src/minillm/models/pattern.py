@@ -66,6 +66,7 @@ import torch
 from minillm.data.records import InputError, atomic_write
 from minillm.data.sentences import split_sentences
 from minillm.data.subject import find_subject
+from minillm.retrieval import PASSAGE_BREAK
 from minillm.retrieval_match import SUPERLATIVE_QUESTION, SuperlativeIndex, TitleMatcher, words
 from minillm.tokenizer import Tokenizer
 
@@ -96,8 +97,11 @@ RULES: tuple[tuple[str, str, str, str], ...] = (
      r"|\b(?:in|of|on|across|throughout|from) (?:the )?(?-i:[A-Z])"),  # a place name after a preposition
     ("when", rf"^(?:when|in what year|what year) {_AUX} (?P<subject>.+?)(?: (?:first )?\w+ed)?$", "cue",
      r"\b(?:1\d{3}|20\d{2}|\d+(?:st|nd|rd|th) century|BCE?|AD|years? ago)\b"),
+    ("population", r"^how many (?:people|humans|inhabitants|residents) (?:live|are there|reside)(?: in| on)? "
+                   r"(?P<subject>.+)", "cue", r"\b(?:population|inhabitants|residents|people)\b"),
     ("how many", r"^how (?:many|much|big|large|long|far|tall|high|deep|old|heavy|hot|cold|fast|wide|small)\b"
-                 rf".*?\b{_AUX} (?P<subject>.+?)(?: (?:have|has|weigh|live|last|measure|get|grow|reach|be))?$",
+                 rf"(?:.*?\b{_AUX} (?P<subject>.+?)(?: (?:have|has|weigh|live|last|measure|get|grow|reach|be))?"
+                 r"|.*? (?:in|on|of) (?P<place>.+))$",  # "How many people live in China?"
      "cue", _NUMBER),
     ("measure", rf"^what {_BE} the (?:number|population|area|size|length|height|elevation|mass|weight|diameter|"
                 r"radius|temperature|depth|distance|speed|age|density|atomic (?:number|weight|mass)|"
@@ -120,10 +124,10 @@ RULES: tuple[tuple[str, str, str, str], ...] = (
      r"\b(?:used?|uses|using|applications?|stud(?:y|ies)|measures?)\b"),
     ("function", r"^what (?:do|does) (?P<subject>.+?) (?:do|make|produce|carry)$", "cue",
      r"\b(?:functions?|roles?|responsible|helps?|allows?|enables?|produces?|makes?|carr(?:y|ies)|controls?|"
-     r"regulates?|pumps?|filters?)\b"),
+     r"regulates?|pumps?|filters?|secret(?:es|ing|ion)s?)\b"),
     ("famous", rf"^(?:why {_BE} (?P<subject>.+?) famous|what made (?P<notable>.+?) notable)$", "lead", ""),
     ("cause", r"^what (?:causes|makes|made|produces|creates) (?P<subject>.+)", "cue",
-     r"\b(?:caus\w*|because|due to|results?|produc\w*|when|forms?|fusion|heat\w*)\b"),
+     r"\b(?:caus\w*|because|due to|results?|produc\w*|when|forms?|fusion|heat\w*|driven|drives|leads? to)\b"),
     ("why", rf"^why {_AUX} (?P<subject>.+)", "cue",
      r"\b(?:because|due to|since|as a result|so that|therefore|caus\w*)\b"),
     ("how", rf"^how {_AUX} (?P<subject>.+)", "cue",
@@ -233,6 +237,7 @@ class PatternMatcher:
     config_class = PatternConfig
     trained_by = "fit"
     file_name = PATTERN_FILE
+    reads_passages = True  # open book, the prompt's passages come one per line (retrieval.passage_separator)
 
     def __init__(self, config: PatternConfig, rules: list[list[str]] | None = None):
         self.config = config
@@ -326,14 +331,22 @@ class PatternMatcher:
             return ["I don't understand the question."]
         subject = next((g.strip(" \"'“”") for g in match.groups() if g), None)
         if context:
-            sentences = list(split_sentences(context))
-            if not sentences:
+            passages = [sentences for text in context.split(PASSAGE_BREAK) if (sentences := split_sentences(text))]
+            if not passages:
                 return ["The passage says nothing."]
             if rule.strategy == "search":
-                found = SuperlativeIndex([(-1, j, s) for j, s in enumerate(sentences)]).search(subject or "", question)
+                found = SuperlativeIndex((i, j, s) for i, sentences in enumerate(passages)
+                                         for j, s in enumerate(sentences)).search(subject or "", question)
                 if found is not None:
-                    return self._fact(sentences, found.sentence)
-            return self._pick(rule, question, sentences, known=set())
+                    return self._with_lead(passages[found.group], self._fact(passages[found.group], found.sentence))
+            # the best passage (retrieval's first) is the subject's: its sentence that answers, after its lead;
+            # the words its lead names the subject by ("carbon dioxide", not "greenhouse gas") tell none of
+            # its sentences apart and do not count as shared
+            first = passages[0]
+            known = set(words(subject)) & set(words(first[0])) if subject else set()
+            if rule.strategy in ("cue", "search") and len(first) > 1:  # the lead is said anyway
+                return self._with_lead(first, self._pick(rule, question, first[1:], known=known))
+            return self._pick(rule, question, first, known=known)
         if rule.strategy == "search":
             found = self.sentence_index.search(subject or "", question)
             if found is not None:
@@ -379,12 +392,24 @@ class PatternMatcher:
             return sentences[2:2 + n]
         if rule.strategy in ("cue", "search"):
             asked = set(words(question)) - known
-            scores = [len(asked & set(words(s))) + (CUE_BONUS if rule.cue and rule.cue.search(s) else 0.0)
-                      for s in sentences]
+            scores = [len(asked & set(words(s))) + CUE_BONUS * self._cues(rule, s) for s in sentences]
             best = max(range(len(sentences)), key=lambda j: (scores[j], -j))
             if scores[best] > 0:
                 return self._fact(sentences, best)
         return sentences[:n]
+
+    @staticmethod
+    def _cues(rule: Rule, sentence: str) -> int:
+        """How many different cue words a sentence has, at most 2: "functions ... secreting" says more about
+        what an organ does than "functions as a gland"."""
+        return min(2, len({m.group(0).lower() for m in rule.cue.finditer(sentence)})) if rule.cue else 0
+
+    def _with_lead(self, sentences: list[str], picked: list[str]) -> list[str]:
+        """A passage's picked sentences after its first one, which names the subject ("Giraffes are large
+        African hoofed mammals. They are the tallest ..."), at most ``max_sentences``."""
+        if self.config.max_sentences == 1 or picked[0] == sentences[0]:
+            return picked[:self.config.max_sentences]
+        return [sentences[0], *picked][:self.config.max_sentences]
 
     def _fact(self, sentences: list[str], j: int) -> list[str]:
         """The sentence that holds a fact and the next one (the one before, for the last sentence)."""

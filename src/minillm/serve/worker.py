@@ -136,7 +136,7 @@ class ModelWorker:
 
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
-        return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES)
+        return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES, self.model)
 
     def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
         passages, context = self._retrieve(question, mode)
