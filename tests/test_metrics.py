@@ -117,6 +117,15 @@ def test_degeneration_flags(answer, flags):
     assert {name for name, flagged in degeneration(answer).items() if flagged} == flags
 
 
+def test_a_repetition_copied_from_the_passage_is_not_a_loop():
+    answer = "The spinal cord is long. The center of the spinal cord is hollow. The spinal cord is covered."
+    passage = answer + " It ends low."
+    assert degeneration(answer)["repeated_4gram"]  # alone it looks like a loop
+    assert not degeneration(answer, [passage])["repeated_4gram"]
+    assert degeneration(answer + " The spinal cord is long.", [passage])["repeated_4gram"]  # four times: more than it
+    assert degeneration(answer, ["The spinal cord is long."])["repeated_4gram"]
+
+
 def test_faithfulness_counts_content_words_found_in_the_passages():
     passages = ["The Nile is a river in Africa.", "It is the longest river in the world."]
     assert content_words("The Nile is a river") == ["nile", "river"]

@@ -1,10 +1,11 @@
-"""Run configuration: four dataclass sections loaded from and saved to TOML, with ``--set`` overrides.
+"""Run configuration: five dataclass sections loaded from and saved to TOML, with ``--set`` overrides.
 
     [data]       where the pretraining text and the QA splits are, and how to hold out validation text
     [tokenizer]  which tokenizer to train when no tokenizer.json is given
     [model]      ``arch`` (the rung, default transformer; see minillm.models.MODELS) and the fields of that
                  rung's config class, e.g. ``ModelConfig`` (vocab_size 0 = take it from the tokenizer)
     [train]      optimisation, schedule, logging and checkpoint settings for both phases
+    [answer]     who answers open book: the model reading the passages, or the pattern rung (reader.py)
 
     >>> cfg = load_config("configs/tiny-cpu.toml", ["train.lr=3e-4", "data.qa_context=true"])
     >>> cfg.train.lr, cfg.data.qa_context
@@ -100,6 +101,11 @@ class TrainConfig:
 
 
 @dataclass
+class AnswerConfig:
+    reader: str = "model"  # open book: model (it reads the passages itself) | pattern (reader.py: sentences picked)
+
+
+@dataclass
 class Config:
     # The [model] table as checked values. It stays a dict rather than a ModelConfig because its vocab_size
     # may be 0, "the tokenizer's", which only training resolves; model_config() builds the ModelConfig.
@@ -107,6 +113,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
 
     @property
     def arch(self) -> str:
@@ -121,7 +128,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "tokenizer": TokenizerConfig, "model": ModelConfig,
-                             "train": TrainConfig}
+                             "train": TrainConfig, "answer": AnswerConfig}
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _CHOICES = {
@@ -129,6 +136,7 @@ _CHOICES = {
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "train.ddp": ("ddp", "flat"),
+    "answer.reader": ("model", "pattern"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
     "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0, "train.seed": 0, "train.batch_size": 1,
@@ -284,7 +292,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
     """The TOML tables of ``cfg``; ``None`` values are left out (TOML has no null)."""
-    tables = {name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "tokenizer", "train")}
+    tables = {name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "tokenizer", "train", "answer")}
     tables["model"] = dict(cfg.model)
     return {name: {k: v for k, v in tables[name].items() if v is not None} for name in SECTIONS}
 

@@ -359,9 +359,11 @@ def answer_sampling(tokenizer: Any, sampling: Sampling) -> Sampling:
 
 def _prompt(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
             context: str | None) -> list[int]:
-    # leave min(max_new_tokens, half the context) positions free for the answer
-    room = min(sampling.max_new_tokens, model.max_seq_len // 2)
-    return fit_prompt(tokenizer, question, context, model.max_seq_len - room)
+    # leave min(max_new_tokens, half the context) positions free for the answer; a model that reads longer
+    # prompts than it scores (reader.PatternReading) says so with prompt_seq_len
+    window = getattr(model, "prompt_seq_len", model.max_seq_len)
+    room = min(sampling.max_new_tokens, window // 2)
+    return fit_prompt(tokenizer, question, context, window - room)
 
 
 def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,

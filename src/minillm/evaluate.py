@@ -62,8 +62,8 @@ from minillm.perplexity import (
     score_documents,
     unscored,
 )
+from minillm.reader import load_answerer
 from minillm.tokenizer import Tokenizer
-from minillm.train import load_run
 
 EVAL_FORMAT = 1
 TASKS = ("qa", "arc-easy", "arc-challenge")
@@ -129,11 +129,12 @@ def read_choice_questions(path: str | Path) -> list[ChoiceQuestion]:
 
 def default_qa_path(cfg: Config, split: str) -> Path:
     """``{split}.jsonl`` in the folder of the run's QA splits (that of data.val_qa, else data.train_qa);
-    for ``natural``, the hand-written questions shipped with minillm (eval_data/natural_questions.jsonl)."""
-    if split == "natural":
-        from minillm.retrieval_eval import natural_questions_path
+    for ``natural``, the hand-written questions shipped with minillm (eval_data/natural_questions.jsonl),
+    for ``natural-heldout`` the 36 written after the open-book reading was tuned on those."""
+    if split in ("natural", "natural-heldout"):
+        from minillm.retrieval_eval import NATURAL_HELDOUT, NATURAL_QUESTIONS, natural_questions_path
 
-        return natural_questions_path()
+        return natural_questions_path(NATURAL_QUESTIONS if split == "natural" else NATURAL_HELDOUT)
     return Path(cfg.data.val_qa or cfg.data.train_qa).parent / f"{split}.jsonl"
 
 
@@ -156,7 +157,7 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
               "rouge_l": metrics.rouge_l(text, q.reference),
               "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
-              "degenerate": metrics.degeneration(text)}
+              "degenerate": metrics.degeneration(text, passages)}
     if passages is not None:
         scores["faithfulness"] = metrics.faithfulness(text, passages)
         scores["sentence_sources"] = metrics.sentence_sources(text, passages)
@@ -268,8 +269,9 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
                  split: str = "test", mode: str = "closed", k: int = 3, text_path: str | Path | None = None,
                  max_tokens: int | None = 50_000, limit: int | None = None, seed: int = 0,
                  sampling: Sampling = DEFAULT_SAMPLING, device: str = "cpu",
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Everything eval.json holds for one run (see the module docstring); writes nothing."""
+                 progress: Callable[[int, int], None] | None = None, reader: str | None = None) -> dict[str, Any]:
+    """Everything eval.json holds for one run (see the module docstring); writes nothing. ``reader``: who
+    answers open book (reader.py; None: the run's ``[answer] reader``)."""
     if task not in TASKS:
         raise InputError(f"task '{task}': expected one of {', '.join(TASKS)}")
     if mode not in MODES:
@@ -278,7 +280,7 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         if value is not None and value < least:
             raise InputError(f"{name}: must be >= {least}, got {value}")
     run_dir = Path(run_dir)
-    model, tok, cfg = load_run(run_dir, device=device)
+    model, tok, cfg = load_answerer(run_dir, reader, device=device)
 
     # every input is read and checked before the slow part
     if task == "qa":
@@ -320,7 +322,8 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         "model": {"name": model.name, "parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
                   "probabilities": probabilities},
         "settings": {"task": task, "mode": mode, "questions_file": str(qa_path), "limit": limit, "seed": seed,
-                     "k": k if mode == "open" else None, "sampling": asdict(sampling),
+                     "k": k if mode == "open" else None, "reader": reader or cfg.answer.reader,
+                     "sampling": asdict(sampling),
                      "text_file": str(text_path) if text_path else None, "max_tokens": max_tokens,
                      "device": device},
         "lm": lm,

@@ -116,13 +116,15 @@ def evaluate_followups(model: Any, tok: Any, conversations: list[Followup], samp
 
 def evaluate_followups_run(run_dir: str | Path, path: str | Path, conversations: list[Followup], *,
                            k: int = 3, sampling: Sampling, device: str = "cpu",
-                           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """``evaluate_followups`` on a run, open book when it has a retrieval index (as ``minillm chat``)."""
+                           progress: Callable[[int, int], None] | None = None,
+                           reader: str | None = None) -> dict[str, Any]:
+    """``evaluate_followups`` on a run, open book when it has a retrieval index (as ``minillm chat``);
+    ``reader``: who answers open book (reader.py; None: the run's)."""
+    from minillm.reader import load_answerer
     from minillm.retrieval import load_index
-    from minillm.train import load_run
 
     index = load_index(run_dir)
-    model, tok, _ = load_run(run_dir, device=device)
+    model, tok, cfg = load_answerer(run_dir, reader, device=device)
     result = evaluate_followups(model, tok, conversations, sampling, index=index, k=k, progress=progress)
     return {"file": str(path), "mode": "closed" if index is None else "open", "k": None if index is None else k,
-            "sampling": asdict(sampling), **result}
+            "reader": reader or cfg.answer.reader, "sampling": asdict(sampling), **result}

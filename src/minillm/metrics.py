@@ -24,8 +24,9 @@ Design choices:
 - Bits per byte divide by the UTF-8 bytes of the text, not by tokens, so models with different tokenizers
   compare: ``total nats / ln 2 / total bytes``.
 - Degenerate answers (``degeneration``) are flagged three ways: a word 4-gram said three times or more (a
-  loop), no finished sentence at the end (cut by the token limit), and the prompt's own punctuation in the
-  answer ("skin?k", a newline, "Answer:"), which a trained answer never holds.
+  loop, unless an open-book answer's passage says it as often: copied prose), no finished sentence at the
+  end (cut by the token limit), and the prompt's own punctuation in the answer ("skin?k", a newline,
+  "Answer:"), which a trained answer never holds.
 - Faithfulness (``faithfulness``) is the share of an answer's content words, casefolded, that occur in the
   passages it was given: words, not meaning, so a faithful paraphrase scores low and a wrong sentence made of
   the passage's words scores high; it catches invention, not misreading. Content words leave out the Lucene
@@ -121,16 +122,24 @@ _WORD = re.compile(r"\w+")
 _PROMPT_MARKS = re.compile(r"\w\?\w|\n|\b(?:Question|Answer|Context):")
 
 
-def degeneration(answer: str) -> dict[str, bool]:
+def _four_grams(text: str) -> Counter:
+    words = _WORD.findall(text.casefold())
+    return Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+
+
+def degeneration(answer: str, sources: Sequence[str] | None = None) -> dict[str, bool]:
     """How an answer went wrong, if it did: ``repeated_4gram`` (a word 4-gram three times or more),
     ``unfinished`` (it does not end a sentence) and ``prompt_punctuation`` ("skin?k", a newline, "Answer:").
+    Given the passages an open-book answer was read from, a 4-gram repeated no more often than one of them
+    repeats it is copied prose, not a loop: "The spinal cord is ... the spinal cord is ... The spinal cord
+    is" copies an article that says it three times.
 
     >>> degeneration("It is a star. It is a star. It is a star.")["repeated_4gram"]
     True
     """
-    words = _WORD.findall(answer.casefold())
-    grams = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
-    return {"repeated_4gram": any(n >= 3 for n in grams.values()),
+    source_grams = [_four_grams(s) for s in sources or ()]
+    return {"repeated_4gram": any(n >= 3 and not any(g[gram] >= n for g in source_grams)
+                                  for gram, n in _four_grams(answer).items()),
             "unfinished": bool(answer.strip()) and not re.search(r"[.!?][\"')\]]*$", answer.strip()),
             "prompt_punctuation": bool(_PROMPT_MARKS.search(answer))}
 

@@ -30,8 +30,9 @@ from minillm.data.records import Article, InputError, read_articles, read_qa_pai
 from minillm.data.split import Split, split_qa_pairs, write_split
 from minillm.engine import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
 from minillm.engine import answer
+from minillm.reader import load_answerer
 from minillm.tokenizer import train_tokenizer
-from minillm.train import TrainResult, load_run, train
+from minillm.train import TrainResult, train
 
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
 ANSWER_SAMPLING = replace(ENGINE_ANSWER_SAMPLING, max_new_tokens=96)
@@ -88,7 +89,7 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     index.save(run_dir / INDEX_DIR)
     log(f"index: {len(index.passages)} passages -> {run_dir / INDEX_DIR} (open book: --mode open)")
 
-    model, tok, _ = load_run(run_dir, device=device or "cpu")
+    model, tok, _ = load_answerer(run_dir, device=device or "cpu")
     questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
     samples = []
     for i, question in enumerate(questions):

@@ -223,7 +223,8 @@ _ORDINAL = r"(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
 _NOT_SUPERLATIVE = r"(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)\b"
 SUPERLATIVE = rf"(?:{_ORDINAL}[- ])?(?:(?:most|least) [\w-]+|(?!{_NOT_SUPERLATIVE})\w+est\b|first|only)"
 # "What is the largest desert in Asia?", "Which animal is the tallest?": the subject group is the phrase
-SUPERLATIVE_QUESTION = rf"^(?:what|which|who)(?: [\w'-]+){{0,2}}? (?:is|are|was|were) (?P<subject>the {SUPERLATIVE}\b.*)"
+SUPERLATIVE_QUESTION = (rf"^(?:what|which|who)(?: [\w'-]+){{0,2}}? (?:is|are|was|were) "
+                        rf"(?P<subject>the {SUPERLATIVE}\b.*)")
 _SUPERLATIVE_QUESTION = re.compile(SUPERLATIVE_QUESTION, re.IGNORECASE)
 _SUPERLATIVE_HEAD = re.compile(SUPERLATIVE.replace("[- ]", " "))  # on normalized text: no hyphens
 # "the second largest", "the fifth largest", "the 23rd largest", "one of the largest" are not "the largest"

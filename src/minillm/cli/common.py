@@ -106,3 +106,11 @@ def add_mode_flags(p: argparse.ArgumentParser) -> None:
                         "them, listing the sources; closed: the model alone. Default: open when the run has "
                         "an index, else closed")
     p.add_argument("--k", type=int, default=3, help="open: passages to retrieve (default 3)")
+    add_reader_flag(p)
+
+
+def add_reader_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reader", choices=["model", "pattern"],
+                   help="who answers open book: model (the network reads the passages) or pattern (the best "
+                        "passage's sentences picked by the pattern rung's reading); default: the run's "
+                        "[answer] reader (pattern for tiny-cpu and the quickstart)")

@@ -7,6 +7,7 @@ import argparse
 from minillm.cli.common import (
     DEFAULT_ARTICLES,
     DEFAULT_SPLITS,
+    add_reader_flag,
     add_sampling_flags,
     progress_bar,
     sampling_from_args,
@@ -31,11 +32,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate_run(args.run, task=args.task, qa_path=args.qa, split=args.split, mode=args.mode,
                               k=args.k, text_path=args.text, max_tokens=args.max_tokens or None,
                               limit=args.limit, seed=0 if args.seed is None else args.seed,
-                              sampling=sampling_from_args(args), device=args.device, progress=update)
+                              sampling=sampling_from_args(args), device=args.device, progress=update,
+                              reader=args.reader)
         if conversations is not None:
             result["followups"] = evaluate_followups_run(args.run, args.followups, conversations, k=args.k,
                                                          sampling=sampling_from_args(args), device=args.device,
-                                                         progress=update)
+                                                         progress=update, reader=args.reader)
     finally:
         close()
     out = write_eval(result, args.out or Path(args.run) / "eval.json")
@@ -61,9 +63,11 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run: held-out text, answers to questions; writes eval.json")
     p.add_argument("run", help="run directory")
     questions = p.add_mutually_exclusive_group()
-    questions.add_argument("--split", choices=["train", "val", "test", "natural"], default="test",
+    questions.add_argument("--split", choices=["train", "val", "test", "natural", "natural-heldout"],
+                           default="test",
                            help="the run's QA split: SPLIT.jsonl beside its data.val_qa (default test); "
-                                "natural: the hand-written questions shipped with minillm")
+                                "natural: the 90 hand-written questions shipped with minillm; natural-heldout: "
+                                "36 more, written after the open-book reading was tuned on the 90")
     questions.add_argument("--qa", help="JSONL with question and answer (or reference), optional domain and "
                                         "keywords; for --task arc-*: ARC's format")
     p.add_argument("--task", choices=["qa", "arc-easy", "arc-challenge"], default="qa",
@@ -71,6 +75,7 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["closed", "open"], default="closed",
                    help="closed book (default) or open book with passages from the run's retrieval index")
     p.add_argument("--k", type=int, default=3, help="open book: passages retrieved per question (default 3)")
+    add_reader_flag(p)
     p.add_argument("--text", help="also score a plain text file, e.g. WikiText-2's wiki.valid.raw")
     p.add_argument("--followups", nargs="?", const="", metavar="FILE",
                    help="also answer two-turn conversations with and without conversation memory (open book "

@@ -6,7 +6,14 @@ import argparse
 import os
 import sys
 
-from minillm.cli.common import add_mode_flags, add_sampling_flags, open_book_index, print_sources, sampling_from_args
+from minillm.cli.common import (
+    add_mode_flags,
+    add_reader_flag,
+    add_sampling_flags,
+    open_book_index,
+    print_sources,
+    sampling_from_args,
+)
 from minillm.data.records import InputError
 
 
@@ -69,13 +76,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import json
 
     from minillm.engine import answer
-    from minillm.train import load_run
+    from minillm.reader import load_answerer
 
     if not args.question.strip():
         raise InputError("ask: the question is empty")
     sampling = sampling_from_args(args)
     index = open_book_index(args)
-    model, tok, _ = load_run(args.run, device=args.device)
+    model, tok, _ = load_answerer(args.run, args.reader, device=args.device)
     if index is None:
         result, passages = answer(model, tok, args.question, sampling), []
     else:
@@ -102,12 +109,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from minillm.conversation import Turn, resolve
     from minillm.engine import stream_answer
+    from minillm.reader import load_answerer
     from minillm.retrieval import retrieve
-    from minillm.train import load_run
 
     sampling = sampling_from_args(args)
     index = open_book_index(args)
-    model, tok, _ = load_run(args.run, device=args.device)
+    model, tok, _ = load_answerer(args.run, args.reader, device=args.device)
     print(f"minillm chat: {args.run} ({model.num_parameters() / 1e6:.2f}M parameters, {args.mode} book). "
           "Ask a question; an empty line or Ctrl-D ends.")
     turns: list[Turn] = []  # follow-ups ("How hot is it there?") are resolved against these
@@ -207,7 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         api_key = resolve_api_key(args.api_key, os.environ)
         app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
-                         cors_origins=args.cors_origin, web_dir=args.web)
+                         cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader)
     except ValueError as e:
         raise InputError(f"serve: {e}") from None
     torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
@@ -228,6 +235,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
+    add_reader_flag(p)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     # one core is left to the event loop: with both cores of a busy 2-core machine in torch's pool, the tiny
     # test model answered 9x slower for one client and 100x slower for eight (benchmarks/bench_serve.py)

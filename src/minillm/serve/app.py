@@ -59,11 +59,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
 from minillm.engine import Sampling
+from minillm.reader import load_answerer
 from minillm.retrieval import load_index
 from minillm.serve.errors import ApiError, error_body, error_response, install_error_handlers
 from minillm.serve.openai_api import SSE_HEADERS, LimitedText, openai_routes, sse
 from minillm.serve.worker import MAX_QUESTION_CHARS, Finished, ModelWorker, check_question
-from minillm.train import load_run
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -136,14 +136,16 @@ def check_origin(origin: str) -> str:
 
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
-               cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None) -> FastAPI:
+               cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
+               reader: str | None = None) -> FastAPI:
     """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
     ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
     origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
-    served at /web/, the page's "answer in this browser" choice (ValueError if it is not one)."""
+    served at /web/, the page's "answer in this browser" choice (ValueError if it is not one); ``reader``:
+    who answers open book (reader.py; None: the run's ``[answer] reader``)."""
     origins = [check_origin(origin) for origin in cors_origins]
     web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
-    model, tokenizer, _ = load_run(run_dir, device=device)
+    model, tokenizer, _ = load_answerer(run_dir, reader, device=device)
     worker = ModelWorker(model, tokenizer, load_index(run_dir))
     model_id = Path(run_dir).resolve().name
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
