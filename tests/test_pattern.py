@@ -117,6 +117,9 @@ def test_open_book_reads_the_best_passage_and_names_its_subject(model, tok):
                "\nIndia is in Asia. Its population is 1.4 billion.")
     assert ask(model, tok, "How many people live in China?", context) == (
         "China is in Asia. Its capital is Beijing. Its population is 1.4 billion.")
+    context = "Antarctica is a continent. It holds the South Pole. It is cold. Most of it is covered by ice."
+    assert ask(model, tok, "What is Antarctica covered with?", context) == (
+        "Antarctica is a continent. It is cold. Most of it is covered by ice.")  # not its overview
     context = ("Moose are deer. They live in forests.\nGiraffes are African mammals. They are the tallest "
                "living land animals. They eat leaves.")
     assert ask(model, tok, "Which animal is the tallest?", context).startswith(

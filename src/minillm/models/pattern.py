@@ -138,6 +138,8 @@ RULES: tuple[tuple[str, str, str, str], ...] = (
     ("part", rf"^what {_BE} (?P<subject>.+?) (?:a )?(?:member|part) of$", "cue", r"\b(?:member|part|belongs?)\b"),
     ("type", rf"^(?:what|which) (?:kind|type|sort) of [\w -]+? {_BE} (?P<subject>.+)", "cue", ""),
     ("attribute", rf"^(?:what|which) {_BE} the (?:.+?) (?:of|for|in) (?P<subject>.+)", "cue", ""),
+    # "What is Antarctica covered with?" asks for a fact about the subject, not its overview
+    ("participle", rf"^(?:what|which) {_BE} (?P<subject>.+?) \w+ed (?:with|by|in|on|of|from|for|to|at)$", "cue", ""),
     ("overview", rf"^(?:what|who)(?: exactly)? {_BE} (?P<subject>.+?)(?: (?:known|famous) for)?$", "lead", ""),
     ("tell me", r"^(?:tell me|what (?:do you know|can you tell me)|give me (?:an overview|a short description) "
                 r"of|describe|(?:can|could) you (?:explain|tell me) (?:what|who)) (?:about )?(?P<subject>.+?)"
