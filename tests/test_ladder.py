@@ -65,6 +65,19 @@ def test_ladder_trains_evaluates_and_tabulates_every_rung(data_dir, tmp_path):
     assert again.table == result.table
 
 
+def test_reevaluate_scores_trained_rungs_again_without_training_them(data_dir, tmp_path):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    run_ladder("tiny", out_dir=out, runs_dir=runs, data_dir=data_dir, rungs=("pattern", "markov"))
+    weights = (runs / "markov" / "model.safetensors").stat().st_mtime_ns
+    (runs / "markov" / "eval.json").write_text("{}", encoding="utf-8")  # as if scored by older code
+    lines = []
+    run_ladder("tiny", out_dir=out, runs_dir=runs, data_dir=data_dir, rungs=("pattern", "markov"), reevaluate=True,
+               log=lines.append)
+    assert sum("evaluated again" in line for line in lines) == 2 and not any("training" in line for line in lines)
+    assert (runs / "markov" / "model.safetensors").stat().st_mtime_ns == weights  # not trained again
+    assert json.loads((runs / "markov" / "eval.json").read_text(encoding="utf-8"))["qa"]["count"] > 0
+
+
 def test_ladder_subset_pulls_in_what_the_hybrid_needs(data_dir, tmp_path):
     result = run_ladder("tiny", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", data_dir=data_dir,
                         rungs=("pattern", "hybrid"))

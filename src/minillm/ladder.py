@@ -129,9 +129,11 @@ def _eval_file(mode: str, split: str = "test") -> str:
 
 def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder",
                runs_dir: str | Path = "runs/ladder", data_dir: str | Path = "data", rungs: tuple[str, ...] = (),
-               overwrite: bool = False, device: str | None = None,
+               overwrite: bool = False, device: str | None = None, reevaluate: bool = False,
                log: Callable[[str], None] = lambda _: None) -> LadderResult:
-    """Train, evaluate and tabulate every rung (or those named in ``rungs``); see the module docstring."""
+    """Train, evaluate and tabulate every rung (or those named in ``rungs``); see the module docstring.
+    ``reevaluate``: a rung trained before is evaluated again rather than reused as it was (after a change to
+    retrieval, decoding or the metrics); one never trained is trained."""
     from minillm.data.records import read_articles
     from minillm.evaluate import DEFAULT_SAMPLING, evaluate_run, write_eval
     from minillm.quickstart import prepare_data
@@ -163,15 +165,19 @@ def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder"
     rows = []
     for rung in chosen:
         run_dir = runs_dir / rung.label
-        if _done(run_dir):
+        if _done(run_dir) and not reevaluate:
             log(f"{rung.label}: done before, reused ({run_dir})")
         else:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an unfinished rung: train it again from the start
-            cfg = _rung_config(rung, plan, data, runs_dir)
-            log(f"{rung.label}: training ({rung.config}{', ' + ', '.join(rung.overrides) if rung.overrides else ''})")
-            train(cfg, run_dir, device=device, progress=False)
-            shutil.copytree(index_dir, run_dir / INDEX_DIR)
+            if _done(run_dir):
+                log(f"{rung.label}: trained before, evaluated again ({run_dir})")
+            else:
+                if run_dir.exists():
+                    shutil.rmtree(run_dir)  # an unfinished rung: train it again from the start
+                cfg = _rung_config(rung, plan, data, runs_dir)
+                log(f"{rung.label}: training ({rung.config}"
+                    f"{', ' + ', '.join(rung.overrides) if rung.overrides else ''})")
+                train(cfg, run_dir, device=device, progress=False)
+                shutil.copytree(index_dir, run_dir / INDEX_DIR)
             sampling = replace(DEFAULT_SAMPLING, max_new_tokens=plan["max_new_tokens"])
             for split, limit in (("test", plan["questions"]), ("natural", plan["natural"] or None)):
                 for mode in MODES:

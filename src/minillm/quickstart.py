@@ -35,7 +35,7 @@ from minillm.tokenizer import train_tokenizer
 from minillm.train import TrainResult, train
 
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
-ANSWER_SAMPLING = replace(ENGINE_ANSWER_SAMPLING, max_new_tokens=96)
+ANSWER_SAMPLING = ENGINE_ANSWER_SAMPLING  # as `minillm ask` answers: 2-4 sentences fit its 128 tokens
 CLOSED_BESIDE_OPEN = 2  # fixed questions also answered closed book
 
 

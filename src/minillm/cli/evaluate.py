@@ -103,6 +103,9 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="data", help="data folder; made by the offline pipeline if empty (default data)")
     p.add_argument("--rungs", help="comma-separated subset of: " + ", ".join(r.label for r in RUNGS))
     p.add_argument("--overwrite", action="store_true", help="retrain every rung instead of reusing finished ones")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluate finished rungs again without training them (after a change to retrieval, "
+                        "decoding or the metrics)")
     p.add_argument("--device", help="cpu (default), cuda, mps")
     p.set_defaults(func=cmd_ladder)
 
@@ -112,7 +115,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
     rungs = tuple(r.strip() for r in args.rungs.split(",") if r.strip()) if args.rungs else ()
     result = run_ladder(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, rungs=rungs,
-                        overwrite=args.overwrite, device=args.device,
+                        overwrite=args.overwrite, device=args.device, reevaluate=args.reevaluate,
                         log=lambda line: print(f"ladder: {line}", flush=True))
     print(result.table)
     print(f"\nwrote {result.out_dir / 'results.md'}, results.json and plots in {result.seconds / 60:.1f} min")
