@@ -74,8 +74,12 @@ def test_a_quantized_run_is_a_run(run, tmp_path, capsys, bits, extra, ratio, tol
     assert stored["tok_emb.weight.q" if bits == 8 else "tok_emb.weight.q4"].dtype == (torch.int8 if bits == 8
                                                                                         else torch.uint8)
     original, tok, _ = load_run(run)
-    model, _, _ = load_run(out)
+    model, out_tok, _ = load_run(out)
     assert model.size_bytes() <= ratio * original.size_bytes()
+    # the same tokenizer, written without indentation
+    assert (out / "tokenizer.json").stat().st_size < 0.7 * (run / "tokenizer.json").stat().st_size
+    text = "The Sun is a star at the centre of the Solar System."
+    assert out_tok.encode(text) == tok.encode(text) and out_tok.hf.get_vocab() == tok.hf.get_vocab()
     ids = torch.tensor([tok.encode("The Sun is a star at the centre of the Solar System.")])
     with torch.no_grad():
         assert (model(ids).softmax(-1) - original(ids).softmax(-1)).abs().max() < tolerance
