@@ -29,7 +29,8 @@ NAV = ["index.md", "pattern.md", "markov.md", "mlp.md", "hybrid.md", "attention.
        "open-book.md", "compression.md", "edge.md", "scaling.md", "reliability.md", "devlog/index.md",
        "devlog/01-foundation.md", "devlog/02-copy-head.md", "devlog/03-ladder.md", "devlog/04-gpu.md",
        "devlog/05-decoding.md", "devlog/06-reader.md", "devlog/07-compression.md", "devlog/08-exports.md",
-       "devlog/09-reliability.md", "devlog/10-learning-path.md", "devlog/11-bert-reader.md"]
+       "devlog/09-reliability.md", "devlog/10-learning-path.md", "devlog/11-bert-reader.md",
+       "devlog/12-reading.md"]
 
 
 def load(path: Path) -> ModuleType:
