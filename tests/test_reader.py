@@ -76,7 +76,7 @@ def test_the_runs_config_picks_the_reader_and_the_flag_overrides_it(run, capsys)
     assert isinstance(load_answerer(run)[0], PatternReading)
     assert main(["ask", str(run), LION, "--json"]) == 0
     reply = json.loads(capsys.readouterr().out)
-    assert reply["mode"] == "open" and reply["sources"][0]["title"] == "Lion"
+    assert reply["mode"] == "open" and reply["reader"] == "pattern" and reply["sources"][0]["title"] == "Lion"
     assert reply["answer"].startswith("The lion is a large cat of Africa and India. It lives in groups")
     assert main(["ask", str(run), LION, "--json", "--reader", "model"]) == 0
     assert json.loads(capsys.readouterr().out)["answer"] == by_network

@@ -82,7 +82,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise InputError("ask: the question is empty")
     sampling = sampling_from_args(args)
     index = open_book_index(args)
-    model, tok, _ = load_answerer(args.run, args.reader, device=args.device)
+    model, tok, cfg = load_answerer(args.run, args.reader, device=args.device)
     if index is None:
         result, passages = answer(model, tok, args.question, sampling), []
     else:
@@ -94,7 +94,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         used = attribution(result.text, passages) if passages else {}
         print(json.dumps({"question": args.question, "answer": result.text, "run": args.run,
-                          "mode": args.mode, "sources": [passage_source(p) for p in passages], **used,
+                          "mode": args.mode, "reader": args.reader or cfg.answer.reader,
+                          "sources": [passage_source(p) for p in passages], **used,
                           "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens,
                           "seconds": round(result.seconds, 4),
                           "tokens_per_second": round(result.tokens_per_second, 1)}, ensure_ascii=False))
