@@ -268,7 +268,7 @@ def passages_context(passages: list[Passage], max_chars: int = 1500, separator: 
     """
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    text = separator.join(" ".join(p.text.split()) for p in passages if p.text.strip())
+    text = separator.join(p.text.strip() for p in passages if p.text.strip())  # split_passages: one line each
     if len(text) <= max_chars:
         return text
     cut = text[:max_chars + 1]

@@ -35,6 +35,11 @@ const WHICH_PHRASE = new RegExp(`^\\s*(?:which|what)((?:\\s+(?!${AUX}${B_AFTER})
 const ATTRIBUTE_PHRASE = new RegExp(`^\\s*(?:what|which|how)\\s+(?:is|are|was|were)\\s+(?:the\\s+)?` +
   `((?:${PHRASE}\\s+){1,3}?)of\\s+${W}`, "u");
 
+// "how do sharks breathe": the last word is the verb of the do-support (retrieval_match._DO_SUPPORT)
+const PY_WS = "[\\t-\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const DO_SUPPORT = new RegExp(`^${PY_WS}*(?:how|what|where|why|when|which ${W}+)${PY_WS}+(?:do|does|did)${PY_WS}+` +
+  `[\\p{L}\\p{N}_'’ -]+?${PY_WS}+[a-z]+[^\\p{L}\\p{N}_]*$`, "u");
+
 export function fold(text) {
   return text.toLowerCase().normalize("NFKD").replace(/\p{Mn}/gu, "");
 }
@@ -114,6 +119,11 @@ class TitleMatcher {
         if (sameWords(q.slice(start, end), this.bases[i])) full.push([start, end, i]);
       }
     });
+    if (q.length === 2 && DO_SUPPORT.test(fold(question))) {
+      const keep = full.filter(([start]) => start < q.length - 1);
+      full.length = 0;
+      full.push(...keep);
+    }
     const result = new Map();
     for (const [start, end, i] of full) {
       const insideLonger = full.some(([s, e]) => s <= start && end <= e && e - s > end - start);
@@ -133,6 +143,75 @@ class TitleMatcher {
       }
     }
     return result;
+  }
+}
+
+// --- the superlative search (retrieval_match.SuperlativeIndex): the passage that states what is asked ------
+
+const SUPERLATIVE_BONUS = 1.0;
+const MIN_SEARCH_SCORE = 2.0;
+const ORDINAL = "(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)";
+const NOT_SUPERLATIVE = `(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)${B_AFTER}`;
+const superlativeOf = (space) => `(?:${ORDINAL}${space})?(?:(?:most|least) [\\p{L}\\p{N}_-]+|` +
+  `(?!${NOT_SUPERLATIVE})${W}+est${B_AFTER}|first|only)`;
+const SUPERLATIVE_QUESTION = new RegExp(`^(?:what|which|who)(?: [\\p{L}\\p{N}_'-]+){0,2}? (?:is|are|was|were) ` +
+  `(the ${superlativeOf("[- ]")}${B_AFTER}.*)`, "iu");
+const SUPERLATIVE_HEAD = new RegExp(`^${superlativeOf(" ")}`, "u");
+const UNRANKED = ["second", "third", "th", "\\p{Nd}st", "\\p{Nd}nd", "\\p{Nd}rd", "one of the"]
+  .map((o) => `(?<!${o} )`).join("");
+const SENTENCE_END = new RegExp(`(?<=[.!?])${PY_WS}+(?=["'(\\[]?[A-Z0-9])`, "u");
+const escapeRegExp = (s) => s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+
+function normalized(text) {
+  return (fold(text).match(/[\p{L}\p{N}]+/gu) || []).join(" ");
+}
+
+function encyclopediaWording(text) {
+  let padded = ` ${text} `;
+  for (const [informal, formal] of Object.entries(SYNONYMS)) padded = padded.replaceAll(` ${informal} `, ` ${formal} `);
+  return pyStrip(padded);
+}
+
+export function superlativePhrase(question) {
+  const text = question.split(new RegExp(`${PY_WS}+`, "u")).filter((w) => w).join(" ")
+    .replace(new RegExp(`(?:${PY_WS}|[?.!])+$`, "u"), "");
+  const m = SUPERLATIVE_QUESTION.exec(text);
+  return m ? m[1] : null;
+}
+
+class SuperlativeIndex {
+  constructor(sentences, titleWords) {  // sentences: [group, place, text]
+    this.sentences = sentences.map(([group, place, text]) => [group, place, normalized(text)]);
+    this.titleWords = titleWords;
+  }
+
+  best(phraseText, question) {
+    const phrase = normalized(phraseText.replace(new RegExp(`^the${PY_WS}+`, "iu"), ""));
+    const head = SUPERLATIVE_HEAD.exec(phrase);
+    if (!head) return [];
+    const unranked = new RegExp(`^${ORDINAL}`, "u").test(head[0]) ? "" : UNRANKED;
+    const eitherWording = (...texts) => {
+      const forms = new Set(texts.flatMap((t) => [t, encyclopediaWording(t)]));
+      return new RegExp([...forms].sort().map((f) => `${unranked}${B_BEFORE}${escapeRegExp(f)}${B_AFTER}`).join("|"), "u");
+    };
+    const forms = [...new Set([head[0], encyclopediaWording(head[0])])];
+    const world = /^(.+?) (?:in|on) the (world|earth)$/u.exec(phrase);
+    const superlative = eitherWording(head[0]);
+    const whole = eitherWording(phrase, ...(world ? [`${world[2]} s ${world[1]}`] : []));
+    const own = new RegExp(`${unranked}${B_BEFORE}${escapeRegExp(head[0])}${B_AFTER}`, "u");
+    const asked = new Set([...words(question), ...words(encyclopediaWording(normalized(question)))]);
+    let best = [], bestScore = MIN_SEARCH_SCORE - 1e-9;
+    for (const [group, place, text] of this.sentences) {
+      if (!forms.some((f) => text.includes(f)) || !superlative.test(text)) continue;
+      const title = group >= 0 ? this.titleWords(group) : [];
+      const shared = new Set(words(text).filter((w) => asked.has(w))).size;
+      const named = title.filter((w) => asked.has(w)).length;
+      const score = shared + 2.0 * (whole.test(text) ? 1 : 0) + 0.5 * (place === 0 ? 1 : 0) +
+        0.5 * named / Math.max(1, title.length) + 0.25 * (own.test(text) ? 1 : 0);
+      if (score > bestScore + 1e-9) { best = []; bestScore = score; }
+      if (score > bestScore - 1e-9) best.push({ group, place, score });
+    }
+    return best;
   }
 }
 
@@ -176,7 +255,19 @@ export class Index {
       const b = bonus.get(this.passages[i].article);
       if (b !== undefined) scores[i] += b;
     }
+    const phrase = superlativePhrase(question);
+    if (phrase !== null) {
+      for (const found of this.superlatives().best(phrase, question)) scores[found.group] += SUPERLATIVE_BONUS;
+    }
     return scores;
+  }
+
+  superlatives() {  // every passage's sentences, built on the first superlative question
+    if (!this.superlativeIndex) {
+      const sentences = this.passages.flatMap((p, i) => p.text.split(SENTENCE_END).map((s, j) => [i, j, s]));
+      this.superlativeIndex = new SuperlativeIndex(sentences, (i) => this.matcher.bases[this.passages[i].article]);
+    }
+    return this.superlativeIndex;
   }
 
   search(question, k = 3) {
