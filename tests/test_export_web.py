@@ -7,8 +7,10 @@ offline, after loading. The page's greedy answers, retrieved passages and tokeni
 Python library's.
 """
 
+import contextlib
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -31,7 +33,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from minillm.cli import main  # noqa: E402
 from minillm.data.records import InputError  # noqa: E402
 from minillm.engine import ANSWER_SAMPLING, answer  # noqa: E402
-from minillm.retrieval import Index, answer_open  # noqa: E402
+from minillm.retrieval import Index, answer_open, load_index  # noqa: E402
 
 QUESTIONS = [
     "What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?", "What is a lion?",
@@ -70,15 +72,13 @@ def open_run(tiny_run, tmp_path_factory):
     return run
 
 
-@pytest.fixture(scope="module")
-def site(open_run):
+def export_site(run, out):
     from minillm.export.web import export_web
 
-    out = open_run.parent / "site"
     saved = os.environ.get("MINILLM_CACHE")
     os.environ["MINILLM_CACHE"] = str(USER_CACHE)
     try:
-        summary = export_web(open_run, out)
+        summary = export_web(run, out)
     except InputError as e:
         if "npm" in str(e):
             pytest.skip(f"npm could not vendor onnxruntime-web: {e}")
@@ -93,8 +93,12 @@ def site(open_run):
 
 
 @pytest.fixture(scope="module")
+def site(open_run):
+    return export_site(open_run, open_run.parent / "site")
+
+
+@pytest.fixture(scope="module")
 def library(open_run):
-    from minillm.retrieval import load_index
     from minillm.train import load_run
 
     model, tok, _ = load_run(open_run)
@@ -106,18 +110,32 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def base_url(site):
+@contextlib.contextmanager
+def serving(site):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def base_url(site):
+    with serving(site) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(site, base_url):
+    with browsing(site, base_url) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def browsing(site, base_url):
     blocked, served = [], []
 
     def only_the_folder(route):
@@ -164,7 +182,6 @@ def ask(page, question: str, mode: str) -> dict:
 
 
 def test_folder_holds_what_the_page_needs(site):
-    import json
 
     names = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
     assert {"index.html", "app.js", "model.onnx", "tokenizer.json", "config.json", "vendor.json",

@@ -48,7 +48,8 @@ ORT_WEB = "onnxruntime-web"
 ORT_WEB_VERSION = "1.31.1"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 STATIC = Path(__file__).parent / "web_static"
-STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "style.css", "favicon.svg")
+STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "style.css",
+                "favicon.svg")
 WEB_FORMAT = 1
 
 
@@ -85,7 +86,10 @@ def vendor_ort(version: str = ORT_WEB_VERSION) -> Path:
 def _write_index(index, folder: Path) -> None:
     """The run's retrieval index as the files retrieval.js reads."""
     folder.mkdir()
-    passages = [{"title": p.title, "url": p.url, "license": p.license, "text": p.text, "article": int(a)}
+    from minillm.data.sentences import split_sentences
+
+    passages = [{"title": p.title, "url": p.url, "license": p.license, "text": p.text, "article": int(a),
+                 "sentences": list(split_sentences(p.text))}
                 for p, a in zip(index.passages, index.passage_article, strict=True)]
     (folder / "passages.json").write_text(json.dumps(passages, ensure_ascii=False), encoding="utf-8")
     (folder / "titles.json").write_text(json.dumps([index.article_titles[a] for a in index.article_ids],
@@ -139,7 +143,7 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
 
     out = check_new_output(out)
     run_dir = Path(run_dir)
-    model, tok, _ = neural_run(run_dir, "web")
+    model, tok, cfg = neural_run(run_dir, "web")
     if tok.kind != "bpe":
         raise InputError(f"export web: {run_dir} has a {tok.kind} tokenizer; the page reads byte-level BPE only")
     index = load_index(run_dir)
@@ -154,6 +158,13 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
         config = web_config(model, tok)
         config["open_book"] = index is not None
         config["run"] = run_dir.resolve().name
+        if index is not None and cfg.answer.reader == "pattern":  # reading.js answers open book, as `ask`
+            from minillm.models.pattern import PatternConfig, PatternMatcher
+            from minillm.reader import READ_SEQ_LEN
+
+            reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
+            config["reading"] = {"rules": [r.to_strings() for r in reading.rules],
+                                 "max_sentences": reading.config.max_sentences, "prompt_seq_len": READ_SEQ_LEN}
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         if index is not None:
             _write_index(index, tmp / "index")

@@ -2,6 +2,7 @@
 // (WebAssembly, one thread) with its KV cache as minillm.export.onnx.onnx_greedy runs it; the sampling loop
 // is minillm.engine.sample_tokens with ANSWER_SAMPLING (greedy) and its stop rules; open book retrieves with
 // retrieval.js. Every string from the user, the model or an article is shown as text (textContent only).
+import { PatternReading, contextSentences } from "./reading.js";
 import { Index, passagesContext, pyStrip } from "./retrieval.js";
 import { Tokenizer } from "./tokenizer.js";
 
@@ -161,6 +162,22 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
   }
 }
 
+// models.pattern.answer_ids under reader.PatternReading: whole sentences while they fit the token budget
+function readAnswer(question, passages) {
+  const config = state.config, s = config.sampling, window = config.reading.prompt_seq_len;
+  const lined = passagesContext(passages, config.context_chars, "\n");
+  const promptIds = fitPrompt(question, lined, window - Math.min(s.max_new_tokens, Math.floor(window / 2)));
+  let sentences = state.reading.answerSentences(pyStrip(question), contextSentences(passages, lined));
+  if (s.max_sentences) sentences = sentences.slice(0, s.max_sentences);
+  const budget = Math.min(s.max_new_tokens, window - promptIds.length);
+  let ids = state.tok.encode(" " + sentences.join(" "));
+  while (ids.length > budget && sentences.length > 1) {
+    sentences = sentences.slice(0, -1);
+    ids = state.tok.encode(" " + sentences.join(" "));
+  }
+  return [promptIds, ids.slice(0, Math.max(0, budget))];
+}
+
 export async function answer(question, mode) {
   const config = state.config;
   let passages = [], context = null;
@@ -168,10 +185,15 @@ export async function answer(question, mode) {
     passages = state.index.search(question, config.k);
     context = passagesContext(passages, config.context_chars) || null;
   }
-  const room = Math.min(config.sampling.max_new_tokens, Math.floor(config.max_seq_len / 2));
-  const promptIds = fitPrompt(question, context, config.max_seq_len - room);
   const start = performance.now();
-  const newIds = await generate(promptIds);
+  let promptIds, newIds;
+  if (state.reading && passages.length) {  // reader.PatternReading: the pattern rung reads the passages
+    [promptIds, newIds] = readAnswer(question, passages);
+  } else {
+    const room = Math.min(config.sampling.max_new_tokens, Math.floor(config.max_seq_len / 2));
+    promptIds = fitPrompt(question, context, config.max_seq_len - room);
+    newIds = await generate(promptIds);
+  }
   const seconds = (performance.now() - start) / 1000;
   return { answer: wholeSentences(pyStrip(state.tok.decode(newIds))), passages, newIds,
     promptTokens: promptIds.length, seconds, tokensPerSecond: seconds > 0 ? newIds.length / seconds : 0 };
@@ -265,6 +287,7 @@ async function load() {
     config.open_book ? Index.load("index/") : Promise.resolve(null)]);
   state.tok = new Tokenizer(tokJson);
   state.index = index;
+  state.reading = config.reading ? new PatternReading(config.reading.rules, config.reading.max_sentences) : null;
   state.session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
   const open = $("mode").querySelector('option[value="open"]');
   if (index) {

@@ -179,7 +179,7 @@ export function superlativePhrase(question) {
   return m ? m[1] : null;
 }
 
-class SuperlativeIndex {
+export class SuperlativeIndex {
   constructor(sentences, titleWords) {  // sentences: [group, place, text]
     this.sentences = sentences.map(([group, place, text]) => [group, place, normalized(text)]);
     this.titleWords = titleWords;
@@ -280,8 +280,8 @@ export class Index {
 const PY_SPACE = /^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/gu;
 export const pyStrip = (s) => s.replace(PY_SPACE, "");
 
-export function passagesContext(passages, maxChars = 1500) {
-  const text = passages.map((p) => pyStrip(p.text)).filter((t) => t).join(" ");
+export function passagesContext(passages, maxChars = 1500, separator = " ") {
+  const text = passages.map((p) => pyStrip(p.text)).filter((t) => t).join(separator);
   const chars = Array.from(text);  // Python counts code points
   if (chars.length <= maxChars) return text;
   const cut = chars.slice(0, maxChars + 1);
