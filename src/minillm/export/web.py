@@ -6,12 +6,15 @@
 The folder holds everything the page needs; nothing is computed server-side and nothing is fetched from
 another host (after loading, the page keeps working with the network cut off):
 
-    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, style.css   (web_static/, this package)
+    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, style.css   (web_static/)
     model.onnx       export_onnx's float32 decoder with its KV cache (as onnx_greedy runs it)
     tokenizer.json   the run's own: app's tokenizer.js reads it (byte-level BPE, GPT-2 pre-tokenizer)
     config.json      prompt/sampling settings: engine.ANSWER_SAMPLING, the suppressed tokens
-                     (engine.answer_sampling), max_seq_len, special ids
-    index/           (runs with a retrieval index) passages.json, the bm25s score matrix as raw little-endian
+                     (engine.answer_sampling), max_seq_len, special ids; for a run whose [answer] reader is
+                     "pattern", ``reading``: the pattern rung's rules (their Python regex text), which
+                     reading.js answers open book with, as ``minillm ask`` does (reader.PatternReading)
+    index/           (runs with a retrieval index) passages.json (with each passage's sentences, split by
+                     data/sentences.py: the page splits none), the bm25s score matrix as raw little-endian
                      arrays (data.f32, indices.i32, indptr.i32) with its vocabulary (vocab.json, the terms
                      in id order) and the title list: retrieval.js re-does retrieval.Index.scores exactly
                      (stemming with a JS Snowball English stemmer, stemmer.js)
