@@ -208,7 +208,8 @@ def test_retrieval_matches_python(page, library):
     # the superlative search ("only": the Moon's lead; "one of the longest" is not "the longest") and the verb
     # after do-support ("water" names no subject here)
     questions += ["What is the only natural satellite of the Earth?", "Which river is the longest in the world?",
-                  "Where do lions water?", "Which is the hottest ball of plasma?"]
+                  "Where do lions water?", "Which is the hottest ball of plasma?", "Which river is longest?",
+                  "What is the Moon, the only natural satellite?"]
     found = page.evaluate("qs => qs.map(q => window.minillm.search(q))", questions)
     assert found == [[{"title": p.title, "score": p.score} for p in index.search(q, 3)] for q in questions]
 

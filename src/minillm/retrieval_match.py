@@ -223,8 +223,13 @@ _ORDINAL = r"(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
 _NOT_SUPERLATIVE = r"(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)\b"
 SUPERLATIVE = rf"(?:{_ORDINAL}[- ])?(?:(?:most|least) [\w-]+|(?!{_NOT_SUPERLATIVE})\w+est\b|first|only)"
 # "What is the largest desert in Asia?", "Which animal is the tallest?": the subject group is the phrase
+# without "the" ("Which planet is farthest from the Sun?") only the usual adjectives: "What is Everest?" is not
+_PLAIN_SUPERLATIVE = (rf"(?:{_ORDINAL}[- ])?(?:(?:most|least) [\w-]+|largest|biggest|smallest|tallest|highest|"
+                      r"lowest|longest|shortest|deepest|heaviest|lightest|hottest|coldest|fastest|slowest|oldest|"
+                      r"youngest|closest|nearest|farthest|furthest|brightest|densest|greatest|widest|driest|"
+                      r"wettest|rarest)")
 SUPERLATIVE_QUESTION = (rf"^(?:what|which|who)(?: [\w'-]+){{0,2}}? (?:is|are|was|were) "
-                        rf"(?P<subject>the {SUPERLATIVE}\b.*)")
+                        rf"(?P<subject>(?:the {SUPERLATIVE}|{_PLAIN_SUPERLATIVE})\b.*)")
 _SUPERLATIVE_QUESTION = re.compile(SUPERLATIVE_QUESTION, re.IGNORECASE)
 _SUPERLATIVE_HEAD = re.compile(SUPERLATIVE.replace("[- ]", " "))  # on normalized text: no hyphens
 # "the second largest", "the fifth largest", "the 23rd largest", "one of the largest" are not "the largest"

@@ -154,8 +154,11 @@ const ORDINAL = "(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)"
 const NOT_SUPERLATIVE = `(?:forest|interest|west|test|chest|nest|rest|guest|quest|crest|harvest|contest|honest)${B_AFTER}`;
 const superlativeOf = (space) => `(?:${ORDINAL}${space})?(?:(?:most|least) [\\p{L}\\p{N}_-]+|` +
   `(?!${NOT_SUPERLATIVE})${W}+est${B_AFTER}|first|only)`;
+const PLAIN_SUPERLATIVE = `(?:${ORDINAL}[- ])?(?:(?:most|least) [\\p{L}\\p{N}_-]+|largest|biggest|smallest|` +
+  "tallest|highest|lowest|longest|shortest|deepest|heaviest|lightest|hottest|coldest|fastest|slowest|oldest|" +
+  "youngest|closest|nearest|farthest|furthest|brightest|densest|greatest|widest|driest|wettest|rarest)";
 const SUPERLATIVE_QUESTION = new RegExp(`^(?:what|which|who)(?: [\\p{L}\\p{N}_'-]+){0,2}? (?:is|are|was|were) ` +
-  `(the ${superlativeOf("[- ]")}${B_AFTER}.*)`, "iu");
+  `((?:the ${superlativeOf("[- ]")}|${PLAIN_SUPERLATIVE})${B_AFTER}.*)`, "iu");
 const SUPERLATIVE_HEAD = new RegExp(`^${superlativeOf(" ")}`, "u");
 const UNRANKED = ["second", "third", "th", "\\p{Nd}st", "\\p{Nd}nd", "\\p{Nd}rd", "one of the"]
   .map((o) => `(?<!${o} )`).join("");
