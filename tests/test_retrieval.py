@@ -170,10 +170,16 @@ def test_split_title_drops_disambiguation():
 
 def test_the_verb_after_do_support_names_no_subject():
     matcher = TitleMatcher(["Breathing", "Shark", "Season", "Fly", "Bird"])
-    assert matcher.bonuses("How do sharks breathe?") == {1: 1.1}   # not "Breathing"
-    assert matcher.bonuses("How do birds fly?") == {4: 1.1}        # not the insect
-    assert matcher.bonuses("What is breathing?") == {0: 1.1}
+    assert matcher.bonuses("How do sharks breathe?") == {1: 1.2}   # not "Breathing"
+    assert matcher.bonuses("How do birds fly?") == {4: 1.2}        # not the insect
+    assert matcher.bonuses("What is breathing?") == {0: 1.2}
     assert 2 in matcher.bonuses("Why do we have seasons?")         # more words: the last may be the object
+
+
+def test_the_plain_title_is_the_primary_topic():
+    matcher = TitleMatcher(["Australia (continent)", "Australia"])
+    assert matcher.bonuses("Tell me about Australia.") == {0: 1.1, 1: 1.2}
+    assert matcher.bonuses("How big is the continent of Australia?") == {0: 1.4, 1: 1.2}  # it names the qualifier
 
 
 def test_question_frame_finds_what_is_asked_for():

@@ -22,7 +22,7 @@ Design choices:
   wording, not "fifth-largest" for "largest", plus most other words of the question) a title's bonus. On
   the 90 natural questions the top passage is the reference article for 0.889 (0.833 without) and holds
   a key word for 0.933 (0.867); on the 2,206 test and validation questions the top article is right for
-  0.991 (0.986).
+  0.991 (0.986), 0.992 with the plain title preferred to a disambiguated one (retrieval_match).
 - Optionally (``Index.build(articles, dense=True)``, ``minillm index build --dense``, the [dense] extra)
   passages are also embedded with a small sentence encoder and the cosine to the question is added to the
   lexical score (see retrieval_dense.py): natural-question recall@1 0.83 -> 0.90, for a ~1 minute build

@@ -4,9 +4,9 @@
     ['kidney']
     >>> matcher = TitleMatcher(["Lung", "Lung cancer", "Kidney", "Planet", "Saturn"])
     >>> matcher.bonuses("What are the lungs for?")
-    {0: 1.1}
+    {0: 1.2}
     >>> matcher.bonuses("What is lung cancer?")          # the longest title wins, "Lung" gets nothing
-    {1: 1.2}
+    {1: 1.3}
 
 Design choices:
 - Words are folded (lowercase, accents dropped: "Galápagos" = "galapagos"), stop words and question words
@@ -17,7 +17,9 @@ Design choices:
 - BM25 over short lead summaries is fooled by common words and near-duplicate titles, so the question's
   subject is matched against titles too. A title (its disambiguation dropped: "Mercury (planet)" and
   "Salvador, Bahia" match "mercury" and "salvador") that appears as a whole in the question earns a bonus,
-  more for longer titles and when the question also names the disambiguation ("planet"). Only the longest
+  more for longer titles and when the question also names the disambiguation ("planet"); else a title
+  without one gets a little more than one with ("Australia" over "Australia (continent)"), as Wikipedia
+  gives the plain title to the primary topic. Only the longest
   matches count: in "What is lung cancer?" the title "Lung" sits inside "Lung cancer" and earns nothing.
   A title whose last (head) word alone appears ("pandas" for "Giant panda") earns a smaller partial bonus.
 - Some questions name the kind of thing they ask for, not their subject: "What is the *largest country* in
@@ -56,6 +58,7 @@ STOP_WORDS = frozenset(
 TITLE_BONUS = 1.0          # a title named in full in the question; BM25 scores are scaled to at most 1
 TITLE_WORD_BONUS = 0.1     # per title word: "Red blood cell" is a more specific match than "Blood"
 QUALIFIER_BONUS = 0.3      # the question also names the disambiguation: "planet" for "Mercury (planet)"
+PRIMARY_BONUS = 0.1        # else the title without one: "Australia", not "Australia (continent)"
 HEAD_WORD_BONUS = 0.35     # times the share of title words present, when the title's last word is
 ANSWER_SEEKING_SCALE = 0.3  # title bonuses in "What is the largest X ...?" / "Which X ...?" questions
 
@@ -205,6 +208,8 @@ class TitleMatcher:
             bonus = TITLE_BONUS + TITLE_WORD_BONUS * len(self.bases[i])
             if self.qualifiers[i] & set(q):
                 bonus += QUALIFIER_BONUS
+            elif not self.qualifiers[i]:
+                bonus += PRIMARY_BONUS
             result[i] = round(scale * bonus, 6)
         named = {i for _, _, i in full}
         for word in set(q):

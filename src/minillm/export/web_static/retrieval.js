@@ -6,7 +6,7 @@ const STOP_WORDS = new Set((
   "a an and are as at be but by for if in into is it no not of on or such that the their then there these " +
   "they this to was will with what which who whom how why where when does do did much many made called " +
   "tell else me can you about kind type").split(" "));
-const TITLE_BONUS = 1.0, TITLE_WORD_BONUS = 0.1, QUALIFIER_BONUS = 0.3, HEAD_WORD_BONUS = 0.35;
+const TITLE_BONUS = 1.0, TITLE_WORD_BONUS = 0.1, QUALIFIER_BONUS = 0.3, PRIMARY_BONUS = 0.1, HEAD_WORD_BONUS = 0.35;
 const ANSWER_SEEKING_SCALE = 0.3;
 const SYNONYMS = {
   biggest: "largest", bigger: "larger", tallest: "highest", taller: "higher", closest: "nearest",
@@ -130,6 +130,7 @@ class TitleMatcher {
       if (insideLonger || phrases.some((p) => contains(p, this.bases[i]))) continue;
       let bonus = TITLE_BONUS + TITLE_WORD_BONUS * this.bases[i].length;
       if (q.some((w) => this.qualifiers[i].has(w))) bonus += QUALIFIER_BONUS;
+      else if (this.qualifiers[i].size === 0) bonus += PRIMARY_BONUS;
       result.set(i, round6(scale * bonus));
     }
     const named = new Set(full.map(([, , i]) => i));
