@@ -2,6 +2,7 @@
 checks every neural rung's tests run on their own tiny run."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,21 @@ def tiny_run(tmp_path_factory):
     """A run directory (config.toml, tokenizer.json, model.safetensors, ...) of a ~20k-parameter model."""
     return train_tiny_run(tmp_path_factory.mktemp("tiny_run"),
                           {"max_seq_len": 96, "emb_dim": 32, "num_layers": 2, "num_heads": 2})
+
+
+def open_copy(run, dest):
+    """A copy of ``run`` at ``dest`` with a retrieval index over the tiny articles (open book); ``dest``."""
+    from minillm.retrieval import Index
+
+    shutil.copytree(run, dest)
+    Index.build(tiny_articles()).save(dest / "index")
+    return dest
+
+
+@pytest.fixture
+def open_tiny_run(tiny_run, tmp_path):
+    """A copy of the tiny run with a retrieval index (the session's run stays untouched)."""
+    return open_copy(tiny_run, tmp_path / "run")
 
 
 # --- checks every neural rung's tests run on its own trained tiny run ------------------------------------

@@ -3,7 +3,6 @@ deliberate mid-stream disconnects, answered without errors and still answering a
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn) is not installed")
 pytest.importorskip("httpx", reason="httpx is not installed")
-from conftest import tiny_articles  # noqa: E402
+from conftest import open_copy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,12 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def open_run(tiny_run, tmp_path_factory):
     """A copy of tiny_run (the session's run stays untouched) with a retrieval index: open book is mixed in."""
-    from minillm.retrieval import Index
-
-    run = tmp_path_factory.mktemp("soak") / "run"
-    shutil.copytree(tiny_run, run)
-    Index.build(tiny_articles()).save(run / "index")
-    return run
+    return open_copy(tiny_run, tmp_path_factory.mktemp("soak") / "run")
 
 
 def test_short_soak_has_no_errors_and_survives_disconnects(open_run):

@@ -1,12 +1,10 @@
 """`minillm compress quantize`: packing, error bounds, a quantized run that every command takes, bad inputs."""
 
 import json
-import shutil
 
 import pytest
 import safetensors.torch
 import torch
-from conftest import tiny_articles
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +15,6 @@ from minillm.compress.quantize import (
     quantize_int4,
     quantize_int8,
 )
-from minillm.retrieval import Index
 from minillm.train import load_run
 
 matrices = st.builds(lambda rows, groups, seed, scale: torch.randn(rows, groups * 8,
@@ -55,11 +52,8 @@ def test_int4_nibbles_round_trip_exactly():
 
 
 @pytest.fixture
-def run(tiny_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    Index.build(tiny_articles()).save(run / "index")
-    return run
+def run(open_tiny_run):
+    return open_tiny_run
 
 
 @pytest.mark.parametrize(("bits", "extra", "ratio", "tolerance"),

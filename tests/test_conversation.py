@@ -6,13 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import tiny_articles
+from conftest import open_copy
 
 from minillm.cli import main
 from minillm.conversation import Turn, noun_phrase, resolve
 from minillm.data.records import read_articles
 from minillm.evaluate_followups import followups_path, read_followups
-from minillm.retrieval import Index
 
 VENUS = Turn("What is Venus?", answer="Venus is the second planet from the Sun.", titles=("Venus",))
 
@@ -76,9 +75,7 @@ def test_noun_phrase():
 @pytest.fixture(scope="module")
 def open_run(tiny_run, tmp_path_factory):
     """A copy of the tiny run with a retrieval index over the tiny articles."""
-    run = Path(shutil.copytree(tiny_run, tmp_path_factory.mktemp("conversation") / "run"))
-    Index.build(tiny_articles()).save(run / "index")
-    return run
+    return open_copy(tiny_run, tmp_path_factory.mktemp("conversation") / "run")
 
 
 def test_chat_resolves_follow_ups(open_run, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
-from conftest import tiny_articles, train_tiny_run
+from conftest import train_tiny_run
 
 from minillm.cli import main
 from minillm.compress.prune import ffn_importance, pack, prune_run, unpack
@@ -84,12 +84,8 @@ def test_unstructured_zeroes_the_smallest_weights_of_each_matrix(runs, tmp_path,
         assert torch.isfinite(model(ids)).all()
 
 
-def test_a_pruned_run_is_a_run(tiny_run, tmp_path, capsys):
-    from minillm.retrieval import Index
-
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    Index.build(tiny_articles()).save(run / "index")
+def test_a_pruned_run_is_a_run(open_tiny_run, tmp_path, capsys):
+    run = open_tiny_run
     out = tmp_path / "p50"
     assert main(["compress", "prune", str(run), "--sparsity", "0.5", "--out", str(out)]) == 0
     line = capsys.readouterr().out

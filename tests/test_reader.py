@@ -1,16 +1,14 @@
 """[answer] reader: open book read by the pattern rung's reading, closed book by the network (reader.py)."""
 
 import json
-import shutil
 
 import pytest
-from conftest import tiny_articles
 
 from minillm.cli import main
 from minillm.config import load_config
 from minillm.engine import Sampling, answer
 from minillm.reader import READ_SEQ_LEN, PatternReading, load_answerer, with_reader
-from minillm.retrieval import Index, load_index, retrieve
+from minillm.retrieval import load_index, retrieve
 from minillm.train import load_run
 
 SAMPLING = Sampling(max_new_tokens=128)
@@ -18,12 +16,9 @@ LION = "What does the lion live in?"
 
 
 @pytest.fixture
-def run(tiny_run, tmp_path):
-    """A copy of the tiny run with an index over the tiny articles (its config: reader = "model")."""
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    Index.build(tiny_articles()).save(run / "index")
-    return run
+def run(open_tiny_run):
+    """The tiny run with an index over the tiny articles (its config: reader = "model")."""
+    return open_tiny_run
 
 
 def set_reader(run, reader: str) -> None:
