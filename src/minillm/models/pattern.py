@@ -26,6 +26,10 @@ How a question is answered:
    ``search``  "What is the largest desert in Asia?" names its answer's article nowhere: the sentence of any
                article that holds the superlative (or its encyclopedia wording, "biggest" -> "largest",
                retrieval_match.SYNONYMS) and most other words of the question
+   Open book the look-up is skipped: the passages come one per line, best first, and the answer is the
+   first passage's lead sentence, then its sentence the strategy picks, not counting the words the lead
+   names the subject by ("carbon dioxide" in "Why is carbon dioxide a greenhouse gas?"); a superlative is
+   searched in every passage and answered after its passage's lead. reader.py lets any run answer so.
 4. Template: those sentences, at most ``max_sentences``; an answer cut from the middle of an article names
    its subject instead of a leading pronoun ("It has 95 moons" -> "Jupiter has 95 moons", data/subject.py,
    as the QA generator does). Nothing found: "I don't know about <subject>.", or "I don't understand the
