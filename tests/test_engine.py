@@ -21,6 +21,7 @@ from minillm.engine import (
     sentence_ends,
     stream_answer,
     whole_sentences,
+    word_tail,
 )
 from minillm.models import MiniTransformer, ModelConfig
 from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer, word_continuation_ids
@@ -343,6 +344,34 @@ def test_no_repeat_ngram_never_cuts_a_word():
     spared = run(model, [2], Sampling(max_new_tokens=11, no_repeat_ngram=2,
                                       word_continuations=(WORDS.index("59"),)), use_cache=False)
     assert plain[:10] == spared[:10] and plain[10] != WORDS.index("59") and spared[10] == WORDS.index("59")
+
+
+STUTTER = ["<pad>", "<eos>", "Q", " Ser", "ian", " Answer", ":", " It", " is", "."]
+
+
+def test_no_token_pair_comes_twice_inside_a_word():
+    """The no-repeat ban spares the tokens inside words, so a word could stutter to the token limit
+    ("Serianianian..."): inside one word no pair of tokens comes twice."""
+    model = ScriptedModel([3, 4, 4, 4, 4, 4], start=1, vocab_size=len(STUTTER), after=1)
+    plain = run(model, [2], Sampling(max_new_tokens=6, no_repeat_ngram=3), use_cache=False)
+    assert plain[:4] == [3, 4, 4, 4]  # the 3-gram ban alone lets "ian" come a third time
+    spared = run(model, [2], Sampling(max_new_tokens=6, no_repeat_ngram=3, word_continuations=(4,)),
+                 use_cache=False)
+    assert spared[:3] == [3, 4, 4] and spared[3] != 4
+    assert word_tail([7, 3, 4, 4], frozenset({4})) == [3, 4, 4] and word_tail([4], frozenset({4})) == [4]
+
+
+def test_an_answer_never_writes_the_prompts_labels():
+    model = ScriptedModel([5, 6, 7, 8, 9], start=1, vocab_size=len(STUTTER), after=1)
+
+    def decode(ids):
+        return "".join(STUTTER[i] for i in ids)
+
+    free = run(model, [2], Sampling(max_new_tokens=5, max_sentences=1), decode=decode, eos_id=1, use_cache=False)
+    assert decode(free) == " Answer: It is."
+    answer_like = Sampling(max_new_tokens=5, max_sentences=1, suppress_tokens=(0,))
+    said = run(model, [2], answer_like, decode=decode, use_cache=False)
+    assert said[0] == 5 and said[1] != 6 and ":" not in decode(said) and decode(said).endswith(" It is.")
 
 
 def test_answers_spare_the_tokens_inside_words(char_tok):

@@ -104,7 +104,8 @@ class Sampling:
     no_repeat_ngram: int = 0         # never repeat an n-gram of the answer's own tokens; 0 = off
     stop_repeat: int = 0             # stop when the answer's text repeats a word n-gram (needs decode); 0 = off
     suppress_tokens: tuple[int, ...] = ()  # token ids never generated
-    word_continuations: tuple[int, ...] = ()  # tokens inside a word: no_repeat_ngram never bans them
+    word_continuations: tuple[int, ...] = ()  # tokens inside a word: no_repeat_ngram never bans them, but
+                                              # no pair of them comes twice in one word ("Serianianian")
 
     def __post_init__(self) -> None:
         if _not_int(self.max_new_tokens) or self.max_new_tokens < 1:
@@ -249,6 +250,8 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
     inside_words = frozenset(sampling.word_continuations)
     while True:
         repeats = [t for t in repeated_ngram_ends(new_ids, sampling.no_repeat_ngram) if t not in inside_words]
+        if sampling.no_repeat_ngram and inside_words:  # the ban spares words, so words must not stutter
+            repeats += [t for t in repeated_ngram_ends(word_tail(new_ids, inside_words), 2) if t in inside_words]
         banned = list(sampling.suppress_tokens) + repeats
         while True:
             if len(set(banned)) >= logits.numel():
@@ -258,6 +261,9 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
                 return
             if sampling.max_sentences or sampling.stop_repeat:
                 candidate = decode(new_ids + [token])
+                if sampling.suppress_tokens and _labels(candidate) > _labels(text):
+                    banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
+                    continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):
                 break
             if sentence_ends(text):
@@ -278,6 +284,25 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
             return
         seen[token] = True
         logits = step(token)
+
+
+_PROMPT_LABEL = re.compile(r"(?<!\w)(?:Question|Answer|Context) *:")
+
+
+def _labels(text: str) -> int:
+    return len(_PROMPT_LABEL.findall(text))
+
+
+def word_tail(ids: list[int], inside_words: frozenset[int]) -> list[int]:
+    """The ids of the word the answer is in the middle of: its first token and the continuations after it.
+
+    >>> word_tail([7, 1, 2, 1], frozenset({1, 2}))
+    [7, 1, 2, 1]
+    """
+    start = len(ids)
+    while start > 0 and ids[start - 1] in inside_words:
+        start -= 1
+    return ids[max(start - 1, 0):]
 
 
 def repeats_word_ngram(text: str, n: int) -> bool:
@@ -351,7 +376,9 @@ def answer_sampling(tokenizer: Any, sampling: Sampling) -> Sampling:
     separators, a newline and "?") suppressed too. Without this the copy head glued the question's "?"
     to the answer ("Skin is the skin?k ..."). The no-repeat ban spares the tokens that continue a word
     (tokenizer.word_continuation_ids): banning them mid-word garbled words spelt in several tokens
-    ("kidneys" -> "kidnee kidneyer")."""
+    ("kidneys" -> "kidnee kidneyer"); instead no pair of them comes twice in one word, which ended a small
+    network's stutters ("Serianianianian..." to the token limit). And the answer never writes the prompt's
+    labels ("Answer:", "Question:"), which it began closed-book answers with ("Answer: Answerium is ...")."""
     suppress = tuple(sorted(set(sampling.suppress_tokens) | non_answer_ids(tokenizer)))
     return replace(sampling, suppress_tokens=suppress,
                    word_continuations=tuple(sorted(word_continuation_ids(tokenizer))))

@@ -32,6 +32,9 @@ export function repeatsWordNgram(text, n) {
   return false;
 }
 
+const PROMPT_LABEL = /(?<![\p{L}\p{N}_])(?:Question|Answer|Context) *:/gu;
+const labels = (text) => (text.match(PROMPT_LABEL) || []).length;
+
 export function repeatedNgramEnds(ids, n) {
   if (n < 1 || ids.length < n - 1) return [];
   const tail = n > 1 ? ids.slice(ids.length - n + 1) : [];
@@ -133,6 +136,11 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
   const insideWords = new Set(s.word_continuations);  // the no-repeat ban never cuts a word (engine.py)
   for (;;) {
     const repeats = repeatedNgramEnds(newIds, s.no_repeat_ngram).filter((t) => !insideWords.has(t));
+    if (s.no_repeat_ngram && insideWords.size) {  // no token pair twice inside one word (engine.word_tail)
+      let start = newIds.length;
+      while (start > 0 && insideWords.has(newIds[start - 1])) start--;
+      repeats.push(...repeatedNgramEnds(newIds.slice(Math.max(start - 1, 0)), 2).filter((t) => insideWords.has(t)));
+    }
     const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
     for (;;) {
@@ -141,6 +149,10 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
       token = greedyToken(logits, seen, bannedSet, s.repetition_penalty);
       if (token === state.config.eos_id) return newIds;
       candidate = state.tok.decode([...newIds, token]);
+      if (s.suppress_tokens.length && labels(candidate) > labels(text)) {  // never the prompt's "Answer:"
+        banned.push(token);
+        continue;
+      }
       if (!(s.stop_repeat && repeatsWordNgram(candidate, s.stop_repeat))) break;
       if (sentenceEnds(text).length) return newIds;
       banned.push(token);
