@@ -156,7 +156,8 @@ def generation_config(tok: Any, hf_name: str) -> dict[str, Any]:
 
     Left out: minillm's ``no_repeat_ngram`` bans repeats of the answer's own n-grams, while transformers'
     ``no_repeat_ngram_size`` counts the prompt too and would forbid copying from the passage; minillm's
-    stop rules on the answer's text (``max_sentences``, ``stop_repeat``) have no transformers equivalent.
+    stop rules on the answer's text (``max_sentences``, ``stop_repeat``, no prompt labels) and its ban on a token
+    pair said twice inside one word have no transformers equivalent.
     Kept, though it differs: transformers' repetition penalty counts the prompt's tokens too, minillm's only
     the answer's (engine.py says why); README.md shows how to get minillm's. The custom code keeps no KV cache."""
     config = {"bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id,
