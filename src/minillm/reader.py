@@ -18,7 +18,7 @@ the reading was tuned on those (``--split natural-heldout``), F1 on 200 test que
 the 36 two-turn follow-ups asked through ``/v1/chat/completions`` (``eval --followups`` gives the same):
 
                                      natural   held-out   test F1   follow-ups   degenerate   faithfulness
-    reader = "model" (the network)    0.678     0.778      0.605      0.639          0           0.97
+    reader = "model" (the network)    0.678     0.778      0.606      0.667          0           0.97
     extractive rung (the floor)       0.844     0.806        -          -            0           1.00
     reader = "pattern"                0.922     0.861      0.834      0.833          0           1.00
 
