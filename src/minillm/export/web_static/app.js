@@ -299,7 +299,14 @@ async function load() {
     config.open_book ? Index.load("index/") : Promise.resolve(null)]);
   state.tok = new Tokenizer(tokJson);
   state.index = index;
-  state.reading = config.reading ? new PatternReading(config.reading.rules, config.reading.max_sentences) : null;
+  state.reading = null;
+  if (config.reading) {
+    try {  // the rules need RegExp modifiers, (?-i:...): Chromium 125+, Firefox 132+
+      state.reading = new PatternReading(config.reading.rules, config.reading.max_sentences);
+    } catch (error) {
+      console.warn(`the pattern reading needs a newer browser (${error.message}): the network reads instead`);
+    }
+  }
   state.session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
   const open = $("mode").querySelector('option[value="open"]');
   if (index) {
@@ -309,7 +316,8 @@ async function load() {
     open.textContent = "open-book (no index in this export)";
   }
   $("status").textContent = `ready · ${(model.byteLength / 1e6).toFixed(1)} MB model · context ` +
-    `${config.max_seq_len} tokens${index ? ` · ${index.passages.length} passages` : ""}`;
+    `${config.max_seq_len} tokens${index ? ` · ${index.passages.length} passages` : ""}` +
+    (state.reading ? " · open book read by the pattern rung" : "");
   $("question").disabled = false;
   $("question").focus();
   document.body.dataset.ready = "true";
