@@ -301,7 +301,7 @@ async function load() {
   state.index = index;
   state.reading = null;
   if (config.reading) {
-    try {  // the rules need RegExp modifiers, (?-i:...): Chromium 125+, Firefox 132+
+    try {  // the rules need RegExp modifiers, (?-i:...): Chromium 125 and later have them
       state.reading = new PatternReading(config.reading.rules, config.reading.max_sentences);
     } catch (error) {
       console.warn(`the pattern reading needs a newer browser (${error.message}): the network reads instead`);
