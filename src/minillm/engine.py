@@ -384,13 +384,17 @@ def answer_sampling(tokenizer: Any, sampling: Sampling) -> Sampling:
                    word_continuations=tuple(sorted(word_continuation_ids(tokenizer))))
 
 
+def prompt_budget(window: int, sampling: Sampling) -> int:
+    """Tokens a prompt may take in a window of ``window``: min(max_new_tokens, half the window) positions
+    stay free for the answer."""
+    return window - min(sampling.max_new_tokens, window // 2)
+
+
 def _prompt(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
             context: str | None) -> list[int]:
-    # leave min(max_new_tokens, half the context) positions free for the answer; a model that reads longer
-    # prompts than it scores (reader.PatternReading) says so with prompt_seq_len
+    # a model that reads longer prompts than it scores (reader.PatternReading) says so with prompt_seq_len
     window = getattr(model, "prompt_seq_len", model.max_seq_len)
-    room = min(sampling.max_new_tokens, window // 2)
-    return fit_prompt(tokenizer, question, context, window - room)
+    return fit_prompt(tokenizer, question, context, prompt_budget(window, sampling))
 
 
 def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
