@@ -219,8 +219,8 @@ def run_minillm(work: Path, args, target: float) -> dict:
 
 def validation_check(args) -> dict:
     """nanoGPT's validation text (run-nanogpt's split of the ids, decoded) against minillm's (data.text)."""
-    from minillm.config import load_config, shipped_config
-    from minillm.train_data import pretrain_texts
+    from minillm.training.config import load_config, shipped_config
+    from minillm.training.data import pretrain_texts
 
     text = TEXT.read_text()
     chars = sorted(set(text))  # run-nanogpt's encoding and split, redone here
@@ -257,7 +257,7 @@ def _windows_loss(forward, ids, windows: int | None) -> tuple[float, int, int]:
 def rescore(nanogpt_ckpt: Path, run_dir: Path, quick: bool) -> dict:
     import torch
 
-    from minillm.train import load_run
+    from minillm.training.runs import load_run
 
     started = time.perf_counter()
     text = TEXT.read_text()

@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from minillm.core.files import write_jsonl
 from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
-from minillm.data.records import read_articles, read_qa_pairs, write_jsonl
+from minillm.data.records import read_articles, read_qa_pairs
 from minillm.data.split import split_qa_pairs, write_split
 
 

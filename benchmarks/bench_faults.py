@@ -77,10 +77,10 @@ def install_train_hook(kind: str, target: int) -> None:
 
     import torch
 
-    from minillm import checkpoint
-    from minillm import train as train_mod
+    from minillm.training import checkpoint
+    from minillm.training import trainer as train_mod
 
-    trainer, now = train_mod._Trainer, {"step": 0, "calls": 0}
+    trainer, now = train_mod.Trainer, {"step": 0, "calls": 0}
     real_step = trainer.train_step
 
     def train_step(self, batches, lr):
@@ -206,7 +206,8 @@ def run(argv: list[str], cwd: Path, hook: str = "none:0", api: str | None = None
 def write_data(root: Path) -> Path:
     import tomli_w
 
-    from minillm.data.records import Article, QAPair, write_jsonl
+    from minillm.core.files import write_jsonl
+    from minillm.data.records import Article, QAPair
 
     articles = [Article.create(source="offline", title=t, domain=d, text=x, url=f"https://en.wikipedia.org/wiki/{t}",
                                retrieved_at="2026-01-01T00:00:00+00:00") for t, d, x in FACTS]

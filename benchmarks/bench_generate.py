@@ -34,8 +34,9 @@ from pathlib import Path
 
 import torch
 
-from minillm.engine import Sampling, fit_prompt, generate
 from minillm.models import MiniTransformer, ModelConfig
+from minillm.models.generation import Sampling, generate
+from minillm.prompt import fit_prompt
 
 CONFIGS = {
     "seed-3m": ModelConfig(vocab_size=5000, max_seq_len=512, emb_dim=256, num_layers=2, num_heads=2),
@@ -77,7 +78,7 @@ def compare_runtimes(run: str, new_tokens: int, runs: int) -> dict:
 
     from minillm.export.hf import CUSTOM, export_hf
     from minillm.export.onnx import export_onnx, onnx_greedy
-    from minillm.train import load_run
+    from minillm.training.runs import load_run
 
     transformers.logging.disable_progress_bar()
     model, tok, _ = load_run(run)

@@ -27,8 +27,9 @@ import time
 import torch
 from torch import nn
 
-from minillm.compress.quantize import dequantize_int8, quantize_int8
-from minillm.engine import Sampling
+from minillm.compress.quantize import quantize_int8
+from minillm.models.generation import Sampling
+from minillm.models.weights import dequantize_int8
 
 
 class Int8Linear(nn.Module):
@@ -84,8 +85,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from minillm.tokenizer import encode_prompt
-    from minillm.train import load_run
+    from minillm.prompt import encode_prompt
+    from minillm.training.runs import load_run
 
     model, tok, _ = load_run(args.run)
     prompt = encode_prompt(tok, "What is the Sun?")

@@ -59,12 +59,16 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from minillm.config import Config, load_config, shipped_config  # noqa: E402
+from minillm.core.device import resolve_device  # noqa: E402
+from minillm.core.files import write_jsonl  # noqa: E402
 from minillm.data.fetch import fetch_articles  # noqa: E402
 from minillm.data.generate import generate_qa_pairs  # noqa: E402
-from minillm.data.records import read_articles, write_jsonl  # noqa: E402
+from minillm.data.records import read_articles  # noqa: E402
 from minillm.data.split import split_qa_pairs, write_split  # noqa: E402
-from minillm.train import _Trainer, join_processes, load_run, resolve_device, train, world_size  # noqa: E402
+from minillm.training.config import Config, load_config, shipped_config  # noqa: E402
+from minillm.training.distributed import join_processes, world_size  # noqa: E402
+from minillm.training.runs import load_run  # noqa: E402
+from minillm.training.trainer import Trainer, train  # noqa: E402
 
 # dense bf16 tensor-core peaks (no sparsity), by a part of torch.cuda.get_device_name(); first match wins
 PEAK_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -142,17 +146,17 @@ def profiled(out: Path, rank: int, skip: int, steps: int, device: torch.device):
     with profile(activities=activities, on_trace_ready=save,
                  schedule=schedule(skip_first=max(0, skip - warmup), wait=0, warmup=warmup, active=steps,
                                    repeat=1)) as prof:
-        step = _Trainer.train_step
+        step = Trainer.train_step
 
         def step_and_mark(self, *args, **kwargs):  # the Trainer has no step hook: mark each step's end
             step(self, *args, **kwargs)
             prof.step()
 
-        _Trainer.train_step = step_and_mark
+        Trainer.train_step = step_and_mark
         try:
             yield
         finally:
-            _Trainer.train_step = step
+            Trainer.train_step = step
 
 
 def bench_run(cfg_path: Path, overrides: list[str], run_dir: Path, args, ranks, device, peak,

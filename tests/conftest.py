@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from minillm.config import config_from_dict, load_config, shipped_config
-from minillm.data.records import Article, QAPair, write_jsonl
-from minillm.train import train
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article, QAPair
+from minillm.training.config import config_from_dict, load_config, shipped_config
+from minillm.training.trainer import train
 
 TINY_FACTS = [
     ("Sun", "astronomy", "The Sun is the star at the centre of the Solar System. It is a hot ball of plasma. "
@@ -88,7 +89,7 @@ def tiny_run(tmp_path_factory):
 
 def open_copy(run, dest):
     """A copy of ``run`` at ``dest`` with a retrieval index over the tiny articles (open book); ``dest``."""
-    from minillm.retrieval import Index
+    from minillm.retrieval.index import Index
 
     shutil.copytree(run, dest)
     Index.build(tiny_articles()).save(dest / "index")
@@ -118,7 +119,7 @@ def check_trains_below_untrained_and_uniform(run, cls) -> None:
 
     import torch
 
-    from minillm.train import load_run
+    from minillm.training.runs import load_run
 
     model, tok, cfg = load_run(run)
     torch.manual_seed(0)
@@ -131,8 +132,8 @@ def check_save_load_identical(run, cls, tmp_path) -> None:
     """Saved and loaded again (and the Trainer's own file loaded): identical logits and greedy answers."""
     import torch
 
-    from minillm.engine import Sampling
-    from minillm.train import load_run
+    from minillm.models.generation import Sampling
+    from minillm.training.runs import load_run
 
     model, tok, _ = load_run(run)
     assert isinstance(model, cls)

@@ -7,11 +7,11 @@ from conftest import check_save_load_identical, check_trains_below_untrained_and
 from test_mlp import TRAIN
 
 from minillm.cli import main
-from minillm.config import config_from_dict
-from minillm.data.records import InputError
-from minillm.engine import KVCache, Sampling
+from minillm.core.errors import InputError
 from minillm.models import MODELS, LanguageModel, MiniTransformer, ModelConfig
 from minillm.models.attention import AttentionConfig, AttentionLanguageModel
+from minillm.models.generation import KVCache, Sampling
+from minillm.training.config import config_from_dict
 
 MODEL = {"arch": "attention", "max_seq_len": 96, "emb_dim": 32, "num_heads": 2}
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.compress.quantize import dequantize_int8, quantize_int8
+from minillm.compress.quantize import quantize_int8
+from minillm.models.weights import dequantize_int8
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -8,8 +8,9 @@ import safetensors.torch
 import torch
 from conftest import tiny_articles, train_tiny_run
 
+from minillm.answering.answer import answer
+from minillm.answering.open_book import answer_open
 from minillm.cli import main
-from minillm.engine import Sampling, answer
 from minillm.models import MODELS
 from minillm.models.bert import (
     NO_PASSAGE,
@@ -20,9 +21,10 @@ from minillm.models.bert import (
     mask_tokens,
     pair_inputs,
 )
-from minillm.retrieval import Index, answer_open, load_index
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import Index, load_index
 from minillm.tokenizer import train_tokenizer
-from minillm.train import load_run
+from minillm.training.runs import load_run
 
 TINY = {"arch": "bert", "max_seq_len": 256, "pair_len": 48, "emb_dim": 32, "num_layers": 1, "num_heads": 2,
         "ffn_dim": 64, "dropout": 0.0, "max_sentences": 2, "candidates": 4,

@@ -9,7 +9,8 @@ import pytest
 from conftest import ARC_EASY, shared_file
 
 from minillm.cli import main
-from minillm.report import eval_table, human_bytes, human_count, human_seconds, read_run
+from minillm.core.numbers import human_bytes, human_count, human_seconds
+from minillm.evaluation.report import eval_table, read_run
 
 QUESTIONS = [{"question": "What is the Sun?", "answer": "The Sun is a star.", "domain": "astronomy",
               "keywords": ["star"]},
@@ -144,9 +145,9 @@ def test_eval_table_of_multiple_choice_and_no_heldout_text():
 
 
 def test_size_ticks_of_nearly_equal_runs_are_not_all_labelled():
-    from minillm.report import _spaced_labels
+    from minillm.evaluation.report import spaced_labels
 
     sizes = [2390, 421774, 1114880, 1263360, 1446208, 1478016, 1900000]
-    assert _spaced_labels(sizes) == ["2.39k", "422k", "", "1.26M", "", "", ""]  # a wide axis: few labels
-    assert _spaced_labels(sizes[1:]) == ["422k", "1.11M", "", "1.45M", "", "1.9M"]
-    assert _spaced_labels([]) == [] and _spaced_labels([5000]) == ["5k"]
+    assert spaced_labels(sizes) == ["2.39k", "422k", "", "1.26M", "", "", ""]  # a wide axis: few labels
+    assert spaced_labels(sizes[1:]) == ["422k", "1.11M", "", "1.45M", "", "1.9M"]
+    assert spaced_labels([]) == [] and spaced_labels([5000]) == ["5k"]

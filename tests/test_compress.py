@@ -9,13 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minillm.cli import main
-from minillm.compress.quantize import (
-    dequantize_int4,
-    dequantize_int8,
-    quantize_int4,
-    quantize_int8,
-)
-from minillm.train import load_run
+from minillm.compress.quantize import quantize_int4, quantize_int8
+from minillm.models.weights import dequantize_int4, dequantize_int8
+from minillm.training.runs import load_run
 
 matrices = st.builds(lambda rows, groups, seed, scale: torch.randn(rows, groups * 8,
                                                                    generator=torch.Generator().manual_seed(seed))
@@ -119,8 +115,8 @@ def test_bad_runs_exit_2(run, tmp_path, capsys):
 
 
 def test_a_broken_quantized_file_is_one_clear_error(run, tmp_path):
-    from minillm.data.records import InputError
-    from minillm.models.base import read_weights_metadata
+    from minillm.core.errors import InputError
+    from minillm.models.weights import read_weights_metadata
 
     out = tmp_path / "q"
     assert main(["compress", "quantize", str(run), "--out", str(out)]) == 0

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from minillm import config as config_module
-from minillm.config import (
+from minillm.core.errors import InputError
+from minillm.models import MODELS, ModelConfig
+from minillm.training import config as config_module
+from minillm.training.config import (
     Config,
     TrainConfig,
     config_from_dict,
@@ -13,8 +15,6 @@ from minillm.config import (
     save_config,
     shipped_config,
 )
-from minillm.data.records import InputError
-from minillm.models import MODELS, ModelConfig
 
 CONFIGS = Path(__file__).resolve().parent.parent / "src" / "minillm" / "configs"
 MODEL = {"max_seq_len": 16, "emb_dim": 32, "num_layers": 1, "num_heads": 2}
@@ -158,7 +158,7 @@ def test_config_is_plain_dataclasses():
 
 def test_shipped_config_names_and_paths(tmp_path):
     # the installed package's configs: this clone's, or another's where minillm was installed from there
-    assert shipped_config("tiny-cpu") == Path(config_module.__file__).parent / "configs" / "tiny-cpu.toml"
+    assert shipped_config("tiny-cpu") == Path(config_module.__file__).parents[1] / "configs" / "tiny-cpu.toml"
     assert shipped_config("my.toml") == Path("my.toml")
     assert shipped_config(str(tmp_path / "x")) == tmp_path / "x"
     with pytest.raises(InputError, match="config 'tiny': no such shipped config .*seed-3m, .*tiny-cpu"):

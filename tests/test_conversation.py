@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import open_copy
 
+from minillm.answering.conversation import Turn, noun_phrase, resolve
 from minillm.cli import main
-from minillm.conversation import Turn, noun_phrase, resolve
 from minillm.data.records import read_articles
-from minillm.evaluate_followups import followups_path, read_followups
+from minillm.evaluation.followups import followups_path, read_followups
 
 VENUS = Turn("What is Venus?", answer="Venus is the second planet from the Sun.", titles=("Venus",))
 
@@ -79,18 +79,18 @@ def open_run(tiny_run, tmp_path_factory):
 
 
 def test_chat_resolves_follow_ups(open_run, monkeypatch, capsys):
-    import minillm.engine
+    import minillm.answering.answer
 
     lines = iter(["What is the sun?", "What is it made of?", "What is the heart?", ""])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     asked = []
-    stream_answer = minillm.engine.stream_answer
+    stream_answer = minillm.answering.answer.stream_answer
 
     def spy(model, tok, question, sampling, context=None):
         asked.append((question, context))
         return stream_answer(model, tok, question, sampling, context=context)
 
-    monkeypatch.setattr(minillm.engine, "stream_answer", spy)
+    monkeypatch.setattr(minillm.answering.answer, "stream_answer", spy)
     assert main(["chat", str(open_run), "--max-new-tokens", "6"]) == 0
     out = capsys.readouterr().out
     assert [q for q, _ in asked] == ["What is the sun?", "What is the sun made of?", "What is the heart?"]
@@ -165,10 +165,10 @@ def test_eval_followups_with_and_without_memory(run_copy, tmp_path, capsys):
 
 
 def test_eval_followups_without_a_file_reads_the_shipped_set(run_copy, tmp_path, monkeypatch):
-    import minillm.evaluate_followups
+    import minillm.evaluation.followups
 
     shipped = write_lines(tmp_path / "shipped.jsonl", FOLLOWUPS[:1])  # stands in for the 36, to stay fast
-    monkeypatch.setattr(minillm.evaluate_followups, "followups_path", lambda: shipped)
+    monkeypatch.setattr(minillm.evaluation.followups, "followups_path", lambda: shipped)
     qa = write_lines(tmp_path / "qa.jsonl", [{"question": "What is the Sun?", "answer": "A star."}])
     assert main(["eval", str(run_copy), "--qa", str(qa), "--max-new-tokens", "2", "--no-progress",
                  "--followups"]) == 0
@@ -185,7 +185,7 @@ def test_shipped_followups_are_six_per_domain_about_corpus_articles():
     if not corpus.is_file():
         pytest.skip(f"{corpus} is absent (minillm data fetch)")
     articles = {a.title: a for a in read_articles(corpus)}
-    from minillm.metrics import keyword_hit
+    from minillm.evaluation.metrics import keyword_hit
 
     for c in conversations:
         assert c.subject in articles and articles[c.subject].domain == c.domain

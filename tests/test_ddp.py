@@ -16,11 +16,12 @@ from conftest import shakespeare_slice
 from test_train import tiny_config, write_data
 
 from minillm.cli import main
-from minillm.config import load_config, save_config, shipped_config
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
 from minillm.models import MiniTransformer
-from minillm.train import check_processes, flat_gradients, local_grad_accum, train
-from minillm.train_data import TextBatches, step_batches
+from minillm.training.config import load_config, save_config, shipped_config
+from minillm.training.data import TextBatches, step_batches
+from minillm.training.distributed import check_processes, flat_gradients, local_grad_accum
+from minillm.training.trainer import train
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 STOP_AT = """
@@ -30,8 +31,8 @@ import sys
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from minillm.config import load_config
-from minillm.train import train
+from minillm.training.config import load_config
+from minillm.training.trainer import train
 
 grads = []  # each step's gradients as the optimizer sees them: all-reduced and clipped
 register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: grads.append(torch.cat(

@@ -10,9 +10,10 @@ from conftest import tiny_run_tables, train_tiny_run
 
 from minillm.cli import main
 from minillm.compress.distill import DistillLoss, distill_loss
-from minillm.config import load_config
-from minillm.train import lm_loss, load_run, summed_nll
-from minillm.train_data import IGNORE_INDEX
+from minillm.training.config import load_config
+from minillm.training.data import IGNORE_INDEX
+from minillm.training.runs import load_run
+from minillm.training.steps import lm_loss, summed_nll
 
 try:
     import tomllib

@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 
 from minillm.cli import main
-from minillm.docs import COMPRESS_RESULTS, LADDER_RESULTS, OPEN, build
+from minillm.workflows.docs import COMPRESS_RESULTS, LADDER_RESULTS, OPEN, build
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -42,7 +42,7 @@ def load(path: Path) -> ModuleType:
 
 def copy_root(tmp_path: Path) -> Path:
     """A repository root holding only what ``docs build`` reads: docs/, the two results files, the GPU logs."""
-    from minillm.docs import GPU_LOGS
+    from minillm.workflows.docs import GPU_LOGS
 
     root = tmp_path / "repo"
     shutil.copytree(DOCS, root / "docs")
@@ -89,7 +89,7 @@ def test_results_that_change_make_the_pages_stale(tmp_path, capsys):
 
 
 def test_gpu_figures_come_from_the_bench_logs_and_a_bad_log_is_one_line(tmp_path, capsys):
-    from minillm.docs import GPU_LOGS, load_results
+    from minillm.workflows.docs import GPU_LOGS, load_results
 
     root = copy_root(tmp_path)
     logs = sorted((root / GPU_LOGS).glob("*.bench.json"))
@@ -109,7 +109,7 @@ def test_gpu_figures_come_from_the_bench_logs_and_a_bad_log_is_one_line(tmp_path
 
 
 def test_sample_answers_are_shown_as_plain_text_never_as_markup():
-    from minillm.docs import rung_block
+    from minillm.workflows.docs import rung_block
 
     row = {"rung": "copy", "model": "m", "what": "w", "questions": 3, "parameters": 10, "size_bytes": 40,
            "natural_questions": 2, "natural_open_keyword": 0.5,

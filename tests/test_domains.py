@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from minillm.core.errors import InputError
 from minillm.data.domains import DOMAINS, OTHER, SEED_TOPICS, classify, scores
 from minillm.data.fetch import offline_data_path
-from minillm.data.records import InputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "labelled_articles.jsonl"
 FIELDS = {"title", "description", "text", "topic", "label"}

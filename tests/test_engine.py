@@ -6,25 +6,22 @@ import pytest
 import torch
 from torch import nn
 
-from minillm.engine import (
-    Answer,
+from minillm.answering.answer import Answer, answer, answer_sampling, stream_answer
+from minillm.models import MiniTransformer, ModelConfig
+from minillm.models.generation import (
     KVCache,
     Sampling,
     adjust_logits,
-    answer,
-    answer_sampling,
-    fit_prompt,
     generate,
     repeated_ngram_ends,
     repeats_word_ngram,
     sample_token,
     sentence_ends,
-    stream_answer,
     whole_sentences,
     word_tail,
 )
-from minillm.models import MiniTransformer, ModelConfig
-from minillm.tokenizer import encode_prompt, non_answer_ids, train_tokenizer, word_continuation_ids
+from minillm.prompt import encode_prompt, fit_prompt
+from minillm.tokenizer import non_answer_ids, train_tokenizer, word_continuation_ids
 
 TEXT = "The Sun is a star. The Moon orbits the Earth. Mars is red? Yes! Café.\nQuestion: Answer: Context:"
 

@@ -13,12 +13,14 @@ from conftest import ARC_EASY, shared_file
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minillm import evaluate
+from minillm.answering.answer import Answer
 from minillm.cli import main
-from minillm.config import load_config
-from minillm.data.records import InputError, read_articles
-from minillm.engine import Answer
-from minillm.evaluate import (
+from minillm.core.errors import InputError
+from minillm.data.records import read_articles
+from minillm.evaluation import qa as evaluate
+from minillm.evaluation.metrics import token_f1
+from minillm.evaluation.perplexity import heldout_score, score_documents, stream_nats, token_stream, window_spans
+from minillm.evaluation.qa import (
     ChoiceQuestion,
     EvalQuestion,
     choice_log_probs,
@@ -27,11 +29,10 @@ from minillm.evaluate import (
     read_eval_questions,
     seeded_sample,
 )
-from minillm.metrics import token_f1
-from minillm.perplexity import heldout_score, score_documents, stream_nats, token_stream, window_spans
 from minillm.tokenizer import train_tokenizer
-from minillm.train import load_run
-from minillm.train_data import is_heldout
+from minillm.training.config import load_config
+from minillm.training.data import is_heldout
+from minillm.training.runs import load_run
 
 QUESTIONS = [
     {"question": "What is the Sun?", "answer": "The Sun is the star at the centre of the Solar System.",
@@ -326,7 +327,7 @@ def test_eval_bad_arguments_exit_2(run_copy, capsys, args, message):
 
 
 def test_eval_open_book(run_copy, tmp_path):
-    retrieval = pytest.importorskip("minillm.retrieval")
+    retrieval = pytest.importorskip("minillm.retrieval.index")
     qa = write_lines(tmp_path / "q.jsonl", QUESTIONS)
     open_book = ["eval", str(run_copy), "--qa", str(qa), "--mode", "open", "--no-progress"]
     assert main(open_book) == 2  # no index yet

@@ -6,10 +6,10 @@ import torch
 from conftest import train_tiny_run
 
 from minillm.cli import main
-from minillm.engine import Sampling
 from minillm.export.gguf import interleave_heads
-from minillm.tokenizer import encode_prompt
-from minillm.train import load_run
+from minillm.models.generation import Sampling
+from minillm.prompt import encode_prompt
+from minillm.training.runs import load_run
 
 gguf = pytest.importorskip("gguf")
 

@@ -8,14 +8,16 @@ import pytest
 import torch
 from conftest import tiny_articles, train_tiny_run
 
+from minillm.answering.answer import ANSWER_SAMPLING
 from minillm.cli import main
-from minillm.engine import ANSWER_SAMPLING, Sampling, adjust_logits
 from minillm.export.hf import CUSTOM, GPT2, LLAMA, export_hf, hf_class
 from minillm.models import ModelConfig, model_class
 from minillm.models.attention import AttentionConfig
+from minillm.models.generation import Sampling, adjust_logits
 from minillm.models.mlp import MLPConfig
-from minillm.tokenizer import encode_prompt, encode_qa, format_prompt, non_answer_ids
-from minillm.train import load_run
+from minillm.prompt import encode_prompt, encode_qa, format_prompt
+from minillm.tokenizer import non_answer_ids
+from minillm.training.runs import load_run
 
 transformers = pytest.importorskip("transformers", reason="the [export] extra is not installed")
 

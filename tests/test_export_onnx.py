@@ -11,9 +11,9 @@ import torch
 from conftest import tiny_articles, train_tiny_run
 
 from minillm.cli import main
-from minillm.engine import Sampling
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, onnx_greedy, present_name
+from minillm.models.generation import Sampling
 
 SMALL = {"max_seq_len": 96, "emb_dim": 32, "num_layers": 2, "num_heads": 2}
 RUNS = {

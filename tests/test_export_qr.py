@@ -14,10 +14,12 @@ import pytest
 from conftest import CHROMIUM_ARGS, TINY_FACTS, tiny_articles, tiny_pairs, tiny_run_tables
 
 from minillm.cli import main
-from minillm.config import config_from_dict, save_config
-from minillm.data.records import Article, InputError, write_jsonl
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article
+from minillm.evaluation.metrics import keyword_hit
 from minillm.export.qr import BUDGET, answer, build_page, export_qr, fact_sentence
-from minillm.metrics import keyword_hit
+from minillm.training.config import config_from_dict, save_config
 
 pytest.importorskip("qrcode", reason="qrcode is not installed (the [export] extra)")
 

@@ -30,10 +30,11 @@ pytest.importorskip("onnxscript", reason="the [export] extra (onnxscript) is not
 from conftest import CHROMIUM_ARGS, HOSTILE, XSS_QUESTION, tiny_articles  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from minillm.answering.answer import ANSWER_SAMPLING, answer  # noqa: E402
+from minillm.answering.open_book import answer_open  # noqa: E402
 from minillm.cli import main  # noqa: E402
-from minillm.data.records import InputError  # noqa: E402
-from minillm.engine import ANSWER_SAMPLING, answer  # noqa: E402
-from minillm.retrieval import Index, answer_open, load_index  # noqa: E402
+from minillm.core.errors import InputError  # noqa: E402
+from minillm.retrieval.index import Index, load_index  # noqa: E402
 
 QUESTIONS = [
     "What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?", "What is a lion?",
@@ -99,7 +100,7 @@ def site(open_run):
 
 @pytest.fixture(scope="module")
 def library(open_run):
-    from minillm.train import load_run
+    from minillm.training.runs import load_run
 
     model, tok, _ = load_run(open_run)
     return model, tok, load_index(open_run)

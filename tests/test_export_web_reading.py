@@ -6,8 +6,9 @@ import shutil
 
 from test_export_web import QUESTIONS, ask, browsing, export_site, serving  # skips with it without Chromium
 
-from minillm.engine import ANSWER_SAMPLING, answer
-from minillm.retrieval import answer_open, load_index
+from minillm.answering.answer import ANSWER_SAMPLING, answer
+from minillm.answering.open_book import answer_open
+from minillm.retrieval.index import load_index
 
 READING_QUESTIONS = QUESTIONS + [
     "How many chambers does the heart have?", "What does the heart do?", "Where does the Nile flow?",
@@ -21,8 +22,8 @@ def test_a_pattern_reader_run_answers_in_the_browser_as_minillm_ask(tiny_run, tm
     answers as `minillm ask` gives; closed book the network answers, as before."""
     from conftest import HOSTILE, tiny_articles
 
-    from minillm.reader import load_answerer
-    from minillm.retrieval import Index
+    from minillm.answering.reader import load_answerer
+    from minillm.retrieval.index import Index
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

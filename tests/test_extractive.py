@@ -5,12 +5,14 @@ import json
 import pytest
 from conftest import tiny_articles, train_tiny_run
 
+from minillm.answering.answer import answer
+from minillm.answering.open_book import answer_open
 from minillm.cli import main
-from minillm.engine import Sampling, answer
 from minillm.models import MODELS
 from minillm.models.extractive import NO_PASSAGE, ExtractiveReader
-from minillm.retrieval import Index, answer_open
-from minillm.train import load_run
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import Index
+from minillm.training.runs import load_run
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def test_answers_with_the_first_sentences_of_the_best_passage(run):
     model, tok, cfg = load_run(run)
     assert isinstance(model, ExtractiveReader) and MODELS["extractive"] is ExtractiveReader
     assert (run / "extractive.json").is_file() and model.num_parameters() == 0
-    from minillm.retrieval import load_index
+    from minillm.retrieval.index import load_index
 
     result, passages = answer_open(model, tok, load_index(run), "Where does the Nile flow?", Sampling())
     assert passages[0].title == "Nile"

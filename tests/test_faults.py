@@ -16,19 +16,12 @@ import torch
 from conftest import tiny_articles, tiny_pairs, train_tiny_run
 from fake_mediawiki import FakeMediaWiki, sample_wiki
 
-from minillm.checkpoint import load_train_state
-from minillm.config import config_from_dict
-from minillm.data.records import (
-    DiskFullError,
-    InputError,
-    append_jsonl,
-    atomic_directory,
-    atomic_write,
-    disk_full_cause,
-    read_articles,
-    write_jsonl,
-)
-from minillm.train import train
+from minillm.core.errors import DiskFullError, InputError, disk_full_cause
+from minillm.core.files import append_jsonl, atomic_directory, atomic_write, write_jsonl
+from minillm.data.records import read_articles
+from minillm.training.checkpoint import load_train_state
+from minillm.training.config import config_from_dict
+from minillm.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "bench_faults.py"
@@ -188,7 +181,7 @@ def one_line_error(result, path: str) -> str:
 def test_append_jsonl_on_a_full_disk_keeps_whole_lines(tmp_path):
     out = tmp_path / "metrics.jsonl"
     append_jsonl(out, [{"n": 0}])
-    script = ("import resource, sys; from minillm.data.records import append_jsonl\n"
+    script = ("import resource, sys; from minillm.core.files import append_jsonl\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (60, 60))\n"
               f"append_jsonl({str(out)!r}, [{{'n': i, 'pad': 'x' * 10}} for i in range(1, 9)])\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

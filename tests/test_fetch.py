@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from minillm.core.errors import InputError
 from minillm.data.fetch import (
     FetchReport,
     fetch_articles,
@@ -12,7 +13,7 @@ from minillm.data.fetch import (
     select_articles,
     wikipedia_url,
 )
-from minillm.data.records import Article, InputError, read_articles
+from minillm.data.records import Article, read_articles
 
 SIX = ["astronomy", "anatomy", "animals", "geography", "chemistry", "weather"]
 

@@ -10,9 +10,10 @@ from dataclasses import asdict
 import pysbd
 import pytest
 
+from minillm.core.errors import InputError
 from minillm.data import facts, generate, patterns, sentences, subject
 from minillm.data.generate import generate_qa_pairs
-from minillm.data.records import Article, InputError, normalize_question
+from minillm.data.records import Article, normalize_question
 from minillm.data.sentences import clean_text, split_sentences
 from minillm.data.subject import find_subject
 

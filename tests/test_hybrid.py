@@ -1,18 +1,20 @@
 """Rung 5, the Markov-neural mixture: the tuned weight, the never-worse mix, a self-contained run dir."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from minillm.cli import main
-from minillm.config import config_from_dict, load_config, shipped_config
-from minillm.data.records import InputError
-from minillm.engine import Sampling
+from minillm.core.errors import InputError
+from minillm.models.generation import Sampling
 from minillm.models.hybrid import HybridModel, mix, tune_weight
 from minillm.tokenizer import Tokenizer
-from minillm.train import load_run, train
-from minillm.train_data import fit_data
+from minillm.training.config import config_from_dict, load_config, shipped_config
+from minillm.training.data import fit_data
+from minillm.training.runs import load_run
+from minillm.training.trainer import train
 
 
 def hybrid_config(tiny_run, **model):
@@ -55,7 +57,8 @@ def test_save_load_gives_identical_scores_and_answers(tiny_run, tmp_path):
     tok = Tokenizer.load(tiny_run)
     cfg = hybrid_config(tiny_run, weight=0.3, vocab_size=tok.vocab_size)
     model = HybridModel(cfg.model_config())
-    assert model.fit(fit_data(cfg, tok, (tiny_run / "tokenizer.json").read_bytes()))["weight"] == 0.3
+    data = replace(fit_data(cfg, tok, (tiny_run / "tokenizer.json").read_bytes()), load_run=load_run)
+    assert model.fit(data)["weight"] == 0.3
     model.save(tmp_path)
     loaded = HybridModel.load(tmp_path)
     assert loaded.weight == 0.3 and loaded.max_seq_len == 96

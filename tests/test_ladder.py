@@ -6,8 +6,10 @@ import pytest
 from conftest import TINY_FACTS
 
 from minillm.cli import main
-from minillm.data.records import Article, InputError, QAPair, write_jsonl
-from minillm.ladder import BUDGETS, RUNGS, run_ladder
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article, QAPair
+from minillm.workflows.ladder import BUDGETS, RUNGS, run_ladder
 
 
 @pytest.fixture(scope="module")

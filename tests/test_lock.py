@@ -1,4 +1,4 @@
-"""One writer per output (minillm.lock): a second writer refuses at once naming the first; a dead holder
+"""One writer per output (minillm.core.lock): a second writer refuses at once naming the first; a dead holder
 never blocks."""
 
 import os
@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from minillm.data.records import InputError, write_jsonl
-from minillm.lock import HELD_ENV, lock_path, output_lock
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.core.lock import HELD_ENV, lock_path, output_lock
 
 
 def cli(*args, cwd):
@@ -86,7 +87,7 @@ def test_index_build_refuses_while_another_builds_then_works(tmp_path, articles)
 
 def test_a_killed_holder_never_blocks(tmp_path):
     """SIGKILL leaves the lock file behind, but the kernel dropped the flock with the process."""
-    script = ("import os, signal; from minillm.lock import output_lock\n"
+    script = ("import os, signal; from minillm.core.lock import output_lock\n"
               f"with output_lock({str(tmp_path / 'run')!r}, command='minillm train --out run'):\n"
               "    os.kill(os.getpid(), signal.SIGKILL)\n")
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -99,7 +100,7 @@ def test_a_killed_holder_never_blocks(tmp_path):
 
 
 def test_a_live_holder_in_another_process_blocks_until_it_exits(tmp_path):
-    script = ("import sys, time; from minillm.lock import output_lock\n"
+    script = ("import sys, time; from minillm.core.lock import output_lock\n"
               f"with output_lock({str(tmp_path / 'out.jsonl')!r}, command='minillm data fetch'):\n"
               "    print('locked', flush=True); sys.stdin.readline()\n")
     holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

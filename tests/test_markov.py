@@ -8,13 +8,14 @@ import torch
 from conftest import tiny_articles, tiny_pairs
 
 from minillm.cli import main
-from minillm.config import config_from_dict, load_config, save_config, shipped_config
-from minillm.data.records import InputError, write_jsonl
-from minillm.engine import Sampling
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
 from minillm.models import MODELS
 from minillm.models.base import FitData
+from minillm.models.generation import Sampling
 from minillm.models.markov import BOS_ID, EOS_ID, UNK_ID, MarkovChain, MarkovConfig, kneser_ney_counts
 from minillm.tokenizer import train_tokenizer
+from minillm.training.config import config_from_dict, load_config, save_config, shipped_config
 
 V = 40  # ids 4..24 in articles, 4..29 in QA pairs; 30..39 never seen
 

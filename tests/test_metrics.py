@@ -5,19 +5,17 @@ import math
 
 import pytest
 
-from minillm.metrics import (
+from minillm.answering.attribution import content_words, faithfulness, sentence_sources
+from minillm.evaluation.metrics import (
     bits_per_byte,
-    content_words,
     degeneration,
     exact_match,
-    faithfulness,
     keyword_hit,
     normalize_answer,
     percentile,
     perplexity,
     rouge_l,
     sentence_count,
-    sentence_sources,
     token_f1,
     word_count,
 )

@@ -8,11 +8,11 @@ from conftest import check_save_load_identical, check_trains_below_untrained_and
 from torch import nn
 
 from minillm.cli import main
-from minillm.config import config_from_dict
-from minillm.data.records import InputError
-from minillm.engine import Sampling, generate
+from minillm.core.errors import InputError
 from minillm.models import MODELS, LanguageModel, MiniTransformer, ModelConfig
+from minillm.models.generation import Sampling, generate
 from minillm.models.mlp import MLPConfig, MLPLanguageModel
+from minillm.training.config import config_from_dict
 
 MODEL = {"arch": "mlp", "max_seq_len": 96, "context": 4, "emb_dim": 16, "hidden_dim": 64}
 TRAIN = {"pretrain_steps": 60, "finetune_steps": 40, "lr": 1e-2, "min_lr": 1e-3}  # enough to learn the tiny data

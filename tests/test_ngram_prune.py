@@ -11,10 +11,10 @@ from conftest import train_tiny_run
 
 from minillm.cli import main
 from minillm.compress.ngram import prune, prune_ngram_run, raw_counts, relative_entropy_changes
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
+from minillm.evaluation.report import read_run
 from minillm.models.base import FitData
 from minillm.models.markov import BOS_ID, EOS_ID, UNK_ID, MarkovChain, MarkovConfig, sentences
-from minillm.report import read_run
 
 V = 40
 
@@ -180,9 +180,9 @@ def test_cli_prunes_a_markov_run_that_every_command_takes(markov_run, tmp_path, 
 
 
 def test_a_hybrid_run_prunes_its_ngram_part_and_keeps_the_neural_one(tiny_run, tmp_path, capsys):
-    from minillm.config import config_from_dict, load_config
     from minillm.models.hybrid import HybridModel
-    from minillm.train import train
+    from minillm.training.config import config_from_dict, load_config
+    from minillm.training.trainer import train
 
     data = {**vars(load_config(tiny_run / "config.toml").data), "tokenizer": str(tiny_run)}
     cfg = config_from_dict({"data": data, "model": {"arch": "hybrid", "max_seq_len": 96, "neural_run": str(tiny_run)},

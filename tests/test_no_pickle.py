@@ -121,7 +121,7 @@ def test_no_module_loads_code_from_data():
 
 def test_the_scan_covers_the_package():
     names = {path.relative_to(ROOT).as_posix() for path in _modules()}
-    assert "src/minillm/checkpoint.py" in names and "src/minillm/serve/app.py" in names
+    assert "src/minillm/training/checkpoint.py" in names and "src/minillm/serve/app.py" in names
     assert any(name.startswith("benchmarks/") for name in names)
 
 

@@ -9,14 +9,18 @@ import pytest
 import torch
 from conftest import tiny_articles, tiny_pairs
 
+from minillm.answering.answer import answer
 from minillm.cli import main
-from minillm.config import config_from_dict, load_config, shipped_config
-from minillm.data.records import Article, InputError, write_jsonl
-from minillm.engine import Sampling, answer
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article
 from minillm.models import MODELS
 from minillm.models.base import FitData
-from minillm.models.pattern import PATTERN_FILE, PatternConfig, PatternMatcher, parse_prompt
-from minillm.tokenizer import encode_prompt, train_tokenizer
+from minillm.models.generation import Sampling
+from minillm.models.pattern import PATTERN_FILE, PatternConfig, PatternMatcher
+from minillm.prompt import encode_prompt, parse_prompt
+from minillm.tokenizer import train_tokenizer
+from minillm.training.config import config_from_dict, load_config, shipped_config
 
 EXTRA_FACTS = [
     ("Mount Kilimanjaro", "geography", "Mount Kilimanjaro is a dormant volcano. It is located in Tanzania, near "

@@ -11,9 +11,10 @@ import torch
 from conftest import train_tiny_run
 
 from minillm.cli import main
-from minillm.compress.prune import ffn_importance, pack, prune_run, unpack
-from minillm.data.records import InputError
-from minillm.train import load_run
+from minillm.compress.prune import ffn_importance, pack, prune_run
+from minillm.core.errors import InputError
+from minillm.models.weights import unpack
+from minillm.training.runs import load_run
 
 SENTENCE = "The Sun is the star at the centre of the Solar System."
 VARIANT = {"max_seq_len": 96, "emb_dim": 32, "num_layers": 2, "num_heads": 2, "ffn_dim": 48, "bias": False,
@@ -235,7 +236,7 @@ def test_bad_runs_exit_2_and_write_nothing(runs, tmp_path, capsys):
 
 
 def test_a_broken_pruned_file_is_one_clear_error(tiny_run, tmp_path):
-    from minillm.models.base import read_weights_metadata
+    from minillm.models.weights import read_weights_metadata
 
     out = tmp_path / "p"
     prune_run(tiny_run, out, sparsity=0.5)

@@ -1,7 +1,7 @@
 """`minillm quickstart` end to end on the bundled offline articles, with a model shrunk to a few steps."""
 
 from minillm.cli import main
-from minillm.retrieval import load_index
+from minillm.retrieval.index import load_index
 
 TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32",
         "train.pretrain_steps=2", "train.finetune_steps=2", "train.eval_batches=1", "tokenizer.vocab_size=300"]

@@ -4,12 +4,13 @@ import json
 
 import pytest
 
+from minillm.answering.answer import answer
+from minillm.answering.reader import READ_SEQ_LEN, PatternReading, load_answerer, with_reader
 from minillm.cli import main
-from minillm.config import load_config
-from minillm.engine import Sampling, answer
-from minillm.reader import READ_SEQ_LEN, PatternReading, load_answerer, with_reader
-from minillm.retrieval import load_index, retrieve
-from minillm.train import load_run
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import load_index, retrieve
+from minillm.training.config import load_config
+from minillm.training.runs import load_run
 
 SAMPLING = Sampling(max_new_tokens=128)
 LION = "What does the lion live in?"

@@ -3,18 +3,9 @@ from dataclasses import asdict
 
 import pytest
 
-from minillm.data.records import (
-    Article,
-    InputError,
-    QAPair,
-    atomic_directory,
-    atomic_write,
-    normalize_question,
-    read_articles,
-    read_qa_pairs,
-    repair_jsonl_tail,
-    write_jsonl,
-)
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, atomic_write, repair_jsonl_tail, write_jsonl
+from minillm.data.records import Article, QAPair, normalize_question, read_articles, read_qa_pairs
 
 
 def article(title="Sun", **kw):

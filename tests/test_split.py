@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minillm.data.records import InputError, QAPair, normalize_question, read_qa_pairs
+from minillm.core.errors import InputError
+from minillm.data.records import QAPair, normalize_question, read_qa_pairs
 from minillm.data.split import split_qa_pairs, write_split
 
 DOMAINS = ["astronomy", "anatomy", "animals", "geography", "chemistry", "weather"]

@@ -11,17 +11,9 @@ import tokenizers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minillm.data.records import InputError
-from minillm.tokenizer import (
-    KINDS,
-    MIN_VOCAB_SIZE,
-    SPECIAL_TOKENS,
-    Tokenizer,
-    encode_prompt,
-    encode_qa,
-    format_prompt,
-    train_tokenizer,
-)
+from minillm.core.errors import InputError
+from minillm.prompt import encode_prompt, encode_qa, format_prompt
+from minillm.tokenizer import KINDS, MIN_VOCAB_SIZE, SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
 CORPUS = [
     "The Sun is the star at the centre of the Solar System. It is a nearly perfect sphere of hot plasma.",

@@ -6,14 +6,19 @@ import safetensors.torch
 import tokenizers
 import torch
 
-from minillm import train as train_mod
-from minillm import train_data
-from minillm.config import config_from_dict, load_config
-from minillm.data.records import Article, InputError, QAPair, write_jsonl
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
+from minillm.data.records import Article, QAPair
 from minillm.models import MiniTransformer
-from minillm.tokenizer import Tokenizer, encode_qa, train_tokenizer
-from minillm.train import TrainingDiverged, lm_loss, load_run, lr_at, param_groups, train
-from minillm.train_data import IGNORE_INDEX, QAExamples, fixed_text_batches, is_heldout, qa_batch
+from minillm.prompt import encode_qa
+from minillm.tokenizer import Tokenizer, train_tokenizer
+from minillm.training import data as train_data
+from minillm.training import trainer as train_mod
+from minillm.training.config import config_from_dict, load_config
+from minillm.training.data import IGNORE_INDEX, QAExamples, fixed_text_batches, is_heldout, qa_batch
+from minillm.training.runs import TrainingDiverged, load_run
+from minillm.training.steps import lm_loss, lr_at, param_groups
+from minillm.training.trainer import train
 
 FACTS = [
     ("Sun", "astronomy", "The Sun is a star. It is hot and bright. Planets orbit the Sun."),
@@ -481,7 +486,7 @@ def test_qa_context_learns_each_pair_closed_and_open_book(tmp_path, data):
 def test_qa_retrieved_learns_each_pair_with_the_passages_retrieval_finds(tmp_path, data):
     from dataclasses import replace
 
-    from minillm.retrieval import Index, passages_context
+    from minillm.retrieval.index import Index, passages_context
 
     tok = train_tokenizer([a.text for a in data[0]], kind="word", vocab_size=200)
     tok_bytes = tok.hf.to_str().encode()

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.data.records import InputError
-from minillm.engine import KVCache
+from minillm.core.errors import InputError
 from minillm.models import MODELS, LanguageModel, MiniTransformer, ModelConfig
-from minillm.models.base import load_weights, save_weights
+from minillm.models.generation import KVCache
 from minillm.models.transformer import RMSNorm, apply_rotary, rotary_tables
+from minillm.models.weights import load_weights, save_weights
 
 SEED_CONFIG = dict(vocab_size=5000, max_seq_len=32, emb_dim=256, num_layers=2, num_heads=2)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import pytest
 from fake_mediawiki import FakeMediaWiki, FakeTime, sample_wiki, titles_of
 
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
 from minillm.data.fetch import wikipedia_url
-from minillm.data.records import Article, InputError, read_articles, write_jsonl
+from minillm.data.records import Article, read_articles
 from minillm.data.wikipedia import (
     USER_AGENT,
     FetchError,
@@ -376,9 +376,7 @@ def test_read_topics_file_bad_input(tmp_path, content, message):
 
 
 def test_seed_topics_reads_the_domain_lists(monkeypatch):
-    domains = types.ModuleType("minillm.data.domains")
-    domains.SEED_TOPICS = {"astronomy": ("Sun", "Moon"), "weather": ("Rain",)}
-    monkeypatch.setitem(sys.modules, "minillm.data.domains", domains)
+    monkeypatch.setattr("minillm.data.wikipedia.SEED_TOPICS", {"astronomy": ("Sun", "Moon"), "weather": ("Rain",)})
     assert seed_topics(["weather", "astronomy"]) == {"weather": ["Rain"], "astronomy": ["Sun", "Moon"]}
     with pytest.raises(InputError, match="no seed topics for cooking; choose from astronomy, weather"):
         seed_topics(["cooking"])

@@ -2,7 +2,7 @@
 
 Check your work with ``python docs/exercises/check_bm25.py`` (it runs the checks on this file).
 
-minillm's retrieval (src/minillm/retrieval.py) ranks passages with BM25 in its Lucene variant (through the
+minillm's retrieval (src/minillm/retrieval/index.py) ranks passages with BM25 in its Lucene variant (through the
 bm25s library). For a question of words q and a passage P of |P| words, among N passages whose mean length
 is avgdl:
 

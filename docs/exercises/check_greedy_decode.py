@@ -1,8 +1,9 @@
 """Checks for greedy_decode.py: ``python docs/exercises/check_greedy_decode.py [FILE]`` (default: greedy_decode.py).
 
 ``step`` runs a small random MiniTransformer with minillm's KV cache, as the exported decoder runs the
-trained one. The tokens are compared with minillm's own engine (``engine.generate``, greedy), and the calls
-with what a cached decoder expects: the prompt once, then one token a call, and no call after the last token.
+trained one. The tokens are compared with minillm's own engine (``minillm.models.generation.generate``,
+greedy), and the calls with what a cached decoder expects: the prompt once, then one token a call, and
+no call after the last token.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from minillm.engine import KVCache, Sampling, generate
+from minillm.models.generation import KVCache, Sampling, generate
 from minillm.models.transformer import MiniTransformer, ModelConfig
 
 

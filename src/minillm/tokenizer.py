@@ -44,7 +44,8 @@ from pathlib import Path
 import tokenizers
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 
-from minillm.data.records import InputError, atomic_write
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 KINDS = ("bpe", "char", "word")
@@ -161,13 +162,6 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 5
     return Tokenizer(hf)
 
 
-def format_prompt(question: str, context: str | None = None) -> str:
-    """The text the model continues with its answer; an empty context counts as none (closed book)."""
-    if context:
-        return f"Context: {context}\nQuestion: {question}\nAnswer:"
-    return f"Question: {question}\nAnswer:"
-
-
 @functools.cache
 def non_answer_ids(tok: Tokenizer) -> frozenset[int]:
     """The ids an answer never holds: <pad>, <bos>, <unk> and every token whose text has a newline or "?",
@@ -184,57 +178,3 @@ def word_continuation_ids(tok: Tokenizer) -> frozenset[int]:
     return frozenset(i for i in range(tok.vocab_size) if tok.decode([i])[:1].isalnum())
 
 
-def encode_prompt(tok: Tokenizer, question: str, context: str | None = None) -> list[int]:
-    """``[bos] + encode(prompt)``: what generation starts from, the same ids that training saw."""
-    return [tok.bos_id] + tok.encode(format_prompt(question, context))
-
-
-def longest_context_prompt(tok, question: str, context: str, cut_ends: list[int], budget: int) -> list[int] | None:
-    """``encode_prompt`` with the longest prefix ``context[:end]``, ``end`` in ``cut_ends``, that fits in
-    ``budget`` tokens; None when not even the shortest does. Binary search: each probe re-encodes the prompt,
-    so the ids are exactly those of a prompt built with the shorter context.
-    """
-    kept, high = 0, len(cut_ends)
-    while kept < high:
-        probe = (kept + high + 1) // 2
-        if len(encode_prompt(tok, question, context[:cut_ends[probe - 1]])) <= budget:
-            kept = probe
-        else:
-            high = probe - 1
-    return encode_prompt(tok, question, context[:cut_ends[kept - 1]]) if kept else None
-
-
-def encode_qa(tok: Tokenizer, question: str, answer: str, context: str | None = None,
-              max_len: int | None = None) -> tuple[list[int], list[int]]:
-    """One fine-tuning example: ``(ids, mask)`` with mask 0 on ``<bos>`` + prompt, 1 on answer + ``<eos>``.
-
-    ``ids = [bos] + encode(prompt) + encode(" " + answer) + [eos]``; the prompt part equals
-    ``encode_prompt``. ``mask[i] == 1`` means token i is part of the answer, i.e. a target of the loss.
-
-    Truncation when ``max_len`` is given and the example is longer: first the context loses whole tokens
-    from its end (the longest prefix that fits is kept; with none left the prompt becomes the closed-book
-    one), then the answer loses tokens from its end. ``<eos>`` is always kept. If even ``<bos>`` + the
-    closed-book prompt + ``<eos>`` exceed ``max_len``, ValueError.
-    """
-    prompt_ids = encode_prompt(tok, question, context)
-    answer_ids = tok.encode(" " + answer) + [tok.eos_id]
-    if max_len is not None and len(prompt_ids) + len(answer_ids) > max_len:
-        prompt_ids, answer_ids = _truncate(tok, question, answer_ids, context, max_len)
-    return prompt_ids + answer_ids, [0] * len(prompt_ids) + [1] * len(answer_ids)
-
-
-def _truncate(tok: Tokenizer, question: str, answer_ids: list[int], context: str | None,
-              max_len: int) -> tuple[list[int], list[int]]:
-    if context:
-        # Cut the context text at token ends and re-encode the whole prompt, so the ids stay exactly
-        # encode_prompt(question, shorter_context): what the model will see at inference.
-        ends = [end for _, end in tok.hf.encode(context, add_special_tokens=False).offsets]
-        prompt_ids = longest_context_prompt(tok, question, context, ends, max_len - len(answer_ids))
-        if prompt_ids is not None:
-            return prompt_ids, answer_ids
-    prompt_ids = encode_prompt(tok, question)
-    room = max_len - len(prompt_ids) - 1
-    if room < 0:
-        raise ValueError(f"max_len {max_len} is too short: <bos>, the question prompt and <eos> "
-                         f"take {len(prompt_ids) + 1} tokens")
-    return prompt_ids, answer_ids[:-1][:room] + [tok.eos_id]

@@ -1,7 +1,7 @@
 """The ``minillm`` command: parses arguments, calls library functions, prints results.
 
 Only this package prints or exits, one module per group of commands: data.py (data, tokenizer), model.py
-(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index), export.py (export arpa),
+(train, ask, chat, quickstart, serve), evaluation/qa.py (eval, compare, index), export.py (export arpa),
 compress.py (compress quantize). Bad input
 raises ``InputError`` anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the
 same code for unknown options).
@@ -18,7 +18,7 @@ from minillm.cli.docs import add_docs
 from minillm.cli.evaluate import add_eval_commands, add_index
 from minillm.cli.export import add_export
 from minillm.cli.model import add_model_commands, add_serve
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
 
 
 def build_parser() -> argparse.ArgumentParser:

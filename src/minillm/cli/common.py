@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
 
 DEFAULT_ARTICLES = "data/raw/articles.jsonl"
 DEFAULT_QA = "data/processed/qa_pairs.jsonl"
@@ -45,7 +45,7 @@ def skipped_note(path: str, skipped: list[int]) -> None:
 
 
 def sampling_from_args(args: argparse.Namespace):
-    from minillm.engine import Sampling
+    from minillm.models.generation import Sampling
 
     try:
         return Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
@@ -61,7 +61,7 @@ def open_book_index(args: argparse.Namespace):
     no --mode, the index when the run has one (args.mode becomes open), else None (closed)."""
     if args.mode == "closed":
         return None
-    from minillm.retrieval import load_index, require_index
+    from minillm.retrieval.index import load_index, require_index
 
     if args.k < 1:
         raise InputError(f"--k: must be at least 1, got {args.k}")
@@ -82,7 +82,7 @@ def print_sources(passages: list) -> None:
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    from minillm.engine import ANSWER_SAMPLING as default
+    from minillm.answering.answer import ANSWER_SAMPLING as default
 
     p.add_argument("--max-new-tokens", type=int, default=default.max_new_tokens)
     p.add_argument("--temperature", type=float, default=default.temperature, help="0 = greedy (default)")

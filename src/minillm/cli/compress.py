@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
+from minillm.training.runs import CONFIG_FILE
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -21,9 +22,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from minillm.config import load_config
+    from minillm.training.config import load_config
 
-    config = Path(args.run) / "config.toml"
+    config = Path(args.run) / CONFIG_FILE
     if not config.is_file():
         raise InputError(f"{args.run}: not a run directory (no config.toml)")
     neural = {"--sparsity": args.sparsity, "--structured": args.structured,

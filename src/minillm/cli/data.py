@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from minillm.cli.common import DEFAULT_ARTICLES, DEFAULT_QA, DEFAULT_SPLITS, print_counts, progress_bar, skipped_note
-from minillm.data.records import InputError
-from minillm.lock import output_lock
+from minillm.core.errors import InputError
+from minillm.core.lock import output_lock
+from minillm.training.runs import TOKENIZER_FILE
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -55,8 +56,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from minillm.core.files import write_jsonl
     from minillm.data.generate import generate_qa_pairs
-    from minillm.data.records import read_articles, write_jsonl
+    from minillm.data.records import read_articles
 
     if args.paraphrases < 0:
         raise InputError(f"--paraphrases: must be 0 or more, got {args.paraphrases}")
@@ -169,6 +171,6 @@ def add_tokenizer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=DEFAULT_ARTICLES, help="articles JSONL")
     p.add_argument("--kind", choices=["bpe", "char", "word"], default="bpe")
     p.add_argument("--vocab-size", type=int, default=5000)
-    p.add_argument("--output", default="tokenizer.json")
+    p.add_argument("--output", default=TOKENIZER_FILE)
     p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
     p.set_defaults(func=cmd_tokenizer_train)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def cmd_docs_build(args: argparse.Namespace) -> int:
-    from minillm.docs import build
+    from minillm.workflows.docs import build
 
     docs_dir = Path(args.docs) if args.docs is not None else Path(args.root) / "docs"
     changed = build(docs_dir, root=args.root, check=args.check)

@@ -13,15 +13,16 @@ from minillm.cli.common import (
     sampling_from_args,
     skipped_note,
 )
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
+from minillm.training.runs import EVAL_FILE
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from minillm.evaluate import evaluate_run, write_eval
-    from minillm.evaluate_followups import evaluate_followups_run, followups_path, read_followups
-    from minillm.report import eval_table, followups_table
+    from minillm.evaluation.followups import evaluate_followups_run, followups_path, read_followups
+    from minillm.evaluation.qa import evaluate_run, write_eval
+    from minillm.evaluation.report import eval_table, followups_table
 
     conversations = None
     if args.followups is not None:  # read and checked before the slow part; no FILE: the shipped set
@@ -40,7 +41,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                          progress=update, reader=args.reader)
     finally:
         close()
-    out = write_eval(result, args.out or Path(args.run) / "eval.json")
+    out = write_eval(result, args.out or Path(args.run) / EVAL_FILE)
     print(eval_table(result))
     if conversations is not None:
         print("\n" + followups_table(result["followups"]))
@@ -49,7 +50,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from minillm.report import compare_runs
+    from minillm.evaluation.report import compare_runs
 
     result = compare_runs(args.runs, args.out)
     print(result.table)
@@ -93,7 +94,7 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder, e.g. experiments/NAME")
     p.set_defaults(func=cmd_compare)
 
-    from minillm.ladder import BUDGETS, RUNGS
+    from minillm.workflows.ladder import BUDGETS, RUNGS
 
     p = sub.add_parser("ladder", help="train and evaluate every rung of the architecture ladder on the same data")
     p.add_argument("--budget", choices=list(BUDGETS), default="small",
@@ -111,7 +112,7 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from minillm.ladder import run_ladder
+    from minillm.workflows.ladder import run_ladder
 
     rungs = tuple(r.strip() for r in args.rungs.split(",") if r.strip()) if args.rungs else ()
     result = run_ladder(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, rungs=rungs,
@@ -126,9 +127,9 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from minillm.core.lock import output_lock
     from minillm.data.records import read_articles
-    from minillm.lock import output_lock
-    from minillm.retrieval import INDEX_DIR, Index
+    from minillm.retrieval.index import INDEX_DIR, Index
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
@@ -151,8 +152,8 @@ def cmd_index_eval(args: argparse.Namespace) -> int:
     import json
 
     from minillm.data.records import read_qa_pairs
-    from minillm.retrieval import require_index
-    from minillm.retrieval_eval import evaluate_retrieval, natural_targets, qa_targets, read_natural_questions
+    from minillm.evaluation.retrieval import evaluate_retrieval, natural_targets, qa_targets, read_natural_questions
+    from minillm.retrieval.index import require_index
 
     index = require_index(args.run)
     both = args.qa is None and not args.natural  # no flag: both question sets

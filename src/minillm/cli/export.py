@@ -6,7 +6,7 @@ import argparse
 
 
 def cmd_export_arpa(args: argparse.Namespace) -> int:
-    from minillm.models.markov import export_arpa
+    from minillm.export.arpa import export_arpa
 
     ngrams = export_arpa(args.run, args.out)
     print(f"wrote {args.out} ({ngrams:,} n-grams)")

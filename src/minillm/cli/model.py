@@ -14,12 +14,13 @@ from minillm.cli.common import (
     print_sources,
     sampling_from_args,
 )
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from minillm.config import load_config, shipped_config
-    from minillm.train import TrainingDiverged, train
+    from minillm.training.config import load_config, shipped_config
+    from minillm.training.runs import TrainingDiverged
+    from minillm.training.trainer import train
 
     if not args.resume and not args.config:
         raise InputError("train: give --config NAME|FILE for a new run, or --resume")
@@ -44,7 +45,7 @@ def _run_lock(out: str):
     """The run directory's lock (minillm/lock.py), taken by rank 0 alone under torchrun: the others write nothing."""
     from contextlib import nullcontext
 
-    from minillm.lock import output_lock
+    from minillm.core.lock import output_lock
 
     return output_lock(out) if os.environ.get("RANK", "0") == "0" else nullcontext()
 
@@ -54,7 +55,7 @@ def _train_with_torchrun(args: argparse.Namespace, cfg, lock) -> int:
     work under the run's ``lock`` this process holds."""
     import subprocess
 
-    from minillm.train import check_processes
+    from minillm.training.distributed import check_processes
 
     check_processes(cfg, args.out, args.nproc, resume=args.resume, device=args.device)
     argv = ["--out", args.out, *(["--config", args.config] if args.config else []),
@@ -62,7 +63,7 @@ def _train_with_torchrun(args: argparse.Namespace, cfg, lock) -> int:
             *(["--device", args.device] if args.device else []), *(["--no-progress"] if args.no_progress else [])]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
                "-m", "minillm", "train", *argv]
-    from minillm.lock import held_env
+    from minillm.core.lock import held_env
 
     with subprocess.Popen(command, env=held_env(lock)) as torchrun:
         try:
@@ -75,8 +76,8 @@ def _train_with_torchrun(args: argparse.Namespace, cfg, lock) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     import json
 
-    from minillm.engine import answer
-    from minillm.reader import load_answerer
+    from minillm.answering.answer import answer
+    from minillm.answering.reader import load_answerer
 
     if not args.question.strip():
         raise InputError("ask: the question is empty")
@@ -86,11 +87,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if index is None:
         result, passages = answer(model, tok, args.question, sampling), []
     else:
-        from minillm.retrieval import answer_open
+        from minillm.answering.open_book import answer_open
 
         result, passages = answer_open(model, tok, index, args.question, sampling, k=args.k)
     if args.json:
-        from minillm.retrieval import attribution, passage_source
+        from minillm.answering.attribution import attribution, passage_source
 
         used = attribution(result.text, passages) if passages else {}
         print(json.dumps({"question": args.question, "answer": result.text, "run": args.run,
@@ -108,10 +109,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from minillm.conversation import Turn, resolve
-    from minillm.engine import stream_answer
-    from minillm.reader import load_answerer
-    from minillm.retrieval import retrieve
+    from minillm.answering.answer import stream_answer
+    from minillm.answering.conversation import Turn, resolve
+    from minillm.answering.reader import load_answerer
+    from minillm.retrieval.index import retrieve
 
     sampling = sampling_from_args(args)
     index = open_book_index(args)
@@ -146,7 +147,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from minillm.quickstart import run_quickstart
+    from minillm.workflows.quickstart import run_quickstart
 
     result = run_quickstart(args.out, args.data_dir, config=args.config, overrides=tuple(args.set),
                             device=args.device, overwrite=args.overwrite,

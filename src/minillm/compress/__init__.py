@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from minillm.training.runs import CONFIG_FILE, FIT_FILE, METRICS_FILE, TOKENIZER_FILE
+
 # what a compressed run takes from the original as it is; "neural" is a hybrid run's neural part, fit.json
 # marks a fitted run (bert) as finished
-KEEP = ("config.toml", "tokenizer.json", "metrics.jsonl", "fit.json", "index", "neural")
+KEEP = (CONFIG_FILE, TOKENIZER_FILE, METRICS_FILE, FIT_FILE, "index", "neural")
 
 
 def copy_kept(run_dir: Path, staging: Path) -> None:
@@ -22,7 +24,7 @@ def copy_kept(run_dir: Path, staging: Path) -> None:
         source = run_dir / name
         if source.is_dir():
             shutil.copytree(source, staging / name)
-        elif name == "tokenizer.json" and source.is_file():
+        elif name == TOKENIZER_FILE and source.is_file():
             (staging / name).write_text(tokenizers.Tokenizer.from_file(str(source)).to_str(pretty=False),
                                         encoding="utf-8")
         elif source.is_file():

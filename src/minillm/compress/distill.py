@@ -6,7 +6,7 @@
     'distilled runs/quickstart (1.49M) into runs/student (0.58M): 250 steps, val QA loss 3.88, val text loss ...'
 
 The student trains exactly as ``minillm train --config STUDENT --set ...`` would train it (the same phases,
-steps, data, optimizer and schedule: it is the one Trainer of train.py), except for the loss of each
+steps, data, optimizer and schedule: it is the one Trainer of training/trainer.py), except for the loss of each
 micro-batch, summed over the positions the usual loss scores (the Trainer divides by their count):
 
     (1 - alpha) * cross entropy(student, targets) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
@@ -55,11 +55,15 @@ from pathlib import Path
 import tomli_w
 import torch
 
-from minillm.config import load_config, shipped_config
-from minillm.data.records import InputError, atomic_write, check_new_output
+from minillm.core.device import resolve_device
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write, check_new_output
 from minillm.models import model_class
-from minillm.train import lm_loss, load_run, resolve_device, train
-from minillm.train_data import IGNORE_INDEX
+from minillm.training.config import load_config, shipped_config
+from minillm.training.data import IGNORE_INDEX
+from minillm.training.runs import CONFIG_FILE, TOKENIZER_FILE, load_run
+from minillm.training.steps import lm_loss
+from minillm.training.trainer import train
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor, temperature: float,
@@ -96,9 +100,9 @@ def distill(teacher: str | Path, config: str | Path, out: str | Path, *, overrid
     if not 0 <= alpha <= 1:
         raise InputError(f"--alpha must be in [0, 1], got {alpha}")
     check_new_output(out)
-    if not (teacher / "config.toml").is_file():
+    if not (teacher / CONFIG_FILE).is_file():
         raise InputError(f"{teacher}: not a run directory (no config.toml)")
-    teacher_cfg = load_config(teacher / "config.toml")
+    teacher_cfg = load_config(teacher / CONFIG_FILE)
     if model_class(teacher_cfg.arch).trained_by != "trainer":
         raise InputError(f"{teacher}: a {teacher_cfg.arch} run has no next-token distribution to distill; "
                          "the teacher must be a neural run (transformer, attention, mlp)")
@@ -115,14 +119,14 @@ def distill(teacher: str | Path, config: str | Path, out: str | Path, *, overrid
                          f"teacher's {teacher_cfg.model['max_seq_len']}")
     target = str(resolve_device(device or cfg.train.device))
     teacher_model, _, _ = load_run(teacher, device=target)
-    cfg = replace(cfg, data=replace(cfg.data, tokenizer=str(teacher / "tokenizer.json")),
+    cfg = replace(cfg, data=replace(cfg.data, tokenizer=str(teacher / TOKENIZER_FILE)),
                   model={**cfg.model, "vocab_size": vocab_size})
 
     try:
         result = train(cfg, out, device=target, loss=DistillLoss(teacher_model, temperature, alpha))
     finally:
-        if (out / "config.toml").is_file():
-            _record(out / "config.toml", teacher, temperature, alpha)
+        if (out / CONFIG_FILE).is_file():
+            _record(out / CONFIG_FILE, teacher, temperature, alpha)
     student, _, _ = load_run(out)
     losses = "".join(f", {name} loss {result.final_losses[key]:.2f}"
                      for key, name in (("val_qa", "val QA"), ("val_text", "val text")) if key in result.final_losses)

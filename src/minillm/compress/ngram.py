@@ -70,14 +70,16 @@ import numpy as np
 import torch
 
 from minillm.compress import copy_kept
-from minillm.config import Config, load_config
-from minillm.data.records import InputError, atomic_directory, atomic_write, check_new_output
-from minillm.models.base import WEIGHTS_FILE, FitData, LanguageModel, read_weights_metadata
-from minillm.models.markov import BOS_ID, EOS_ID, MarkovChain, _find, count_ngrams, sentences
-from minillm.perplexity import heldout_score
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, atomic_write, check_new_output
+from minillm.evaluation.perplexity import heldout_score
+from minillm.models.base import FitData, LanguageModel
+from minillm.models.markov import BOS_ID, EOS_ID, MarkovChain, count_ngrams, find_sorted, sentences
+from minillm.models.weights import WEIGHTS_FILE, read_weights_metadata
 from minillm.tokenizer import Tokenizer
-from minillm.train import FIT_FILE, load_run
-from minillm.train_data import fit_data
+from minillm.training.config import Config, load_config
+from minillm.training.data import fit_data
+from minillm.training.runs import CONFIG_FILE, FIT_FILE, TOKENIZER_FILE, load_run
 
 HELDOUT_TOKENS = 50_000  # held-out tokens scored for the summary: minillm eval's default --max-tokens
 
@@ -92,7 +94,7 @@ def raw_counts(model: MarkovChain, stream: np.ndarray) -> tuple[list[np.ndarray]
     counts, total = [], V
     for n, (keys, _, _) in enumerate(model.tables[1:], 2):
         seen, seen_counts = count_ngrams(stream, n, V)
-        found, index = _find(seen, keys)
+        found, index = find_sorted(seen, keys)
         counts.append(np.where(found, seen_counts[index], 0))
         total += len(seen)
     return counts, total
@@ -104,8 +106,8 @@ def _order(model: MarkovChain, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     V = model.config.vocab_size
     keys, log_probs, _ = model.tables[n - 1]
     lower_keys, lower_log_probs, _ = model.tables[n - 2]
-    has_context, context = _find(lower_keys, keys // V)
-    has_suffix, suffix = _find(lower_keys, keys % V ** (n - 1))
+    has_context, context = find_sorted(lower_keys, keys // V)
+    has_suffix, suffix = find_sorted(lower_keys, keys % V ** (n - 1))
     assert has_context.all() and has_suffix.all(), "the tables hold every n-gram's prefix and suffix"
     log_lower = lower_log_probs[suffix].astype(np.float64)
     free = 1 - np.bincount(context, weights=np.exp(log_lower), minlength=len(lower_keys))
@@ -141,7 +143,7 @@ def prune(model: MarkovChain, keep: list[np.ndarray]) -> MarkovChain:
         kept = model.tables[n - 1][0][keep[n - 1]]
         lower_keys = model.tables[n - 2][0]
         for needed in (kept // V, kept % V ** (n - 1)):
-            keep[n - 2][_find(lower_keys, needed)[1]] = True
+            keep[n - 2][find_sorted(lower_keys, needed)[1]] = True
     log_bows = [backoffs.astype(np.float64) for _, _, backoffs in model.tables]
     for n in range(2, N + 1):
         log_p, log_lower, context, free = _order(model, n)
@@ -202,7 +204,7 @@ def prune_ngram_run(run_dir: str | Path, out_dir: str | Path, min_count: int | N
     _check_arguments(min_count, entropy)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
-    arch = load_config(run_dir / "config.toml").arch
+    arch = load_config(run_dir / CONFIG_FILE).arch
     if arch not in ("markov", "hybrid"):
         raise InputError(f"{run_dir}: a {arch} run has no n-grams; n-gram pruning needs a markov or hybrid run")
     check_new_output(out_dir)
@@ -211,7 +213,7 @@ def prune_ngram_run(run_dir: str | Path, out_dir: str | Path, min_count: int | N
     metadata = read_weights_metadata(run_dir / WEIGHTS_FILE)
     history = (json.loads(metadata["pruned"]) if "pruned" in metadata
                else {"fitted_ngrams": _ngrams(markov), "steps": []})
-    data = fit_data(cfg, tok, (run_dir / "tokenizer.json").read_bytes())
+    data = fit_data(cfg, tok, (run_dir / TOKENIZER_FILE).read_bytes())
 
     if min_count is not None:
         counts, total = raw_counts(markov, sentences(data))

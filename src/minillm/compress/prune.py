@@ -30,7 +30,7 @@ ordinary run with the smaller ``ffn_dim`` in its config.toml; its metadata's ``p
 was done (no matrices to unpack).
 
 Recovery, ``finetune_steps``: the pruned model trains for that many steps of the run's own QA fine-tuning
-phase (its config.toml's [data] and [train], at ``finetune_lr``) through train.py's Trainer, in a scratch
+phase (its config.toml's [data] and [train], at ``finetune_lr``) through training/trainer.py's Trainer, in a scratch
 folder, with pretraining skipped and compile off. Unstructured masks stay in force during training
 (``torch.nn.utils.prune``'s forward pre-hooks multiply each weight by its mask, so pruned weights get no
 gradient and stay zero); ``prune.remove`` makes them plain weights again before saving. The val QA loss
@@ -56,7 +56,6 @@ tokenizer's ids and pruning its BPE merges so that no input can still produce a 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -70,10 +69,11 @@ from torch.nn.utils import prune
 from torch.utils.hooks import RemovableHandle
 
 from minillm.compress import copy_kept
-from minillm.config import Config, load_config, save_config
-from minillm.data.records import InputError, atomic_directory, check_new_output
+from minillm.core.device import resolve_device
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, check_new_output
 from minillm.models import MiniTransformer, model_class
-from minillm.models.base import (
+from minillm.models.weights import (
     WEIGHTS_FILE,
     read_weights_metadata,
     tensor_bytes,
@@ -81,8 +81,12 @@ from minillm.models.base import (
     write_safetensors,
 )
 from minillm.tokenizer import Tokenizer
-from minillm.train import Ranks, _Trainer, load_run, resolve_device, summed_nll
-from minillm.train_data import IGNORE_INDEX
+from minillm.training.config import Config, load_config, save_config
+from minillm.training.data import IGNORE_INDEX
+from minillm.training.distributed import Ranks
+from minillm.training.runs import CONFIG_FILE, TOKENIZER_FILE, load_run
+from minillm.training.steps import summed_nll
+from minillm.training.trainer import Trainer
 
 STRUCTURED = ("ffn", "heads", "vocab")
 NOT_SUPPORTED = {
@@ -130,18 +134,6 @@ def pack(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.packbits(nonzero.numpy(), bitorder="little")), flat[nonzero].contiguous()
 
 
-def unpack(mask: torch.Tensor, values: torch.Tensor, shape: list[int]) -> torch.Tensor:
-    """The dense matrix of ``pack``'s mask and values."""
-    n = math.prod(shape)
-    if mask.dtype != torch.uint8 or mask.numel() != (n + 7) // 8:
-        raise ValueError(f"a mask of {n} bits takes {(n + 7) // 8} bytes of uint8, got {mask.numel()} "
-                         f"of {mask.dtype}")
-    nonzero = torch.from_numpy(np.unpackbits(mask.numpy(), count=n, bitorder="little").astype(bool))
-    dense = torch.zeros(n, dtype=values.dtype)
-    dense[nonzero] = values
-    return dense.reshape(shape)
-
-
 def pack_state(tensors: dict[str, torch.Tensor], names: list[str]) -> dict[str, torch.Tensor]:
     """The stored tensors of a state dict whose matrices ``names`` are packed (the others as they are)."""
     stored = {}
@@ -151,16 +143,6 @@ def pack_state(tensors: dict[str, torch.Tensor], names: list[str]) -> dict[str, 
         else:
             stored[name] = t.contiguous()
     return stored
-
-
-def unpack_state(stored: dict[str, torch.Tensor], pruning: dict) -> dict[str, torch.Tensor]:
-    """The dense state dict of a pruned file's tensors (the inverse of ``pack_state``)."""
-    shapes = pruning["tensors"]
-    tensors = {name: unpack(stored[f"{name}.mask"], stored[f"{name}.values"], shape)
-               for name, shape in shapes.items()}
-    packed = {f"{name}.{part}" for name in shapes for part in ("mask", "values")}
-    tensors.update({k: v for k, v in stored.items() if k not in packed})
-    return tensors
 
 
 # --- structured: FFN neurons ------------------------------------------------------------------------------
@@ -200,12 +182,12 @@ def prune_ffn(model: MiniTransformer, sparsity: float) -> MiniTransformer:
 # --- recovery ---------------------------------------------------------------------------------------------
 
 
-def recovery_trainer(cfg: Config, run_dir: Path, scratch: Path, steps: int) -> _Trainer:
+def recovery_trainer(cfg: Config, run_dir: Path, scratch: Path, steps: int) -> Trainer:
     """The Trainer of the run's QA fine-tuning phase alone, ``steps`` long, writing only into ``scratch``."""
-    shutil.copy2(run_dir / "tokenizer.json", scratch / "tokenizer.json")
+    shutil.copy2(run_dir / TOKENIZER_FILE, scratch / TOKENIZER_FILE)
     train = replace(cfg.train, pretrain_steps=0, finetune_steps=steps, compile=False, eval_interval=0,
                     checkpoint_interval=0)
-    return _Trainer(replace(cfg, train=train), scratch, Tokenizer.load(scratch / "tokenizer.json"),
+    return Trainer(replace(cfg, train=train), scratch, Tokenizer.load(scratch / TOKENIZER_FILE),
                     resolve_device(train.device), progress=False, started=time.perf_counter(), ranks=Ranks())
 
 
@@ -254,9 +236,9 @@ def _check(run_dir: Path, out_dir: Path, sparsity: float | None, structured: str
         raise InputError(f"--sparsity: must be a number in (0, 1), got {sparsity}")
     if finetune_steps < 0:
         raise InputError(f"--finetune-steps: must be 0 or more, got {finetune_steps}")
-    if not (run_dir / "config.toml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise InputError(f"{run_dir}: not a run directory (no config.toml)")
-    cfg = load_config(run_dir / "config.toml")
+    cfg = load_config(run_dir / CONFIG_FILE)
     if model_class(cfg.arch).trained_by != "trainer":
         raise InputError(f"{run_dir}: a {cfg.arch} run has no neural weights to prune; only transformer, "
                          "attention and mlp runs do")
@@ -326,7 +308,7 @@ def prune_run(run_dir: str | Path, out_dir: str | Path, sparsity: float | None =
     with atomic_directory(out_dir) as staging:
         copy_kept(run_dir, staging)
         if structured is not None:
-            save_config(cfg, staging / "config.toml")  # the smaller ffn_dim
+            save_config(cfg, staging / CONFIG_FILE)  # the smaller ffn_dim
         write_safetensors(staging / WEIGHTS_FILE, stored, {**weights_metadata(model), "pruning": json.dumps(pruning)})
 
     bytes_after = tensor_bytes(stored)

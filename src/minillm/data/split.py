@@ -20,7 +20,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from minillm.data.records import InputError, QAPair, atomic_write, normalize_question, to_json_line
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write, to_json_line
+from minillm.data.records import QAPair, normalize_question
 
 SPLITS = ("train", "val", "test")
 GROUP_BY = ("article", "none")

@@ -45,18 +45,11 @@ from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
+from minillm.core.errors import InputError
+from minillm.core.files import append_jsonl, iter_json_lines, repair_jsonl_tail, utc_now, write_jsonl
+from minillm.data.domains import SEED_TOPICS
 from minillm.data.fetch import OFF_DOMAIN, FetchReport, wikipedia_url
-from minillm.data.records import (
-    Article,
-    InputError,
-    append_jsonl,
-    iter_json_lines,
-    read_articles,
-    record_from_dict,
-    repair_jsonl_tail,
-    utc_now,
-    write_jsonl,
-)
+from minillm.data.records import Article, read_articles, record_from_dict
 
 API_URL = "https://en.wikipedia.org/w/api.php"
 USER_AGENT = ("minillm/0.1 (https://github.com/minillm/minillm; educational QA dataset builder) "
@@ -387,8 +380,6 @@ def read_topics_file(path: str | Path) -> list[str]:
 
 def seed_topics(domains: list[str]) -> dict[str, list[str]]:
     """The built-in seed titles of each named domain."""
-    from minillm.data.domains import SEED_TOPICS  # on use: only the seed path needs the domain lists
-
     unknown = [d for d in domains if d not in SEED_TOPICS]
     if unknown:
         raise InputError(f"--domains: no seed topics for {', '.join(unknown)}; "

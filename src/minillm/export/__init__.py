@@ -17,20 +17,19 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
+from minillm.training.config import load_config
+from minillm.training.runs import CONFIG_FILE, load_run
 
 NEURAL_ARCHS = ("transformer", "attention", "mlp")
 
 
 def neural_run(run_dir: str | Path, fmt: str) -> tuple[Any, Any, Any]:
     """(model, tokenizer, config) of a neural run, on the CPU in float32; InputError for any other run."""
-    from minillm.config import load_config
-    from minillm.train import load_run
-
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise InputError(f"{run_dir}: not a run directory (no config.toml)")
-    arch = load_config(run_dir / "config.toml").arch
+    arch = load_config(run_dir / CONFIG_FILE).arch
     if arch not in NEURAL_ARCHS:
         raise InputError(f"export {fmt}: {run_dir} is a {arch} run; only neural runs "
                          f"({', '.join(NEURAL_ARCHS)}) export to {fmt}")

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from minillm.data.records import InputError, check_new_output, disk_full_names
+from minillm.core.errors import InputError, disk_full_names
+from minillm.core.files import check_new_output
 from minillm.export import llama_shape_problems, neural_run, require
 
 ROPE_BASE = 10000.0  # minillm.models.transformer.rotary_tables' default

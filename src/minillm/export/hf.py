@@ -44,12 +44,13 @@ import tokenizers
 import torch
 from tokenizers import processors
 
-from minillm.data.records import atomic_directory, check_new_output
-from minillm.engine import ANSWER_SAMPLING
+from minillm.answering.answer import ANSWER_SAMPLING
+from minillm.core.files import atomic_directory, check_new_output
+from minillm.core.numbers import human_count
 from minillm.export import llama_shape_problems, neural_run
-from minillm.models.base import write_safetensors
-from minillm.report import human_count
+from minillm.models.weights import write_safetensors
 from minillm.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, non_answer_ids
+from minillm.training.runs import WEIGHTS_FILE
 
 REMOTE_CODE = Path(__file__).parent / "hf_remote"  # configuration_minillm.py, modeling_minillm.py
 LLAMA, GPT2, CUSTOM = "LlamaForCausalLM", "GPT2LMHeadModel", "MinillmForCausalLM"
@@ -159,7 +160,8 @@ def generation_config(tok: Any, hf_name: str) -> dict[str, Any]:
     stop rules on the answer's text (``max_sentences``, ``stop_repeat``, no prompt labels) and its ban on a token
     pair said twice inside one word have no transformers equivalent.
     Kept, though it differs: transformers' repetition penalty counts the prompt's tokens too, minillm's only
-    the answer's (engine.py says why); README.md shows how to get minillm's. The custom code keeps no KV cache."""
+    the answer's (models/generation.py says why); README.md shows how to get minillm's. The custom code keeps no KV
+    cache."""
     config = {"bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id,
               "do_sample": False, "max_new_tokens": ANSWER_SAMPLING.max_new_tokens,
               "repetition_penalty": ANSWER_SAMPLING.repetition_penalty,
@@ -247,7 +249,7 @@ def export_hf(run_dir: str | Path, out: str | Path) -> str:
                "pad_token_id": tok.pad_id, "dtype": "float32"}
     with atomic_directory(out) as tmp:
         _write_json(tmp / "config.json", config)
-        write_safetensors(tmp / "model.safetensors", {name: t.detach().contiguous() for name, t in weights.items()},
+        write_safetensors(tmp / WEIGHTS_FILE, {name: t.detach().contiguous() for name, t in weights.items()},
                           {"format": "pt"})
         _write_json(tmp / "generation_config.json", generation_config(tok, hf_name))
         (tmp / TOKENIZER_FILE).write_text(tokenizer_json(tok), encoding="utf-8")

@@ -68,9 +68,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from minillm.data.records import InputError, check_new_output, disk_full_names
+from minillm.core.errors import InputError, disk_full_names
+from minillm.core.files import check_new_output
+from minillm.core.numbers import human_bytes
 from minillm.export import neural_run, require
-from minillm.report import human_bytes
 
 if TYPE_CHECKING:
     import onnxruntime

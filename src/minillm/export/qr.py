@@ -46,7 +46,12 @@ import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from minillm.data.records import InputError, atomic_write, read_articles, read_qa_pairs
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.data.records import read_articles, read_qa_pairs
+from minillm.data.sentences import split_sentences
+from minillm.training.config import load_config
+from minillm.training.runs import CONFIG_FILE
 
 BUDGET = 2953  # bytes of a version-40 QR code, error correction L, byte mode
 FACT_CHARS = 110  # a fact sentence longer than this is cut at a word boundary
@@ -95,8 +100,6 @@ def render(facts: list[str]) -> bytes:
 
 def fact_sentence(text: str) -> str:
     """An article's first sentence, without parentheses, cut after FACT_CHARS characters at a word boundary."""
-    from minillm.data.sentences import split_sentences
-
     sentences = split_sentences(text)
     first = sentences[0] if sentences else ""
     previous = None
@@ -174,14 +177,12 @@ def qr_image(data: bytes):
 
 
 def load_run_data(run: str | Path):
-    from minillm.config import load_config
-
     run = Path(run)
     if not run.is_dir():
         raise InputError(f"{run}: no such run directory")
-    cfg = load_config(run / "config.toml")
+    cfg = load_config(run / CONFIG_FILE)
     if not cfg.data.articles:
-        raise InputError(f"{run / 'config.toml'}: data.articles is empty; the page needs the run's articles")
+        raise InputError(f"{run / CONFIG_FILE}: data.articles is empty; the page needs the run's articles")
     articles = read_articles(cfg.data.articles)
     pairs = read_qa_pairs(cfg.data.train_qa) if cfg.data.train_qa else []
     return articles, pairs

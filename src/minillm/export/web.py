@@ -44,8 +44,18 @@ from pathlib import Path
 
 import numpy as np
 
-from minillm.data.records import InputError, atomic_directory, check_new_output
+from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
+from minillm.answering.reader import READ_SEQ_LEN
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, check_new_output
+from minillm.core.numbers import human_bytes
+from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
+from minillm.export.onnx import cache_names, export_onnx, present_name
+from minillm.models.pattern import PatternConfig, PatternMatcher
+from minillm.retrieval.index import load_index
+from minillm.training.data import cache_dir
+from minillm.training.runs import TOKENIZER_FILE
 
 ORT_WEB = "onnxruntime-web"
 ORT_WEB_VERSION = "1.31.1"
@@ -58,8 +68,6 @@ WEB_FORMAT = 1
 
 def vendor_ort(version: str = ORT_WEB_VERSION) -> Path:
     """The unpacked ``package/dist`` of onnxruntime-web ``version``, packed by npm into the cache once."""
-    from minillm.train_data import cache_dir
-
     folder = cache_dir() / "npm" / f"{ORT_WEB}-{version}"
     dist = folder / "package" / "dist"
     if all((dist / name).is_file() for name in ORT_FILES):
@@ -89,7 +97,6 @@ def vendor_ort(version: str = ORT_WEB_VERSION) -> Path:
 def _write_index(index, folder: Path) -> None:
     """The run's retrieval index as the files retrieval.js reads."""
     folder.mkdir()
-    from minillm.data.sentences import split_sentences
 
     passages = [{"title": p.title, "url": p.url, "license": p.license, "text": p.text, "article": int(a),
                  "sentences": list(split_sentences(p.text))}
@@ -109,8 +116,6 @@ def _write_index(index, folder: Path) -> None:
 
 def _cache_inputs(model) -> list[dict]:
     """The past inputs of export_onnx's graph with their empty shapes (past length 0), as onnx_greedy's."""
-    from minillm.export.onnx import cache_names
-
     config, inputs = model.config, []
     for name in cache_names(model):
         if name.startswith("past_key_values."):
@@ -123,9 +128,6 @@ def _cache_inputs(model) -> list[dict]:
 
 
 def web_config(model, tok) -> dict:
-    from minillm.engine import ANSWER_SAMPLING, answer_sampling
-    from minillm.export.onnx import present_name
-
     sampling = answer_sampling(tok, ANSWER_SAMPLING)
     cache = _cache_inputs(model)
     return {"format": WEB_FORMAT, "max_seq_len": model.max_seq_len, "bos_id": tok.bos_id, "eos_id": tok.eos_id,
@@ -140,10 +142,6 @@ def web_config(model, tok) -> dict:
 
 def export_web(run_dir: str | Path, out: str | Path) -> str:
     """Write the static site for the run to ``out`` (new or empty); returns a one-line summary."""
-    from minillm.export.onnx import export_onnx
-    from minillm.report import human_bytes
-    from minillm.retrieval import load_index
-
     out = check_new_output(out)
     run_dir = Path(run_dir)
     model, tok, cfg = neural_run(run_dir, "web")
@@ -157,13 +155,11 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
         for name in STATIC_FILES:
             shutil.copyfile(STATIC / name, tmp / name)
         export_onnx(run_dir, tmp / "model.onnx")
-        shutil.copyfile(run_dir / "tokenizer.json", tmp / "tokenizer.json")
+        shutil.copyfile(run_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         config = web_config(model, tok)
         config["open_book"] = index is not None
         config["run"] = run_dir.resolve().name
         if index is not None and cfg.answer.reader == "pattern":  # reading.js answers open book, as `ask`
-            from minillm.models.pattern import PatternConfig, PatternMatcher
-            from minillm.reader import READ_SEQ_LEN
 
             reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
             config["reading"] = {"rules": [r.to_strings() for r in reading.rules],

@@ -7,7 +7,7 @@
 
 token embedding (+ learned positions, or rotary on queries and keys) -> x + attention(norm(x)) -> norm ->
 linear head. It is a one-layer MiniTransformer with the feed-forward MLP taken out, built from the
-transformer's own parts (make_norm, rotary_tables, CausalSelfAttention, _init_weights), so the step up to
+transformer's own parts (make_norm, rotary_tables, CausalSelfAttention, init_weights), so the step up to
 rung 4 changes exactly two things: the MLP and the depth. Unlike the MLP rung, every position sees the
 whole sequence, so the answer can look back at the question however long it gets; but each output is
 a mix of earlier token embeddings read straight out by the head, with no nonlinearity after the mix.
@@ -30,19 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from minillm.engine import KVCache, Sampling, generate
+from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
-from minillm.models.transformer import (
-    NORMS,
-    POSITIONS,
-    CausalSelfAttention,
-    _check_positive_int,
-    _init_weights,
-    _not_number,
-    add_embeddings,
-    embed,
-    make_norm,
-)
+from minillm.models.base import init_weights
+from minillm.models.generation import KVCache, Sampling, generate
+from minillm.models.transformer import NORMS, POSITIONS, CausalSelfAttention, add_embeddings, embed, make_norm
 
 
 @dataclass(frozen=True)
@@ -61,15 +53,15 @@ class AttentionConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "emb_dim", "num_heads"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.emb_dim % self.num_heads:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.position == "rotary" and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim} "
                              f"(emb_dim {self.emb_dim} / num_heads {self.num_heads})")
-        if _not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+        if not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if _not_number(self.norm_eps) or self.norm_eps <= 0:
+        if not_number(self.norm_eps) or self.norm_eps <= 0:
             raise ValueError(f"norm_eps must be a positive number, got {self.norm_eps!r}")
         for name, allowed in (("norm", NORMS), ("position", POSITIONS)):
             if getattr(self, name) not in allowed:
@@ -101,7 +93,7 @@ class AttentionLanguageModel(base.TorchRung):
         self.attn = CausalSelfAttention(config)
         self.norm_f = make_norm(config)
         self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones."""

@@ -40,8 +40,9 @@ Design choices:
 - A positive is a context sentence at least 80% of whose words are in the reference answer. Several may
   be; each step takes one at random and as many distractors as fit ``candidates``: the other sentences of
   its passages first, then (when those are too few) sentences of another question's passages.
-- Trained by its own loop here (``trained_by = "fit"``), on the CPU or the GPU of ``train.device``: the
-  Trainer's loop is for next-token prediction; the two losses here are short enough to write out.
+- Fitted (``trained_by = "fit"``) on the CPU or the GPU of ``train.device``: the two losses are written
+  here, the steps that minimise them come from training (``FitData.minimize``, training/steps.py), since
+  the Trainer's loop is for next-token prediction and a model does not train itself.
 - Closed book it cannot answer (it only reads passages) and has no next-token probabilities: ``log_prob``
   raises NotImplementedError, so bits per byte and multiple choice are not reported, as for ``pattern``.
 """
@@ -59,15 +60,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.core.checks import check_positive_int, not_number
+from minillm.core.device import resolve_device
 from minillm.data.sentences import split_sentences
-from minillm.models import base
-from minillm.models.pattern import answer_ids, parse_prompt
-from minillm.models.transformer import _check_positive_int, _init_weights, _not_number
-from minillm.tokenizer import SPECIAL_TOKENS
+from minillm.models import weights
+from minillm.models.base import init_weights
+from minillm.models.pattern import answer_ids
+from minillm.prompt import parse_prompt
+from minillm.tokenizer import SPECIAL_TOKENS, TOKENIZER_FILE, Tokenizer
 
 if TYPE_CHECKING:
-    from minillm.engine import Sampling
     from minillm.models.base import FitData
+    from minillm.models.generation import Sampling
     from minillm.tokenizer import Tokenizer
 
 NO_PASSAGE = "I answer only from retrieved passages: ask open book (minillm index build, then --mode open)."
@@ -95,7 +99,7 @@ class BertConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "pair_len", "emb_dim", "num_layers", "num_heads", "ffn_dim",
                      "max_places", "max_sentences", "candidates"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.emb_dim % self.num_heads:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.pair_len < 8:
@@ -107,7 +111,7 @@ class BertConfig:
                              f"got {self.candidates}")
         for name, low, high in (("dropout", 0.0, 1.0), ("mask_prob", 0.0, 1.0)):
             value = getattr(self, name)
-            if _not_number(value) or not low <= value < high or (name == "mask_prob" and value == 0):
+            if not_number(value) or not low <= value < high or (name == "mask_prob" and value == 0):
                 raise ValueError(f"{name} must be in {'(0' if name == 'mask_prob' else '[0'}, 1), got {value!r}")
 
 
@@ -153,7 +157,7 @@ class MiniBert(nn.Module):
         self.mlm_transform = nn.Sequential(nn.Linear(cfg.emb_dim, cfg.emb_dim), nn.GELU(), nn.LayerNorm(cfg.emb_dim))
         self.mlm_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.score = nn.Linear(cfg.emb_dim, 1)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def encode(self, ids: torch.Tensor, segments: torch.Tensor, places: torch.Tensor | None = None,
                pad_id: int = 0) -> torch.Tensor:
@@ -290,11 +294,9 @@ class BertReader:
 
     def fit(self, data: FitData) -> dict[str, float | int]:
         """Masked-LM pretraining on ``data.text``, then sentence ranking on the open-book QA sequences."""
-        from minillm.train import lr_at, resolve_device
-
         tok, train_cfg = data.tokenizer, data.train
-        if train_cfg is None:
-            raise ValueError("bert: fit needs FitData.train (the [train] settings)")
+        if train_cfg is None or data.minimize is None:
+            raise ValueError("bert: fit needs FitData.train and FitData.minimize (training's loop)")
         self.tokenizer = tok
         device = resolve_device(train_cfg.device)
         torch.manual_seed(data.seed)
@@ -302,28 +304,8 @@ class BertReader:
         gen, rng = torch.Generator().manual_seed(data.seed), random.Random(data.seed)
         summary: dict[str, float | int] = {}
 
-        def optimizer(peak: float) -> torch.optim.Optimizer:
-            decay = [p for p in self.net.parameters() if p.dim() >= 2]
-            rest = [p for p in self.net.parameters() if p.dim() < 2]
-            return torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
-                                      {"params": rest, "weight_decay": 0.0}], lr=peak,
-                                     betas=(train_cfg.beta1, train_cfg.beta2))
-
         def run(steps: int, peak: float, loss_of: Callable[[], torch.Tensor]) -> float:
-            opt, floor, recent = optimizer(peak), train_cfg.min_lr * peak / train_cfg.lr, []
-            for step in range(steps):
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step, steps, peak, floor, train_cfg.warmup_steps)
-                loss = loss_of()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"bert: loss became {loss.item()} at step {step}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if train_cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(self.net.parameters(), train_cfg.grad_clip)
-                opt.step()
-                recent = (recent + [loss.item()])[-50:]
-            return sum(recent) / len(recent) if recent else float("nan")
+            return data.minimize(self.net.parameters(), steps, peak, loss_of, train_cfg)
 
         text = torch.as_tensor(data.text, dtype=torch.long)
         window = self.config.pair_len - 2
@@ -386,26 +368,24 @@ class BertReader:
     # --- files -------------------------------------------------------------------------------------------
 
     def save(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        base.save_weights(self.net, path, base.weights_metadata(self))
+        path = Path(run_dir) / weights.WEIGHTS_FILE
+        weights.save_weights(self.net, path, weights.weights_metadata(self))
         return path
 
     @classmethod
     def load(cls, run_dir: str | Path) -> BertReader:
-        from minillm.tokenizer import Tokenizer
-
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        model = cls(base.read_weights_config(path, cls.name, BertConfig))
-        base.load_weights(model.net, path)
+        path = Path(run_dir) / weights.WEIGHTS_FILE
+        model = cls(weights.read_weights_config(path, cls.name, BertConfig))
+        weights.load_weights(model.net, path)
         model.stored_bytes = getattr(model.net, "stored_bytes", None)  # set by a quantized or pruned file
-        model.tokenizer = Tokenizer.load(Path(run_dir) / "tokenizer.json")
+        model.tokenizer = Tokenizer.load(Path(run_dir) / TOKENIZER_FILE)
         return model
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
 
     def size_bytes(self) -> int:
-        return self.stored_bytes if self.stored_bytes is not None else base.weights_size_bytes(self.net)
+        return self.stored_bytes if self.stored_bytes is not None else weights.weights_size_bytes(self.net)
 
     def log_prob(self, ids: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("bert has no next-token probabilities: it scores sentences of the passages")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from minillm.data.sentences import split_sentences
 from minillm.models.base import FitData
 from minillm.models.pattern import PatternConfig, PatternMatcher
-from minillm.retrieval import PASSAGE_BREAK
+from minillm.prompt import PASSAGE_BREAK
 
 NO_PASSAGE = "I answer only from retrieved passages: ask open book (minillm index build, then --mode open)."
 

@@ -35,12 +35,14 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from minillm.data.records import InputError
-from minillm.engine import Sampling
-from minillm.models import base
+from minillm.core.checks import not_number
+from minillm.core.errors import InputError
+from minillm.models import weights
 from minillm.models.base import FitData
+from minillm.models.generation import Sampling
 from minillm.models.markov import EOS_ID, MarkovChain, MarkovConfig, generate_tokens
-from minillm.models.transformer import _not_number
+from minillm.models.registry import model_class
+from minillm.tokenizer import TOKENIZER_FILE
 
 NEURAL_DIR = "neural"  # the neural part's own save(), inside the run directory
 GOLDEN = (math.sqrt(5) - 1) / 2
@@ -56,7 +58,7 @@ class HybridConfig:
 
     def __post_init__(self) -> None:
         MarkovConfig(self.vocab_size, self.max_seq_len, self.order)  # same checks as the markov rung
-        if self.weight is not None and (_not_number(self.weight) or not 0.0 <= self.weight <= 1.0):
+        if self.weight is not None and (not_number(self.weight) or not 0.0 <= self.weight <= 1.0):
             raise ValueError(f"weight must be in [0, 1] (or left out to tune it), got {self.weight!r}")
 
 
@@ -130,17 +132,16 @@ class HybridModel:
         return summary
 
     def _load_neural_run(self, data: FitData) -> torch.nn.Module:
-        from minillm.models import model_class
-        from minillm.train import load_run
-
         run = self.config.neural_run
         if not run:
             raise InputError("model.neural_run: empty; set it to a trained neural run, e.g. runs/ladder/modern")
-        neural, tok, cfg = load_run(run)
+        if data.load_run is None:
+            raise ValueError("hybrid: fit needs FitData.load_run (training's run loader)")
+        neural, tok, cfg = data.load_run(run)
         if model_class(cfg.arch).trained_by != "trainer":
             raise InputError(f"{run}: a {cfg.arch} run; model.neural_run needs a neural (Trainer-trained) run")
         if tok.hf.to_str() != data.tokenizer.hf.to_str():
-            raise InputError(f"{Path(run) / 'tokenizer.json'}: not this run's tokenizer; both parts must share "
+            raise InputError(f"{Path(run) / TOKENIZER_FILE}: not this run's tokenizer; both parts must share "
                              "one (set data.tokenizer to the neural run)")
         if cfg.model["vocab_size"] != self.config.vocab_size:
             raise InputError(f"{Path(run) / 'config.toml'}: model.vocab_size {cfg.model['vocab_size']} differs "
@@ -214,11 +215,9 @@ class HybridModel:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> HybridModel:
-        from minillm.models import model_class
-
-        path = Path(run_dir) / base.WEIGHTS_FILE
+        path = Path(run_dir) / weights.WEIGHTS_FILE
         markov = MarkovChain.load(run_dir, model_name=cls.name)
-        metadata = base.read_weights_metadata(path)
+        metadata = weights.read_weights_metadata(path)
         try:
             model = cls(HybridConfig(**json.loads(metadata["config"])))
             model.weight = float(metadata["weight"])

@@ -45,11 +45,12 @@ import safetensors
 import safetensors.numpy
 import torch
 
-from minillm.data.records import InputError, atomic_write
-from minillm.engine import Sampling, sample_tokens
-from minillm.models import base
+from minillm.core.checks import check_positive_int
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.models import weights
 from minillm.models.base import FitData
-from minillm.models.transformer import _check_positive_int
+from minillm.models.generation import Sampling, sample_tokens
 from minillm.tokenizer import SPECIAL_TOKENS
 
 BOS_ID, EOS_ID, UNK_ID = (SPECIAL_TOKENS.index(t) for t in ("<bos>", "<eos>", "<unk>"))
@@ -64,13 +65,13 @@ class MarkovConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "order"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.vocab_size ** self.order >= 2 ** 63:
             raise ValueError(f"order {self.order} is too high for vocab_size {self.vocab_size}: n-gram keys "
                              "need vocab_size ** order < 2 ** 63")
 
 
-def _find(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def find_sorted(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(found, index) of each query key in the sorted ``keys``."""
     index = np.searchsorted(keys, query).clip(max=max(len(keys) - 1, 0))
     found = keys[index] == query if len(keys) else np.zeros(query.shape, bool)
@@ -230,10 +231,10 @@ class MarkovChain:
         totals = np.add.reduceat(counts, first)
         gammas = np.add.reduceat(discount, first) / totals
         lower_keys, lower_log_probs, lower_backoffs = lower[n - 2]
-        found, index = _find(lower_keys, keys % V ** (n - 1))
+        found, index = find_sorted(lower_keys, keys % V ** (n - 1))
         assert found.all(), "the suffix of every n-gram is an (n-1)-gram"
         probs = (counts - discount) / totals[group] + gammas[group] * np.exp(lower_log_probs[index])
-        found, index = _find(lower_keys, contexts)
+        found, index = find_sorted(lower_keys, contexts)
         assert found.all(), "the context of every n-gram is an (n-1)-gram"
         backoffs = np.zeros(len(lower_keys))
         backoffs[index] = np.log(gammas)
@@ -246,9 +247,9 @@ class MarkovChain:
                            words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(found, log p) of the n-grams context + word at order n, and the contexts' backoffs (0 if none)."""
         keys, log_probs, _ = self.tables[n - 1]
-        found, index = _find(keys, context_keys * self.config.vocab_size + words)
+        found, index = find_sorted(keys, context_keys * self.config.vocab_size + words)
         lower_keys, _, backoffs = self.tables[n - 2]
-        has_context, context_index = _find(lower_keys, context_keys)
+        has_context, context_index = find_sorted(lower_keys, context_keys)
         return found, _lookup(log_probs, found, index), _lookup(backoffs, has_context, context_index)
 
     @torch.inference_mode()
@@ -287,7 +288,7 @@ class MarkovChain:
         for k in range(1, len(history) + 1):  # order k + 1: contexts of the last k tokens
             context += history[-k] * V ** (k - 1)
             lower_keys, _, backoffs = self.tables[k - 1]
-            has_context, index = _find(lower_keys, np.array([context]))
+            has_context, index = find_sorted(lower_keys, np.array([context]))
             if not has_context[0]:
                 break  # no longer context is in the tables either
             keys, table_log_probs, _ = self.tables[k]
@@ -318,7 +319,7 @@ class MarkovChain:
 
     def save(self, run_dir: str | Path, metadata: dict[str, str] | None = None) -> Path:
         """Write run_dir/model.safetensors: the tables, with the config (and ``metadata``) in the header."""
-        path = Path(run_dir) / base.WEIGHTS_FILE
+        path = Path(run_dir) / weights.WEIGHTS_FILE
         header = {"model": self.name, "config": json.dumps(dataclasses.asdict(self.config)), **(metadata or {})}
         data = safetensors.numpy.save(self._tensors(), metadata=header)
         with atomic_write(path, "wb") as fh:
@@ -328,8 +329,8 @@ class MarkovChain:
     @classmethod
     def load(cls, run_dir: str | Path, model_name: str = "markov") -> MarkovChain:
         """The model in run_dir/model.safetensors (written by ``save``, of a markov or, by name, hybrid run)."""
-        path = Path(run_dir) / base.WEIGHTS_FILE
-        metadata = base.read_weights_metadata(path)
+        path = Path(run_dir) / weights.WEIGHTS_FILE
+        metadata = weights.read_weights_metadata(path)
         if metadata.get("model") != model_name or "config" not in metadata:
             raise InputError(f"{path}: not a {model_name} model file (no n-gram config in its metadata)")
         try:
@@ -400,14 +401,3 @@ def _sample(next_log_probs: Callable[[list[int]], torch.Tensor], max_seq_len: in
     return sample_tokens(next_log_probs(ids), step, len(ids), max_seq_len, sampling, eos_id, decode)
 
 
-def export_arpa(run_dir: str | Path, path: str | Path) -> int:
-    """Write the n-gram tables of a markov or hybrid run as an ARPA file; returns the n-grams written."""
-    from minillm.config import load_config
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such run directory")
-    arch = load_config(run_dir / "config.toml").arch
-    if arch not in ("markov", "hybrid"):
-        raise InputError(f"{run_dir}: a {arch} run has no n-gram tables; export arpa needs a markov or hybrid run")
-    return MarkovChain.load(run_dir, model_name=arch).to_arpa(path)

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.engine import Sampling, generate
+from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
-from minillm.models.transformer import _check_positive_int, _init_weights, _not_number
+from minillm.models.base import init_weights
+from minillm.models.generation import Sampling, generate
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "context", "emb_dim", "hidden_dim", "num_layers"):
-            _check_positive_int(name, getattr(self, name))
-        if _not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            check_positive_int(name, getattr(self, name))
+        if not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
@@ -73,7 +74,7 @@ class MLPLanguageModel(base.TorchRung):
         self.hidden = nn.ModuleList(nn.Linear(w_in, w_out) for w_in, w_out in pairwise(widths))
         self.drop = nn.Dropout(config.dropout)
         self.lm_head = nn.Linear(config.hidden_dim, config.vocab_size)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, vocab) for ids (B, T); position t depends on ids[:, t-context+1 : t+1] only."""

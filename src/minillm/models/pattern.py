@@ -29,7 +29,7 @@ How a question is answered:
    Open book the look-up is skipped: the passages come one per line, best first, and the answer is the
    first passage's lead sentence, then its sentence the strategy picks, not counting the words the lead
    names the subject by ("carbon dioxide" in "Why is carbon dioxide a greenhouse gas?"); a superlative is
-   searched in every passage and answered after its passage's lead. reader.py lets any run answer so.
+   searched in every passage and answered after its passage's lead. answering/reader.py lets any run answer so.
 4. Template: those sentences, at most ``max_sentences``; an answer cut from the middle of an article names
    its subject instead of a leading pronoun ("It has 95 moons" -> "Jupiter has 95 moons", data/subject.py,
    as the QA generator does). Nothing found: "I don't know about <subject>.", or "I don't understand the
@@ -42,7 +42,7 @@ Design choices:
   sentences while they fit ``max_new_tokens`` and the room left in ``max_seq_len``; ``Sampling.max_sentences``
   caps them further.
 - There are no probabilities: ``log_prob`` raises NotImplementedError, so evaluation records no loss,
-  perplexity or bits per byte, and refuses multiple choice (evaluate.py).
+  perplexity or bits per byte, and refuses multiple choice (evaluation/qa.py).
 - ``num_parameters`` counts what the model stores: one look-up entry per article (title -> its sentences)
   plus one per rule. ``size_bytes`` is the size of pattern.json.
 - pattern.json holds the config, the rules (as regex text: the rules are part of the model, like weights)
@@ -67,16 +67,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from minillm.data.records import InputError, atomic_write
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
 from minillm.data.sentences import split_sentences
 from minillm.data.subject import find_subject
-from minillm.retrieval import PASSAGE_BREAK
-from minillm.retrieval_match import SUPERLATIVE_QUESTION, SuperlativeIndex, TitleMatcher, words
+from minillm.prompt import PASSAGE_BREAK, parse_prompt
+from minillm.retrieval.match import SUPERLATIVE_QUESTION, SuperlativeIndex, TitleMatcher, words
 from minillm.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
-    from minillm.engine import Sampling
     from minillm.models.base import FitData
+    from minillm.models.generation import Sampling
 
 PATTERN_FILE = "pattern.json"
 PATTERN_FORMAT = 1
@@ -184,24 +185,6 @@ class Rule:
 
     def to_strings(self) -> list[str]:
         return [self.name, self.question.pattern, self.strategy, self.cue.pattern if self.cue else ""]
-
-
-_PROMPT = re.compile(r"^\s*(?:Context\s*:\s*(?P<context>.*)\s)?Question\s*:\s*(?P<question>.*?)\s*"
-                     r"(?:Answer\s*:\s*)?$", re.DOTALL)
-
-
-
-def parse_prompt(text: str) -> tuple[str, str | None]:
-    """(question, context or None) from a decoded prompt; text without "Question:" is all question.
-
-    >>> parse_prompt("Context: The Sun is a star.\\nQuestion: What is the Sun?\\nAnswer:")
-    ('What is the Sun?', 'The Sun is a star.')
-    """
-    m = _PROMPT.match(text)
-    if not m:
-        return re.sub(r"\s*Answer\s*:\s*$", "", text).strip(), None
-    context = (m.group("context") or "").strip()
-    return m.group("question"), context or None
 
 
 def answer_ids(tok: Tokenizer, answer_sentences: Callable[[str, str | None], list[str]], prompt_ids: list[int],

@@ -16,7 +16,7 @@ Design choices (defaults first; each alternative is a config field, never a subc
   has its own slot in the KV cache.
 - Init: xavier_uniform_ for every nn.Linear weight, zeros for biases, normal(0, 0.02) for embedding tables.
 - Attention through F.scaled_dot_product_attention (flash/memory-efficient kernels where available).
-- KV cache (minillm.engine.KVCache, nanochat-style): the model writes each layer's new keys and values into
+- KV cache (minillm.models.generation.KVCache, nanochat-style): the model writes each layer's new keys and values into
   the cache, reads its position offset from it, and advances it after the last layer.
 
 Left out on purpose: grouped-query attention, QK-norm, a sliding window or any way past max_seq_len.
@@ -34,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.engine import KVCache, Sampling, generate
+from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
+from minillm.models.base import init_weights
+from minillm.models.generation import KVCache, Sampling, generate
 
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "swiglu")
@@ -64,17 +66,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_seq_len", "emb_dim", "num_layers", "num_heads"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.ffn_dim is not None:
-            _check_positive_int("ffn_dim", self.ffn_dim)
+            check_positive_int("ffn_dim", self.ffn_dim)
         if self.emb_dim % self.num_heads:
             raise ValueError(f"emb_dim ({self.emb_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.position == "rotary" and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim} "
                              f"(emb_dim {self.emb_dim} / num_heads {self.num_heads})")
-        if _not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+        if not_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if _not_number(self.norm_eps) or self.norm_eps <= 0:
+        if not_number(self.norm_eps) or self.norm_eps <= 0:
             raise ValueError(f"norm_eps must be a positive number, got {self.norm_eps!r}")
         for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("position", POSITIONS)):
             value = getattr(self, name)
@@ -108,15 +110,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _not_number(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int | float) or value != value  # NaN
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class RMSNorm(nn.Module):
@@ -335,7 +328,7 @@ class MiniTransformer(base.TorchRung):
         if not config.tie_embeddings:
             self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
         self.copy_head = CopyHead(config) if config.copy_head else None
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None,
                 targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -368,11 +361,3 @@ class MiniTransformer(base.TorchRung):
         return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
 
 
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)

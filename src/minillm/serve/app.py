@@ -12,7 +12,7 @@ Routes:
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
 
 Design choices:
-- The run's model, tokenizer and retrieval index (``minillm.retrieval.load_index``; None when the run has
+- The run's model, tokenizer and retrieval index (``minillm.retrieval.index.load_index``; None when the run has
   none, and then open-book requests get a 409 saying how to build one) load once, when the app is made:
   a broken run fails at start, not at the first request.
 - One pure-ASGI guard sits in front of every route. In order: when the server is bound to a loopback
@@ -58,9 +58,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
-from minillm.engine import Sampling
-from minillm.reader import load_answerer
-from minillm.retrieval import load_index
+from minillm.answering.reader import load_answerer
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import load_index
 from minillm.serve.errors import ApiError, error_body, error_response, install_error_handlers
 from minillm.serve.openai_api import SSE_HEADERS, LimitedText, openai_routes, sse
 from minillm.serve.worker import MAX_QUESTION_CHARS, Finished, ModelWorker, check_question
@@ -134,39 +134,8 @@ def check_origin(origin: str) -> str:
     return origin
 
 
-def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
-               max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
-               cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
-               reader: str | None = None) -> FastAPI:
-    """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
-    ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
-    origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
-    served at /web/, the page's "answer in this browser" choice (ValueError if it is not one); ``reader``:
-    who answers open book (reader.py; None: the run's ``[answer] reader``)."""
-    origins = [check_origin(origin) for origin in cors_origins]
-    web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
-    model, tokenizer, _ = load_answerer(run_dir, reader, device=device)
-    worker = ModelWorker(model, tokenizer, load_index(run_dir))
-    model_id = Path(run_dir).resolve().name
-    meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
-            "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
-            "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
-            "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None}
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        worker.close()
-
-    app = FastAPI(title="minillm", lifespan=lifespan, docs_url=None, redoc_url=None)
-    allowed_hosts = LOOPBACK_NAMES | {host} if is_loopback(host) else None
-    auth = _Auth(api_key) if api_key else None
-    app.add_middleware(_Guard, allowed_hosts=allowed_hosts, max_body_bytes=max_body_bytes, auth=auth)
-    if origins:  # added last, so outermost: it answers preflights, which carry no key, before the guard
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
-    install_error_handlers(app)
-    app.include_router(openai_routes(worker, model_id, meta))
+def _page_routes(app: FastAPI, auth: _Auth | None, web_files: dict[str, Path]) -> None:
+    """The page, its static files, the in-browser engine's files (``web_files``) and, with a key, the login."""
     static_files = _static_files(STATIC_DIR)
 
     @app.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -205,6 +174,42 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
         response.set_cookie(SESSION_COOKIE, auth.session, httponly=True, samesite="strict", path="/",
                             secure=request.url.scheme == "https")
         return response
+
+
+def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
+               max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
+               cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
+               reader: str | None = None) -> FastAPI:
+    """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
+    ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
+    origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
+    served at /web/, the page's "answer in this browser" choice (ValueError if it is not one); ``reader``:
+    who answers open book (answering/reader.py; None: the run's ``[answer] reader``)."""
+    origins = [check_origin(origin) for origin in cors_origins]
+    web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
+    model, tokenizer, _ = load_answerer(run_dir, reader, device=device)
+    worker = ModelWorker(model, tokenizer, load_index(run_dir))
+    model_id = Path(run_dir).resolve().name
+    meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
+            "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
+            "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
+            "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        worker.close()
+
+    app = FastAPI(title="minillm", lifespan=lifespan, docs_url=None, redoc_url=None)
+    allowed_hosts = LOOPBACK_NAMES | {host} if is_loopback(host) else None
+    auth = _Auth(api_key) if api_key else None
+    app.add_middleware(_Guard, allowed_hosts=allowed_hosts, max_body_bytes=max_body_bytes, auth=auth)
+    if origins:  # added last, so outermost: it answers preflights, which carry no key, before the guard
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
+    install_error_handlers(app)
+    app.include_router(openai_routes(worker, model_id, meta))
+    _page_routes(app, auth, web_files)
 
     @app.get("/health")
     async def health() -> dict:

@@ -9,7 +9,7 @@ and other OpenAI clients work when pointed at ``http://127.0.0.1:8000/v1``:
 Design choices:
 - The model answers one question at a time: the last ``user`` message is the question. A follow-up that
   refers back ("How hot is it there?") is first rewritten to name the conversation's subject ("... on
-  Venus?", conversation.py) from the earlier ``user`` and ``assistant`` messages (a stateless server does
+  Venus?", answering/conversation.py) from the earlier ``user`` and ``assistant`` messages (a stateless server does
   not know what was retrieved for them: the subject is what they name), so retrieval and the model see a
   question that stands alone; the system prompt and tool messages are ignored. Content may be a
   string or a list of ``{"type": "text"}`` parts. Answers are open-book when the run has a retrieval index
@@ -43,8 +43,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from minillm.conversation import Turn, resolve
-from minillm.engine import Sampling
+from minillm.answering.conversation import Turn, resolve
+from minillm.models.generation import Sampling
 from minillm.serve.errors import ApiError, error_body
 from minillm.serve.worker import Finished, ModelWorker, check_question
 
@@ -123,7 +123,8 @@ class ChatCompletionRequest(BaseModel):
 
     def question(self) -> str:
         """The last user message, checked like /v1/answer's question, resolved against the earlier user and
-        assistant messages (conversation.py): "How hot is it there?" after "What is Venus?" asks about Venus."""
+        assistant messages (answering/conversation.py): "How hot is it there?" after "What is Venus?" asks about
+        Venus."""
         for i in range(len(self.messages) - 1, -1, -1):
             if self.messages[i].role == "user":
                 question = check_question(self.messages[i].text(), f"messages.{i}.content")

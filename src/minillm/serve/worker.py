@@ -36,8 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from minillm.engine import ANSWER_SAMPLING, Sampling, answer, stream_answer
-from minillm.retrieval import attribution, passage_source, retrieve
+from minillm.answering.answer import ANSWER_SAMPLING, answer, stream_answer
+from minillm.answering.attribution import attribution, passage_source
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import retrieve
 from minillm.serve.errors import ApiError
 
 MAX_QUESTION_CHARS = 2000

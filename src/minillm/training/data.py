@@ -1,6 +1,6 @@
 """Training data: tokenize once into a NumPy cache, then draw batches from memory-mapped arrays.
 
-Two kinds of data feed the Trainer (train.py):
+Two kinds of data feed the Trainer (training/trainer.py):
 
 - Pretraining text: article texts joined with ``<eos>`` into one token stream; a batch is ``batch_size``
   random windows of ``max_seq_len + 1`` tokens (inputs, and targets shifted by one). Validation text is a
@@ -48,10 +48,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minillm.config import Config
-from minillm.data.records import InputError, atomic_write, read_articles, read_qa_pairs
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.data.records import read_articles, read_qa_pairs
 from minillm.models.base import FitData
-from minillm.tokenizer import Tokenizer, encode_qa, train_tokenizer
+from minillm.prompt import encode_qa
+from minillm.retrieval.index import Index, Passage, passages_context
+from minillm.tokenizer import TOKENIZER_FILE, Tokenizer, train_tokenizer
+from minillm.training.config import Config
 
 CACHE_FORMAT = 1  # bump when the cached arrays change meaning
 IGNORE_INDEX = -100
@@ -142,7 +146,7 @@ def tokenizer_file(cfg: Config) -> Path:
     the pretraining text (cached by its inputs)."""
     if cfg.data.tokenizer:
         path = Path(cfg.data.tokenizer)
-        return path / "tokenizer.json" if path.is_dir() else path
+        return path / TOKENIZER_FILE if path.is_dir() else path
     path, data = _text_source(cfg)
     key = _cache_key("tokenizer", cfg.tokenizer.kind, str(cfg.tokenizer.vocab_size),
                      "text" if cfg.data.text else f"articles {cfg.data.heldout_fraction}", data)
@@ -257,8 +261,6 @@ def retrieved_contexts(cfg: Config, pairs: list) -> dict[str, str]:
     """pair id -> the prompt context an open-book answer would get for its question: the top
     ``data.qa_retrieved`` passages of an index over ``data.articles`` (retrieval.retrieve), with the pair's own
     passage put in last place when retrieval missed it, so every learnt answer is in its context."""
-    from minillm.retrieval import Index, Passage, passages_context
-
     index = Index.build(read_articles(cfg.data.articles))
     contexts = {}
     for pair in pairs:

@@ -13,8 +13,6 @@ Design choices:
   sliding window would silently change what the answer is conditioned on. With ``stop_repeat`` it also
   stops before a token that would repeat a word n-gram of the answer's text, once a sentence is complete;
   before that the token is banned and the next best one comes instead.
-- ``answer``/``stream_answer`` keep whole sentences: a sentence cut off by a stop rule is dropped (unless
-  the answer has no complete sentence at all), and the stream shows a sentence once it is confirmed.
 - Sampling order: repetition penalty (CTRL: positive logits of tokens the answer already holds are divided
   by the penalty, negative ones multiplied; the prompt does not count, unlike CTRL and Hugging Face: an
   answer should reuse the question's words, and open book it should copy from the passage, which a penalty
@@ -27,26 +25,20 @@ Design choices:
 - A sentence ends at ., ! or ? (closing quotes/brackets allowed) followed by whitespace; at the very end of
   the text only when not after a digit, since "9." may still become "9.59". Abbreviations ("e.g.") count as
   ends: answers are short and a miscount only shortens them.
-- ``answer``/``stream_answer`` go through the model's own ``generate`` (the interface in models/base.py),
-  so every rung answers the same way. A prompt too long to leave min(max_new_tokens, max_seq_len // 2)
-  positions for the answer is shortened the way fine-tuning shortens it: the context first (see fit_prompt).
+- Turning a question into an answer (prompt, whole sentences) is answering/answer.py's, a layer above.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from minillm.tokenizer import encode_prompt, longest_context_prompt, non_answer_ids, word_continuation_ids
-
-if TYPE_CHECKING:
-    from minillm.models.base import LanguageModel
+from minillm.core.checks import not_int, not_number
+from minillm.prompt import count_labels
 
 
 class KVCache:
@@ -108,51 +100,29 @@ class Sampling:
                                               # no pair of them comes twice in one word ("Serianianian")
 
     def __post_init__(self) -> None:
-        if _not_int(self.max_new_tokens) or self.max_new_tokens < 1:
+        if not_int(self.max_new_tokens) or self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
-        if _not_number(self.temperature) or self.temperature < 0:
+        if not_number(self.temperature) or self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
-        if _not_int(self.top_k) or self.top_k < 0:
+        if not_int(self.top_k) or self.top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
-        if _not_number(self.top_p) or not 0 < self.top_p <= 1:
+        if not_number(self.top_p) or not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p!r}")
-        if _not_number(self.repetition_penalty) or self.repetition_penalty <= 0:
+        if not_number(self.repetition_penalty) or self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
-        if _not_int(self.max_sentences) or self.max_sentences < 0:
+        if not_int(self.max_sentences) or self.max_sentences < 0:
             raise ValueError(f"max_sentences must be an integer >= 0 (0 = off), got {self.max_sentences!r}")
-        if self.seed is not None and _not_int(self.seed):
+        if self.seed is not None and not_int(self.seed):
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
-        if _not_int(self.no_repeat_ngram) or self.no_repeat_ngram < 0:
+        if not_int(self.no_repeat_ngram) or self.no_repeat_ngram < 0:
             raise ValueError(f"no_repeat_ngram must be an integer >= 0 (0 = off), got {self.no_repeat_ngram!r}")
-        if _not_int(self.stop_repeat) or self.stop_repeat < 0:
+        if not_int(self.stop_repeat) or self.stop_repeat < 0:
             raise ValueError(f"stop_repeat must be an integer >= 0 (0 = off), got {self.stop_repeat!r}")
         for name in ("suppress_tokens", "word_continuations"):
             ids = getattr(self, name)
-            if not isinstance(ids, tuple) or any(_not_int(t) or t < 0 for t in ids):
+            if not isinstance(ids, tuple) or any(not_int(t) or t < 0 for t in ids):
                 raise ValueError(f"{name} must be a tuple of token ids, got {ids!r}")
 
-
-def _not_int(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int)
-
-
-def _not_number(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int | float) or value != value  # NaN
-
-
-# What `minillm ask`, chat, serve, eval and the quickstart answer with: greedy, at most four sentences, and
-# no loops: a small model's greedy answer otherwise falls into "is the skin?k is the skin?k ..." until the
-# token limit. tiny-cpu, open book, 90 natural questions: 23 degenerate answers (metrics.degeneration)
-# without no_repeat_ngram or suppressed separators, 2 with n = 4, 0 with n = 3 (keyword hits 0.52 -> 0.56).
-# A token n-gram ban alone garbles words a small BPE model spells in several tokens ("kidneys" ->
-# "kiddle kiddener"); stopping once the text repeats a word 4-gram (stop_repeat), with the unfinished
-# sentence dropped (whole_sentences), lets a longer ban do: on a GPU-trained quickstart run, same 90
-# questions, n = 3 alone gave keyword 0.556, F1 0.341, faithfulness 0.940, 0 degenerate; n = 4 with
-# stop_repeat = 4 gives 0.556, 0.346, 0.963, 0 (no ban at all with stop_repeat = 4: 0.522, 0.364, 0.983, 1);
-# and with the ban sparing the tokens inside words (answer_sampling's word_continuations) 0.544, 0.352,
-# 0.969, 0, and no more "kidnee kidneyer".
-ANSWER_SAMPLING = Sampling(max_new_tokens=128, repetition_penalty=1.2, max_sentences=4, no_repeat_ngram=4,
-                           stop_repeat=4)
 
 
 def adjust_logits(logits: torch.Tensor, sampling: Sampling, seen: torch.Tensor,
@@ -261,7 +231,7 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
                 return
             if sampling.max_sentences or sampling.stop_repeat:
                 candidate = decode(new_ids + [token])
-                if sampling.suppress_tokens and _labels(candidate) > _labels(text):
+                if sampling.suppress_tokens and count_labels(candidate) > count_labels(text):
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):
@@ -284,13 +254,6 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
             return
         seen[token] = True
         logits = step(token)
-
-
-_PROMPT_LABEL = re.compile(r"(?<!\w)(?:Question|Answer|Context) *:")
-
-
-def _labels(text: str) -> int:
-    return len(_PROMPT_LABEL.findall(text))
 
 
 def word_tail(ids: list[int], inside_words: frozenset[int]) -> list[int]:
@@ -340,95 +303,3 @@ def repeated_ngram_ends(ids: list[int], n: int) -> list[int]:
     return [ids[i + n - 1] for i in range(len(ids) - n + 1) if ids[i:i + n - 1] == tail]
 
 
-@dataclass(frozen=True)
-class Answer:
-    text: str                 # the decoded answer's whole sentences (whole_sentences), whitespace stripped
-    token_ids: list[int]      # every new token generated (eos not included), a cut-off sentence's too
-    prompt_tokens: int        # tokens in the prompt actually given to the model (after truncation)
-    new_tokens: int
-    seconds: float            # wall time of generation
-    tokens_per_second: float
-
-
-def fit_prompt(tokenizer: Any, question: str, context: str | None, max_len: int) -> list[int]:
-    """encode_prompt(tokenizer, question, context), shortened to at most max_len tokens if needed.
-
-    As fine-tuning truncates (tokenizer.encode_qa): the context keeps its longest prefix that fits, cut at
-    a word end, so the prompt keeps its trained shape; with no room for any context the prompt is the
-    closed-book one; a question too long even for that keeps bos and its last tokens (up to "Answer:").
-    """
-    prompt_ids = encode_prompt(tokenizer, question, context)
-    if len(prompt_ids) <= max_len:
-        return prompt_ids
-    if context:
-        word_ends = [m.end() for m in re.finditer(r"\S+", context)]
-        prompt_ids = longest_context_prompt(tokenizer, question, context, word_ends, max_len)
-        if prompt_ids is not None:
-            return prompt_ids
-    prompt_ids = encode_prompt(tokenizer, question)
-    if len(prompt_ids) <= max_len:
-        return prompt_ids
-    return [prompt_ids[0]] + prompt_ids[len(prompt_ids) - max_len + 1:]
-
-
-def answer_sampling(tokenizer: Any, sampling: Sampling) -> Sampling:
-    """``sampling`` for an answer: the tokens no answer holds (tokenizer.non_answer_ids: the prompt's
-    separators, a newline and "?") suppressed too. Without this the copy head glued the question's "?"
-    to the answer ("Skin is the skin?k ..."). The no-repeat ban spares the tokens that continue a word
-    (tokenizer.word_continuation_ids): banning them mid-word garbled words spelt in several tokens
-    ("kidneys" -> "kidnee kidneyer"); instead no pair of them comes twice in one word, which ended a small
-    network's stutters ("Serianianianian..." to the token limit). And the answer never writes the prompt's
-    labels ("Answer:", "Question:"), which it began closed-book answers with ("Answer: Answerium is ...")."""
-    suppress = tuple(sorted(set(sampling.suppress_tokens) | non_answer_ids(tokenizer)))
-    return replace(sampling, suppress_tokens=suppress,
-                   word_continuations=tuple(sorted(word_continuation_ids(tokenizer))))
-
-
-def prompt_budget(window: int, sampling: Sampling) -> int:
-    """Tokens a prompt may take in a window of ``window``: min(max_new_tokens, half the window) positions
-    stay free for the answer."""
-    return window - min(sampling.max_new_tokens, window // 2)
-
-
-def _prompt(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-            context: str | None) -> list[int]:
-    # a model that reads longer prompts than it scores (reader.PatternReading) says so with prompt_seq_len
-    window = getattr(model, "prompt_seq_len", model.max_seq_len)
-    return fit_prompt(tokenizer, question, context, prompt_budget(window, sampling))
-
-
-def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-           context: str | None = None) -> Answer:
-    """Answer one question (open-book when a context passage is given)."""
-    prompt_ids = _prompt(model, tokenizer, question, sampling, context)
-    start = time.perf_counter()
-    new_ids = list(model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                  decode=tokenizer.decode))
-    seconds = time.perf_counter() - start
-    return Answer(text=whole_sentences(tokenizer.decode(new_ids).strip()), token_ids=new_ids,
-                  prompt_tokens=len(prompt_ids),
-                  new_tokens=len(new_ids), seconds=seconds,
-                  tokens_per_second=len(new_ids) / seconds if seconds > 0 else 0.0)
-
-
-def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-                  context: str | None = None) -> Iterator[str]:
-    """The answer as text pieces, a sentence at a time: each piece is shown once the next token confirms its
-    end, so a sentence that a stop rule cuts off is never shown (the text is ``answer``'s, whole_sentences
-    included); leading whitespace dropped."""
-    prompt_ids = _prompt(model, tokenizer, question, sampling, context)
-    new_ids: list[int] = []
-    shown = 0
-    for token in model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                decode=tokenizer.decode):
-        new_ids.append(token)
-        # decoding all ids so far, not one token alone, keeps multi-byte characters split over byte-level
-        # tokens whole; an end followed by more text is confirmed ("9." may still become "9.59")
-        text = tokenizer.decode(new_ids).lstrip()
-        confirmed = [end for end in sentence_ends(text) if end < len(text)]
-        if confirmed and confirmed[-1] > shown:
-            yield text[shown:confirmed[-1]]
-            shown = confirmed[-1]
-    text = whole_sentences(tokenizer.decode(new_ids).strip())
-    if len(text) > shown:
-        yield text[shown:]

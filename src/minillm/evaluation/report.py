@@ -26,41 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minillm.data.records import InputError, atomic_write, iter_json_lines
-from minillm.train import load_run
-
-DASH = "—"
-
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write, iter_json_lines
+from minillm.core.numbers import DASH, format_number, human_bytes, human_count, human_seconds
+from minillm.training.runs import EVAL_FILE, METRICS_FILE, load_run
 
 # --- formatting -------------------------------------------------------------------------------------------
-
-
-def human_count(n: float) -> str:
-    """3360256 -> '3.36M', 20544 -> '20.5k'."""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(int(n))
-
-
-def human_bytes(n: float) -> str:
-    """12_900_000 -> '12.9 MB' (decimal units, as file managers show them)."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{int(n)} B"
-
-
-def human_seconds(s: float) -> str:
-    """312.4 -> '5m 12s'."""
-    if s < 60:
-        return f"{s:.1f}s"
-    minutes, seconds = divmod(round(s), 60)
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {seconds:02d}s"
-
-
-def _number(value: float | None, digits: int = 3, suffix: str = "") -> str:
-    return DASH if value is None else f"{value:.{digits}f}{suffix}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -84,7 +55,7 @@ def eval_table(result: dict[str, Any]) -> str:
         lines += ["", "language modelling"]
         lines += ["  " + line for line in _table(
             ["text", "tokens", "loss", "perplexity", "bits/byte"],
-            [[s["source"], f"{s['tokens']:,}", f"{s['loss']:.4f}", _number(s["perplexity"], 2),
+            [[s["source"], f"{s['tokens']:,}", f"{s['loss']:.4f}", format_number(s["perplexity"], 2),
               f"{s['bits_per_byte']:.4f}"] for s in scores])]
     elif not model.get("probabilities", True):
         lines += ["", f"language modelling: undefined, {model['name']} has no probabilities"]
@@ -94,10 +65,12 @@ def eval_table(result: dict[str, Any]) -> str:
     if "qa" in result:
         qa = result["qa"]
         lines += ["", f"QA, {settings['mode']} book: {settings['questions_file']}, {qa['count']} questions"]
-        rows = [[name, str(s["count"]), _number(s["exact_match"]), _number(s["f1"]), _number(s["rouge_l"]),
-                 _number(s["keyword_hit_rate"]), _number(s["two_to_four_sentences"]),
-                 _number(s["mean_words"], 1), str(s.get("degenerate", DASH)), _number(s.get("faithfulness")),
-                 _number(s["latency_p50_s"]), _number(s["latency_p95_s"])]
+        rows = [[name, str(s["count"]), format_number(s["exact_match"]), format_number(s["f1"]),
+                 format_number(s["rouge_l"]),
+                 format_number(s["keyword_hit_rate"]), format_number(s["two_to_four_sentences"]),
+                 format_number(s["mean_words"], 1), str(s.get("degenerate", DASH)),
+                 format_number(s.get("faithfulness")),
+                 format_number(s["latency_p50_s"]), format_number(s["latency_p95_s"])]
                 for name, s in [*qa["by_domain"].items(), ("all", qa)]]
         lines += ["  " + line for line in _table(
             ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "2-4 sent.", "words", "degen.", "faithful",
@@ -112,8 +85,9 @@ def eval_table(result: dict[str, Any]) -> str:
 
 def followups_table(result: dict[str, Any]) -> str:
     """``evaluate_followups_run``'s result: keyword and retrieval hits per domain, with memory and without."""
-    rows = [[name, str(s["count"]), _number(s["memory"]["keyword_hit_rate"]), _number(s["alone"]["keyword_hit_rate"]),
-             _number(s["memory"]["retrieval_hit_rate"]), _number(s["alone"]["retrieval_hit_rate"])]
+    rows = [[name, str(s["count"]), format_number(s["memory"]["keyword_hit_rate"]),
+             format_number(s["alone"]["keyword_hit_rate"]),
+             format_number(s["memory"]["retrieval_hit_rate"]), format_number(s["alone"]["retrieval_hit_rate"])]
             for name, s in [*result["by_domain"].items(), ("all", result)]]
     lines = [f"follow-ups, {result['mode']} book: {result['file']}, {result['count']} conversations"]
     return "\n".join(lines + ["  " + line for line in _table(
@@ -160,7 +134,7 @@ def read_run(run_dir: str | Path, label: str | None = None) -> RunSummary:
     summary = RunSummary(label=label or run_dir.name, path=run_dir, shape=model_shape(cfg, tok),
                          parameters=model.num_parameters(), weights_bytes=model.size_bytes(),
                          pretrain_steps=cfg.train.pretrain_steps, training_seconds=None)
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS_FILE
     if metrics_path.is_file() and metrics_path.stat().st_size:
         # a crash mid-append can leave a truncated last line; the other lines still draw the curve
         for _, record in iter_json_lines(metrics_path, skip_invalid=True):
@@ -172,7 +146,7 @@ def read_run(run_dir: str | Path, label: str | None = None) -> RunSummary:
                 for key, value in record.items():
                     if key.endswith("_loss"):  # val_text_loss, val_qa_loss
                         summary.val_loss.setdefault(key.removesuffix("_loss"), []).append((step, value))
-    eval_path = run_dir / "eval.json"
+    eval_path = run_dir / EVAL_FILE
     if eval_path.is_file():
         try:
             summary.eval = json.loads(eval_path.read_text(encoding="utf-8"))
@@ -202,9 +176,9 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[list[str]]:
         qa = r.metric("qa") or {}
         rows.append([r.label, r.shape, human_count(r.parameters), human_bytes(r.weights_bytes),
                      DASH if r.training_seconds is None else human_seconds(r.training_seconds),
-                     _number(r.metric("lm", "heldout", "bits_per_byte")), _number(qa.get("f1")),
-                     _number(qa.get("rouge_l")), _number(qa.get("keyword_hit_rate")),
-                     _number(qa.get("latency_p50_s"), suffix=" s")])
+                     format_number(r.metric("lm", "heldout", "bits_per_byte")), format_number(qa.get("f1")),
+                     format_number(qa.get("rouge_l")), format_number(qa.get("keyword_hit_rate")),
+                     format_number(qa.get("latency_p50_s"), suffix=" s")])
     return rows
 
 
@@ -280,7 +254,7 @@ def plot_loss_curves(runs: Sequence[RunSummary], path: Path) -> None:
     _save_png(fig, path)
 
 
-def _spaced_labels(sizes: Sequence[int], min_share: float = 0.15) -> list[str]:
+def spaced_labels(sizes: Sequence[int], min_share: float = 0.15) -> list[str]:
     """Tick labels for sorted sizes on a log axis; a size closer to the last labelled one than ``min_share`` of
     the axis's log span gets none, so runs of nearly the same size do not print labels on top of each other."""
     span = math.log(sizes[-1] / sizes[0]) if sizes else 0.0
@@ -313,7 +287,7 @@ def plot_size_quality(runs: Sequence[RunSummary], path: Path) -> None:
         ax.set(title=title, xlabel="parameters (log scale)", xscale="log")
         # ticks at the runs' own sizes: log axes over less than a decade get no or crowded default labels
         sizes = sorted({r.parameters for r in runs if r.parameters > 0 and r.metric(*keys) is not None})
-        ax.set_xticks(sizes, _spaced_labels(sizes))
+        ax.set_xticks(sizes, spaced_labels(sizes))
         ax.minorticks_off()
         ax.margins(x=0.2, y=0.15)
         ax.grid(alpha=0.3)

@@ -42,10 +42,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minillm.data.records import InputError, atomic_write
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.core.numbers import DASH, format_number, human_bytes, human_count, human_seconds
+from minillm.data.records import read_articles
+from minillm.evaluation.qa import DEFAULT_SAMPLING, evaluate_run, write_eval
+from minillm.evaluation.report import markdown_table, plot_loss_curves, plot_size_quality, read_run
+from minillm.models import model_class
+from minillm.retrieval.index import INDEX_DIR, Index
+from minillm.training.config import load_config, shipped_config
+from minillm.training.runs import TOKENIZER_FILE
+from minillm.training.trainer import train
+from minillm.workflows.quickstart import prepare_data
 
 if TYPE_CHECKING:
-    from minillm.config import Config
+    from minillm.training.config import Config
 
 # The heavy modules (torch, evaluation, plots) are imported inside the functions: the CLI imports this
 # module for BUDGETS and RUNGS when it builds its parser.
@@ -96,9 +107,6 @@ class LadderResult:
 
 
 def _rung_config(rung: Rung, budget: dict[str, int], data: dict[str, str], runs_dir: Path) -> Config:
-    from minillm.config import load_config, shipped_config
-    from minillm.models import model_class
-
     overrides = [*rung.overrides, *(f"data.{k}={json.dumps(v)}" for k, v in data.items())]
     cfg = load_config(shipped_config(rung.config), overrides)
     cls = model_class(cfg.arch)
@@ -134,12 +142,6 @@ def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder"
     """Train, evaluate and tabulate every rung (or those named in ``rungs``); see the module docstring.
     ``reevaluate``: a rung trained before is evaluated again rather than reused as it was (after a change to
     retrieval, decoding or the metrics); one never trained is trained."""
-    from minillm.data.records import read_articles
-    from minillm.evaluate import DEFAULT_SAMPLING, evaluate_run, write_eval
-    from minillm.quickstart import prepare_data
-    from minillm.retrieval import INDEX_DIR, Index
-    from minillm.train import train
-
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: unknown budget; choose one of {', '.join(BUDGETS)}")
     known = [r.label for r in RUNGS]
@@ -156,7 +158,7 @@ def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder"
         shutil.rmtree(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
 
-    data = prepare_data(data_dir, runs_dir / "tokenizer.json", log=log)
+    data = prepare_data(data_dir, runs_dir / TOKENIZER_FILE, log=log)
     index_dir = runs_dir / INDEX_DIR
     if not (index_dir / "passages.jsonl").is_file():
         log(f"index: BM25 over {data['articles']} -> {index_dir}")
@@ -209,8 +211,6 @@ def _merged(out_dir: Path, budget: str, rows: list[dict[str, Any]]) -> list[dict
 
 
 def _row(rung: Rung, run_dir: Path) -> dict[str, Any]:
-    from minillm.report import read_run
-
     summary = read_run(run_dir, rung.label)
 
     def qa(name: str) -> dict[str, Any]:
@@ -238,20 +238,17 @@ LADDER_COLUMNS = ("rung", "model", "parameters", "size on disk", "training time"
 
 
 def ladder_table(rows: list[dict[str, Any]]) -> str:
-    from minillm.report import DASH, _number, human_bytes, human_count, human_seconds, markdown_table
-
     cells = [[r["rung"], r["model"], human_count(r["parameters"]), human_bytes(r["size_bytes"]),
               DASH if r["training_seconds"] is None else human_seconds(r["training_seconds"]),
-              _number(r["bits_per_byte"]), _number(r["closed_f1"]), _number(r["open_f1"]),
-              _number(r["closed_rouge_l"]), _number(r["open_rouge_l"]), _number(r.get("natural_closed_keyword")),
-              _number(r.get("natural_open_keyword")), _number(r["two_to_four"], 2),
-              _number(r["latency_p50_s"], suffix=" s")] for r in rows]
+              format_number(r["bits_per_byte"]), format_number(r["closed_f1"]), format_number(r["open_f1"]),
+              format_number(r["closed_rouge_l"]), format_number(r["open_rouge_l"]),
+              format_number(r.get("natural_closed_keyword")),
+              format_number(r.get("natural_open_keyword")), format_number(r["two_to_four"], 2),
+              format_number(r["latency_p50_s"], suffix=" s")] for r in rows]
     return markdown_table(LADDER_COLUMNS, cells)
 
 
 def _write_results(out_dir: Path, budget: str, rows: list[dict[str, Any]], table: str) -> None:
-    from minillm.report import plot_loss_curves, plot_size_quality
-
     summaries = [r["summary"] for r in rows if "summary" in r]
     if len(summaries) == len(rows):  # rows kept from results.json have no run to plot: keep the old plots
         plot_loss_curves([s for s in summaries if s.train_loss or s.val_loss], out_dir / "loss_curves.png")

@@ -31,7 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minillm.data.records import InputError, utc_now
+from minillm.core.errors import InputError
+from minillm.core.files import utc_now
 
 HELD_ENV = "MINILLM_HELD_LOCKS"
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}

@@ -20,7 +20,7 @@ What one evaluation measures (eval.json holds all of it; ``report.eval_table`` p
 - With every answer: how it degenerated, if it did (a repeated word 4-gram, an unfinished last sentence,
   the prompt's punctuation in it; ``degenerate`` counts answers with any), and open book its faithfulness,
   the share of its content words found in the passages it was given, and the passage each sentence came
-  from (metrics.py says what these word counts can and cannot see).
+  from (evaluation/metrics.py says what these word counts can and cannot see).
 
 Design choices:
 - Question files: any JSON Lines with ``question`` and ``answer`` (or ``reference``), optional ``domain``
@@ -32,7 +32,7 @@ Design choices:
 - Every input is read and checked before the first answer is generated: a bad line fails in a second
   with ``FILE:LINE: field 'x': reason`` and nothing is written. ``--limit N`` takes a seeded sample, kept in
   file order.
-- Open book (``mode="open"``) retrieves passages from the run's BM25 index (retrieval.py).
+- Open book (``mode="open"``) retrieves passages from the run's BM25 index (retrieval/index.py).
 - eval.json is written whole and atomically, by ``write_eval``; it is the run's last evaluation.
 """
 
@@ -48,12 +48,15 @@ from typing import Any
 
 import torch
 
-from minillm import metrics
-from minillm.config import Config
-from minillm.data.records import InputError, atomic_write, iter_json_lines, string_field, string_list_field, utc_now
-from minillm.engine import ANSWER_SAMPLING, Sampling, answer, fit_prompt
-from minillm.models.base import LanguageModel
-from minillm.perplexity import (
+from minillm.answering.answer import ANSWER_SAMPLING, answer
+from minillm.answering.attribution import faithfulness, sentence_sources
+from minillm.answering.open_book import answer_open
+from minillm.answering.reader import load_answerer
+from minillm.core.checks import string_field, string_list_field
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write, iter_json_lines, utc_now
+from minillm.evaluation import metrics
+from minillm.evaluation.perplexity import (
     has_probabilities,
     heldout_score,
     heldout_text,
@@ -62,8 +65,13 @@ from minillm.perplexity import (
     score_documents,
     unscored,
 )
-from minillm.reader import load_answerer
+from minillm.evaluation.retrieval import NATURAL_HELDOUT, NATURAL_QUESTIONS, natural_questions_path
+from minillm.models.base import LanguageModel
+from minillm.models.generation import Sampling
+from minillm.prompt import fit_prompt
+from minillm.retrieval.index import require_index
 from minillm.tokenizer import Tokenizer
+from minillm.training.config import Config
 
 EVAL_FORMAT = 1
 TASKS = ("qa", "arc-easy", "arc-challenge")
@@ -132,8 +140,6 @@ def default_qa_path(cfg: Config, split: str) -> Path:
     for ``natural``, the hand-written questions shipped with minillm (eval_data/natural_questions.jsonl),
     for ``natural-heldout`` the 36 written after the open-book reading was tuned on those."""
     if split in ("natural", "natural-heldout"):
-        from minillm.retrieval_eval import NATURAL_HELDOUT, NATURAL_QUESTIONS, natural_questions_path
-
         return natural_questions_path(NATURAL_QUESTIONS if split == "natural" else NATURAL_HELDOUT)
     return Path(cfg.data.val_qa or cfg.data.train_qa).parent / f"{split}.jsonl"
 
@@ -159,8 +165,8 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
               "degenerate": metrics.degeneration(text, passages)}
     if passages is not None:
-        scores["faithfulness"] = metrics.faithfulness(text, passages)
-        scores["sentence_sources"] = metrics.sentence_sources(text, passages)
+        scores["faithfulness"] = faithfulness(text, passages)
+        scores["sentence_sources"] = sentence_sources(text, passages)
     return scores
 
 
@@ -198,7 +204,6 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
     def respond(question: str) -> tuple[Any, list | None]:
         if index is None:
             return answer(model, tok, question, sampling), None
-        from minillm.retrieval import answer_open
 
         return answer_open(model, tok, index, question, sampling, k=k)
 
@@ -271,7 +276,7 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
                  sampling: Sampling = DEFAULT_SAMPLING, device: str = "cpu",
                  progress: Callable[[int, int], None] | None = None, reader: str | None = None) -> dict[str, Any]:
     """Everything eval.json holds for one run (see the module docstring); writes nothing. ``reader``: who
-    answers open book (reader.py; None: the run's ``[answer] reader``)."""
+    answers open book (answering/reader.py; None: the run's ``[answer] reader``)."""
     if task not in TASKS:
         raise InputError(f"task '{task}': expected one of {', '.join(TASKS)}")
     if mode not in MODES:
@@ -299,8 +304,6 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
     questions = seeded_sample(questions, limit, seed)
     index = None
     if mode == "open":
-        from minillm.retrieval import require_index
-
         index = require_index(run_dir)
     text = read_text(text_path) if text_path else None
 

@@ -10,21 +10,7 @@ On several GPUs of one machine (PyTorch DDP), from the shell; the second line st
     torchrun --standalone --nproc_per_node 2 -m minillm train --config shakespeare-char --out runs/sc
     minillm train --nproc 2 --config shakespeare-char --out runs/sc
 
-A run directory holds:
-
-    config.toml        the resolved config (vocab_size filled in): enough to rebuild the model
-    tokenizer.json     Hugging Face tokenizers format
-    model.safetensors  the weights with the best validation loss of the latest phase (pretraining: held-out
-                       text; fine-tuning: the val split's QA pairs); the latest checkpoint's weights when
-                       there is no validation data, or before the first evaluation. Fine-tuning starts a
-                       new "best": a fine-tuned model wins even where pretraining's val QA loss was lower
-                       (fine-tuning can raise it by forgetting articles), because only it has learnt to
-                       answer in the QA format and stop.
-    last.safetensors   the weights at the latest checkpoint
-    train_state.pt     everything resume needs, in one file written atomically: weights, optimizer, grad
-                       scaler, phase and step, best loss, RNG states (python, numpy, torch, data sampler),
-                       data position. Only tensors and plain containers, so it loads with weights_only=True.
-    metrics.jsonl      one JSON object per log line ("event": "train") and evaluation ("event": "eval")
+A run directory's files: training/runs.py.
 
 Design choices:
 - Steps are optimizer steps; each takes ``grad_accum`` micro-batches of ``batch_size`` sequences.
@@ -35,7 +21,7 @@ Design choices:
 - Learning rate per phase: linear warmup over ``warmup_steps``, then cosine decay to ``min_lr``; fine-tuning
   peaks at ``finetune_lr`` and decays to ``min_lr * finetune_lr / lr``.
 - The loss is token-level cross entropy averaged per micro-batch (over answer tokens only when fine-tuning,
-  see train_data.py); validation losses are averaged over all scored tokens of their fixed batches.
+  see training/data.py); validation losses are averaged over all scored tokens of their fixed batches.
 - Mixed precision by default only on CUDA: bf16 autocast where supported, else fp16 with a GradScaler;
   float32 on CPU and MPS unless ``train.dtype`` asks for another.
 - The training loop never waits for the device: batches are pinned and copied asynchronously, and each
@@ -47,16 +33,10 @@ Design choices:
   how many processes share a step, and resume needs no per-process random state.
 - Resume is exact: the same weights, bit for bit, as a run that never stopped (checked on CPU, in one
   process and in two under DDP), because the checkpoint holds every RNG and the data position as of the
-  last completed step, also on Ctrl-C mid-step (see checkpoint.py). A resumed run may change [train], e.g.
+  last completed step, also on Ctrl-C mid-step (see training/checkpoint.py). A resumed run may change [train], e.g.
   to train longer. After SIGKILL anywhere, a checkpoint write included, it resumes from the last whole
   checkpoint just as exactly (benchmarks/bench_faults.py), first deleting the killed writes' temporaries.
-- Several processes (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK): DDP over nccl on cuda:LOCAL_RANK, or gloo
-  on CPU. ``grad_accum`` stays the number of micro-batches per step over all processes; each takes every
-  N-th (train_data.step_batches), so N processes see the data one process sees at the same global batch,
-  and their loss curve is one process's to float rounding. Gradients are all-reduced once per step
-  (``no_sync`` on the other micro-batches). Rank 0 alone writes the run directory and its checkpoints;
-  every process resumes from that one train_state.pt, with any number of processes. Logged losses are means
-  over processes, throughput counts all of them, and evaluation splits the fixed batches among them.
+- Several processes (torchrun, DDP or one flat gradient buffer): training/distributed.py.
 - ``train.compile`` compiles the model in place (``model.compile()``) before DDP wraps it, as PyTorch's
   docs advise: evaluation uses the same compiled model, and DDP's hooks and ``no_sync`` stay eager. The
   cost: the all-reduce starts after the compiled backward rather than overlapping it. Compiling the DDP
@@ -67,13 +47,6 @@ Design choices:
   GPU work is 5.6 ms of a 9.5-13 ms step; with CUDA graphs the step takes 5.7 ms. Under DDP the graphs
   hold the model alone, and the all-reduce stays eager. The loop marks each step's first forward
   (``cudagraph_mark_step_begin``): its outputs from the step before are consumed by then.
-- ``train.ddp = "flat"`` trains several processes without DDP: every parameter's ``.grad`` is a view into one
-  flat buffer, so the backward adds into it in place, and after the last micro-batch one ``all_reduce``
-  averages it (parameters are broadcast from rank 0 at the start, as DDP does). No forward wrapper, no
-  per-gradient hooks, no bucket copies: less host work a step, which is what bounds a small model's step
-  under DDP with CUDA graphs (experiments/gpu/README.md). The cost: the all-reduce never overlaps the
-  backward, as under DDP with a compiled model. Its gradients are DDP's (tests/test_ddp.py); its speed on
-  GPUs is not measured yet. In one process neither is used.
 - Every neural rung (``trained_by = "trainer"`` in minillm.models) trains here the same way. Count-based
   rungs (``trained_by = "fit"``: pattern, markov) get the same tokenizer, streams and encoded QA pairs in
   a ``FitData`` and fit in one pass; their run directory has fit.json instead of a checkpoint.
@@ -83,24 +56,27 @@ Design choices:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from minillm.checkpoint import (
+from minillm.core.device import resolve_device, resolve_dtype
+from minillm.core.errors import InputError
+from minillm.core.files import append_jsonl
+from minillm.models import model_class
+from minillm.models.weights import save_weights, weights_metadata
+from minillm.tokenizer import Tokenizer
+from minillm.training.checkpoint import (
     STATE_FILE,
     load_train_state,
     remove_stale_temporaries,
@@ -109,95 +85,33 @@ from minillm.checkpoint import (
     set_rng_state,
     trim_metrics,
 )
-from minillm.config import Config, load_config, save_config
-from minillm.data.records import InputError, append_jsonl, atomic_write
-from minillm.models import LanguageModel, model_class
-from minillm.models.base import load_weights, save_weights, weights_metadata
-from minillm.tokenizer import Tokenizer
-from minillm.train_data import (
+from minillm.training.config import Config, load_config
+from minillm.training.data import (
     IGNORE_INDEX,
     QABatches,
     TextBatches,
-    fit_data,
     fixed_qa_batches,
     fixed_text_batches,
     pretrain_tokens,
     qa_examples,
     step_batches,
-    tokenizer_file,
 )
+from minillm.training.distributed import Ranks, flat_gradients, join_processes, local_grad_accum, world_size
+from minillm.training.runs import (
+    CONFIG_FILE,
+    LAST_WEIGHTS_FILE,
+    METRICS_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    TrainingDiverged,
+    TrainResult,
+    fit_run,
+    resumed_config,
+    start_run,
+)
+from minillm.training.steps import lr_at, param_groups, summed_nll
 
 PHASES = ("pretrain", "finetune")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run directory still holds the last good checkpoint."""
-
-
-@dataclass
-class TrainResult:
-    out_dir: Path
-    steps: int  # optimizer steps completed over the whole run, both phases
-    best_val_loss: float | None  # of the weights in model.safetensors
-    final_losses: dict[str, float]  # "train" (last step), "val_text", "val_qa" where there is data
-    seconds: float  # wall time of this call, data preparation included
-    tokens: int  # tokens trained on in this call by all processes, padding included
-    tokens_per_s: float  # of those, per second of training steps (evaluation and checkpoints excluded)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = cuda > mps > cpu; a device this machine lacks is an InputError."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device '{name}': CUDA is not available on this machine (try cpu or auto)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"device '{name}': MPS is not available on this machine (try cpu or auto)")
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return getattr(torch, name)
-
-
-def lr_at(step: int, total: int, peak: float, floor: float, warmup: int) -> float:
-    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine decay to ``floor`` at step ``total``."""
-    warmup = min(warmup, total)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - floor)
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross entropy; targets equal to -100 (prompt, padding) are ignored."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction=reduction)
-
-
-def summed_nll(forward: torch.nn.Module, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The summed next-token loss of a batch, ignored targets left out. ``forward`` runs ``model`` (itself,
-    compiled or DDP-wrapped); a rung that ``scores_targets`` scores the targets alone."""
-    if getattr(model, "scores_targets", False):
-        return forward(x, targets=y).sum()
-    return lm_loss(forward(x), y, reduction="sum")
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices; not biases, norm gains (1-D) or embeddings (tied output weights included)."""
-    embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    decay, no_decay = [], []
-    for p in model.parameters():  # shared (tied) parameters come once
-        (decay if p.dim() >= 2 and id(p) not in embeddings else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _due(step: int, total: int, interval: int) -> bool:
@@ -205,116 +119,7 @@ def _due(step: int, total: int, interval: int) -> bool:
     return step == total or (interval > 0 and step % interval == 0)
 
 
-def _run_config(cfg: Config | None, run_dir: Path) -> Config:
-    """On resume: the run's config.toml, whose [train] section ``cfg`` may replace (to train longer)."""
-    saved = load_config(run_dir / "config.toml")
-    if cfg is None:
-        return saved
-    for section in ("data", "tokenizer", "model"):
-        ours, theirs = getattr(cfg, section), getattr(saved, section)
-        if section == "model" and not ours.get("vocab_size"):
-            ours = {**ours, "vocab_size": theirs["vocab_size"]}
-        if ours != theirs:
-            raise InputError(f"{run_dir / 'config.toml'}: [{section}] differs from the given config; "
-                             "a resumed run can change only [train]")
-    return replace(saved, train=cfg.train)
-
-
 # --- several processes (torchrun + DDP) ----------------------------------------------------------------------
-
-
-def world_size() -> int:
-    """How many processes train this run: torchrun's WORLD_SIZE, else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def local_grad_accum(grad_accum: int, processes: int) -> int:
-    """Each process's micro-batches per optimizer step; InputError unless ``grad_accum`` divides evenly."""
-    if grad_accum % processes:
-        raise InputError(f"train.grad_accum = {grad_accum} is not divisible by the {processes} processes: it "
-                         "counts the micro-batches of one optimizer step over all of them")
-    return grad_accum // processes
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place among the processes of one run; rank 0 of 1 without torchrun."""
-
-    rank: int = 0
-    world_size: int = 1
-    owns_group: bool = False  # train() created the process group, so it destroys it at the end
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-    @contextmanager
-    def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block first (writing the run directory and the token cache), then the others."""
-        if not self.main:
-            self.barrier()
-        yield
-        if self.main:
-            self.barrier()
-
-
-def join_processes(device: torch.device) -> tuple[Ranks, torch.device]:
-    """Under torchrun: this process's Ranks and device (cuda:LOCAL_RANK for cuda), joining the process group
-    (nccl on CUDA, gloo on CPU) unless the caller already has."""
-    size = world_size()
-    if size == 1:
-        return Ranks(), device
-    if device.type not in ("cuda", "cpu"):
-        raise InputError(f"device '{device}': training in several processes needs cuda or cpu")
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    if device.type == "cuda":
-        if local_rank >= torch.cuda.device_count():
-            raise InputError(f"{os.environ.get('LOCAL_WORLD_SIZE', size)} processes on this machine, but it has "
-                             f"{torch.cuda.device_count()} CUDA devices")
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    owns_group = not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                device_id=device if device.type == "cuda" else None)
-    return Ranks(rank, size, owns_group), device
-
-
-def check_processes(cfg: Config | None, out_dir: str | Path, processes: int, *, resume: bool = False,
-                    device: str | None = None) -> None:
-    """What ``train`` in ``processes`` processes would refuse at once, as an InputError: the CLI checks this
-    before it starts torchrun."""
-    if processes < 1:
-        raise InputError(f"--nproc must be at least 1, got {processes}")
-    cfg = _run_config(cfg, Path(out_dir)) if resume else cfg
-    if cfg is None:
-        raise ValueError("check_processes() needs a Config unless resume=True")
-    if not resume and (Path(out_dir) / STATE_FILE).exists():
-        raise InputError(f"{out_dir}: already holds a run (train_state.pt); resume it or pick another "
-                         "output directory")
-    if processes > 1 and model_class(cfg.arch).trained_by == "fit":
-        raise InputError(f"--nproc {processes}: a {cfg.arch} model fits in one pass of one process")
-    local_grad_accum(cfg.train.grad_accum, processes)
-    target = resolve_device(device or cfg.train.device)
-    if processes > 1 and target.type == "cuda" and torch.cuda.device_count() < processes:
-        raise InputError(f"--nproc {processes}: this machine has {torch.cuda.device_count()} CUDA devices")
-    if processes > 1 and target.type not in ("cuda", "cpu"):
-        raise InputError(f"--nproc {processes}: training in several processes needs cuda or cpu, not {target}")
-
-
-def flat_gradients(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
-    """One zeroed buffer for all the gradients: each ``p.grad`` becomes a view into it, so the backward adds
-    into it in place and one collective reduces them all. Zero it in place: ``set_to_none`` drops the views."""
-    flat = torch.zeros(sum(p.numel() for p in parameters), dtype=parameters[0].dtype, device=parameters[0].device)
-    offset = 0
-    for p in parameters:
-        p.grad = flat[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return flat
 
 
 # torch.compile modes that replay CUDA graphs -> the same mode without them (for CPU and MPS)
@@ -333,7 +138,7 @@ class _Totals:
     seconds: float = 0.0
 
 
-class _Trainer:
+class Trainer:
     """The state of one ``train`` call; methods are the steps of the loop in ``run``."""
 
     def __init__(self, cfg: Config, run_dir: Path, tok: Tokenizer, device: torch.device, progress: bool,
@@ -382,7 +187,7 @@ class _Trainer:
         self.position = self._position()
 
     def _load_data(self) -> None:
-        cfg, tok_bytes = self.cfg, (self.run_dir / "tokenizer.json").read_bytes()
+        cfg, tok_bytes = self.cfg, (self.run_dir / TOKENIZER_FILE).read_bytes()
         t, seq_len, pad = cfg.train, cfg.model["max_seq_len"], self.tok.pad_id
         pin = self.device.type == "cuda"
         self.train_batches, self.val_batches = {}, {}
@@ -435,13 +240,13 @@ class _Trainer:
             return
         if not torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all():
             self._diverged(self.step, "the weights are NaN or infinite")
-        self.save_weights("last.safetensors")
+        self.save_weights(LAST_WEIGHTS_FILE)
         state = {**self.position, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "best": self.best, "elapsed": self.elapsed}
         save_train_state(state, self.run_dir)
-        no_best_yet = not (self.run_dir / "model.safetensors").exists()
+        no_best_yet = not (self.run_dir / WEIGHTS_FILE).exists()
         if no_best_yet or self._selection_metric() not in self.val_batches:
-            self.save_weights("model.safetensors")
+            self.save_weights(WEIGHTS_FILE)
 
     def restore(self, state: dict) -> None:
         path = self.run_dir / STATE_FILE
@@ -487,7 +292,7 @@ class _Trainer:
         if metric in losses and (self.best is None or losses[metric] < self.best):
             self.best = losses[metric]
             if self.ranks.main:
-                self.save_weights("model.safetensors")
+                self.save_weights(WEIGHTS_FILE)
         return losses
 
     # --- the loop ----------------------------------------------------------------------------------------
@@ -565,7 +370,7 @@ class _Trainer:
         if self.ranks.main:
             record = {"event": record.pop("event"), "phase": self.phase, "step": self.step,
                       "global_step": self.global_step(), **record, "elapsed": round(self.elapsed, 3)}
-            append_jsonl(self.run_dir / "metrics.jsonl", [record])
+            append_jsonl(self.run_dir / METRICS_FILE, [record])
 
     def global_step(self) -> int:
         done = sum(getattr(self.cfg.train, f"{p}_steps") for p in PHASES[:PHASES.index(self.phase)])
@@ -653,13 +458,13 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
     has (and then leaves it to the caller), and returns once rank 0 has written everything.
     """
     started, run_dir = time.perf_counter(), Path(out_dir)
-    arch = (cfg if cfg is not None else load_config(run_dir / "config.toml")).arch
+    arch = (cfg if cfg is not None else load_config(run_dir / CONFIG_FILE)).arch
     if model_class(arch).trained_by == "fit":
         if world_size() > 1:
             raise InputError(f"a {arch} model fits in one pass of one process: run it without torchrun")
-        return _fit(cfg, run_dir, resume, started)
+        return fit_run(cfg, run_dir, resume, started)
     if resume:
-        cfg = _run_config(cfg, run_dir)
+        cfg = resumed_config(cfg, run_dir)
     elif cfg is None:
         raise ValueError("train() needs a Config unless resume=True")
     elif (run_dir / STATE_FILE).exists():
@@ -670,15 +475,15 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
     try:
         if resume:
             state = load_train_state(run_dir)
-            tok = Tokenizer.load(run_dir / "tokenizer.json")
+            tok = Tokenizer.load(run_dir / TOKENIZER_FILE)
         else:
             with ranks.main_first():
                 if ranks.main:
-                    cfg, tok = _start_run(cfg, run_dir)
+                    cfg, tok = start_run(cfg, run_dir)
                 else:
-                    cfg, tok = load_config(run_dir / "config.toml"), Tokenizer.load(run_dir / "tokenizer.json")
+                    cfg, tok = load_config(run_dir / CONFIG_FILE), Tokenizer.load(run_dir / TOKENIZER_FILE)
             state = None
-        trainer = _Trainer(cfg, run_dir, tok, target, progress, started, ranks, loss)
+        trainer = Trainer(cfg, run_dir, tok, target, progress, started, ranks, loss)
         if state is not None:
             trainer.restore(state)
             if ranks.main:
@@ -692,68 +497,3 @@ def train(cfg: Config | None, out_dir: str | Path, *, resume: bool = False, devi
             dist.destroy_process_group()
 
 
-def _start_run(cfg: Config, run_dir: Path) -> tuple[Config, Tokenizer]:
-    """Create the run directory with its tokenizer.json and resolved config.toml."""
-    source = tokenizer_file(cfg)
-    tok = Tokenizer.load(source)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir / "tokenizer.json", "wb") as fh:  # the same bytes: same cache keys
-        fh.write(source.read_bytes())
-    vocab_size = cfg.model["vocab_size"]
-    if vocab_size == 0:
-        cfg = replace(cfg, model={**cfg.model, "vocab_size": tok.vocab_size})
-    elif vocab_size < tok.vocab_size:
-        raise InputError(f"{source}: {tok.vocab_size} tokens do not fit model.vocab_size = {vocab_size}; "
-                         "set it to 0 to take the tokenizer's")
-    save_config(cfg, run_dir / "config.toml")
-    return cfg, tok
-
-
-FIT_FILE = "fit.json"  # a count-based run's summary; its presence marks the run as done
-
-
-def _fit(cfg: Config | None, run_dir: Path, resume: bool, started: float) -> TrainResult:
-    """A count-based rung: one pass of ``model.fit`` over the data the Trainer would use, then save."""
-    if resume:
-        raise InputError(f"{run_dir}: a {(cfg or load_config(run_dir / 'config.toml')).arch} model is fitted "
-                         "in one pass; there is nothing to resume (train again into a new directory)")
-    if (run_dir / FIT_FILE).exists() or (run_dir / STATE_FILE).exists():
-        raise InputError(f"{run_dir}: already holds a run; pick another output directory")
-    cfg, tok = _start_run(cfg, run_dir)
-    data = fit_data(cfg, tok, (run_dir / "tokenizer.json").read_bytes())
-    model = model_class(cfg.arch)(cfg.model_config())
-    summary = model.fit(data) or {}
-    model.save(run_dir)
-    seconds = time.perf_counter() - started
-    tokens = len(data.text) + sum(len(q) for q in data.qa)
-    record = {"event": "fit", "phase": "fit", "step": 0, "global_step": 0, **summary,
-              "tokens": tokens, "elapsed": round(seconds, 3)}
-    append_jsonl(run_dir / "metrics.jsonl", [record])
-    with atomic_write(run_dir / FIT_FILE, "w") as fh:
-        json.dump(record, fh, indent=2)
-    losses = {k.removesuffix("_loss"): v for k, v in summary.items()
-              if k.endswith("_loss") and isinstance(v, float)}
-    return TrainResult(out_dir=run_dir, steps=0, best_val_loss=losses.get("val_qa", losses.get("val_text")),
-                       final_losses=losses, seconds=seconds, tokens=tokens,
-                       tokens_per_s=tokens / seconds if seconds else 0.0)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[LanguageModel, Tokenizer, Config]:
-    """The model (eval mode, weights of model.safetensors), tokenizer and config of a run directory."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: no such run directory")
-    cfg = load_config(run_dir / "config.toml")
-    tok = Tokenizer.load(run_dir / "tokenizer.json")
-    cls = model_class(cfg.arch)
-    if cls.trained_by == "fit":
-        if not (run_dir / FIT_FILE).is_file():
-            raise InputError(f"{run_dir / FIT_FILE}: no such file (the {cfg.arch} fit did not finish)")
-        model = cls.load(run_dir)
-        return (model.to(resolve_device(device)) if hasattr(model, "to") else model), tok, cfg
-    weights = run_dir / "model.safetensors"
-    if not weights.is_file():
-        raise InputError(f"{weights}: no such file (has the run saved a checkpoint yet?)")
-    model = cls(cfg.model_config())
-    load_weights(model, weights)
-    return model.to(resolve_device(device)).eval(), tok, cfg

@@ -5,7 +5,7 @@
     [model]      ``arch`` (the rung, default transformer; see minillm.models.MODELS) and the fields of that
                  rung's config class, e.g. ``ModelConfig`` (vocab_size 0 = take it from the tokenizer)
     [train]      optimisation, schedule, logging and checkpoint settings for both phases
-    [answer]     who answers open book: the model reading the passages, or the pattern rung (reader.py)
+    [answer]     who answers open book: the model reading the passages, or the pattern rung (answering/reader.py)
 
     >>> cfg = load_config("configs/tiny-cpu.toml", ["train.lr=3e-4", "data.qa_context=true"])
     >>> cfg.train.lr, cfg.data.qa_context
@@ -41,10 +41,11 @@ from typing import Any
 
 import tomli_w
 
-from minillm.data.records import InputError, atomic_write
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
 from minillm.models import DEFAULT_ARCH, MODELS, ModelConfig, model_class
 
-CONFIG_DIR = Path(__file__).parent / "configs"  # shipped inside the package; configs/ in the repo links here
+CONFIG_DIR = Path(__file__).parent.parent / "configs"  # shipped inside the package; configs/ in the repo links here
 
 try:
     import tomllib
@@ -102,7 +103,8 @@ class TrainConfig:
 
 @dataclass
 class AnswerConfig:
-    reader: str = "model"  # open book: model (it reads the passages itself) | pattern (reader.py: sentences picked)
+    # open book: model (it reads the passages itself) | pattern (answering/reader.py: sentences picked)
+    reader: str = "model"
 
 
 @dataclass

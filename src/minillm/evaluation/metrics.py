@@ -45,6 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from minillm.data.sentences import split_sentences
+from minillm.prompt import PROMPT_MARKS
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -119,7 +120,6 @@ def perplexity(mean_nats: float) -> float:
 
 
 _WORD = re.compile(r"\w+")
-_PROMPT_MARKS = re.compile(r"\w\?\w|\n|\b(?:Question|Answer|Context):")
 
 
 def _four_grams(text: str) -> Counter:
@@ -141,40 +141,6 @@ def degeneration(answer: str, sources: Sequence[str] | None = None) -> dict[str,
     return {"repeated_4gram": any(n >= 3 and not any(g[gram] >= n for g in source_grams)
                                   for gram, n in _four_grams(answer).items()),
             "unfinished": bool(answer.strip()) and not re.search(r"[.!?][\"')\]]*$", answer.strip()),
-            "prompt_punctuation": bool(_PROMPT_MARKS.search(answer))}
+            "prompt_punctuation": bool(PROMPT_MARKS.search(answer))}
 
-
-@functools.lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN)
-
-
-def content_words(text: str) -> list[str]:
-    """The casefolded words of text that are not stop words: "The Sun is a star" -> ['sun', 'star']."""
-    return [w for w in _WORD.findall(text.casefold()) if w not in _stop_words()]
-
-
-def faithfulness(answer: str, passages: Sequence[str]) -> float | None:
-    """Share of the answer's content words found among the passages' words; None for an answer with none."""
-    words = content_words(answer)
-    if not words:
-        return None
-    source = {w for p in passages for w in content_words(p)}
-    return sum(w in source for w in words) / len(words)
-
-
-def sentence_sources(answer: str, passages: Sequence[str]) -> list[dict]:
-    """For each sentence of the answer: the index of the passage holding most of its content words (None if
-    it shares none with any) and that share."""
-    sources = []
-    passage_words = [set(content_words(p)) for p in passages]
-    for sentence in split_sentences(answer):
-        words = content_words(sentence)
-        shares = [sum(w in found for w in words) / len(words) if words else 0.0 for found in passage_words]
-        best = max(range(len(shares)), key=shares.__getitem__) if shares else None
-        share = shares[best] if best is not None else 0.0
-        sources.append({"sentence": sentence, "passage": best if share > 0 else None, "share": round(share, 4)})
-    return sources
 

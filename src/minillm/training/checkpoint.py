@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minillm.data.records import InputError, atomic_write, repair_jsonl_tail, write_jsonl
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write, repair_jsonl_tail, write_jsonl
+from minillm.training.runs import METRICS_FILE, RUN_FILES, STATE_FILE
 
-STATE_FILE = "train_state.pt"
-RUN_FILES = (STATE_FILE, "last.safetensors", "model.safetensors", "metrics.jsonl", "config.toml", "tokenizer.json")
 STATE_KEYS = {"model", "optimizer", "scaler", "phase", "step", "rng", "batches", "best", "elapsed"}
 
 
@@ -70,7 +70,7 @@ def load_train_state(run_dir: Path) -> dict:
 
 def trim_metrics(run_dir: Path, global_step: int) -> None:
     """Drop metrics logged after the checkpoint being resumed: those steps are about to be redone."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         return
     repair_jsonl_tail(path)

@@ -23,16 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from minillm.config import load_config, shipped_config
+from minillm.answering.answer import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
+from minillm.answering.answer import answer
+from minillm.answering.open_book import answer_open
+from minillm.answering.reader import load_answerer
+from minillm.core.errors import InputError
+from minillm.core.files import write_jsonl
 from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
-from minillm.data.records import Article, InputError, read_articles, read_qa_pairs, write_jsonl
+from minillm.data.records import Article, read_articles, read_qa_pairs
 from minillm.data.split import Split, split_qa_pairs, write_split
-from minillm.engine import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
-from minillm.engine import answer
-from minillm.reader import load_answerer
+from minillm.retrieval.index import INDEX_DIR, Index
 from minillm.tokenizer import train_tokenizer
-from minillm.train import TrainResult, train
+from minillm.training.config import load_config, shipped_config
+from minillm.training.runs import TOKENIZER_FILE, TrainResult
+from minillm.training.trainer import train
 
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
 ANSWER_SAMPLING = ENGINE_ANSWER_SAMPLING  # as `minillm ask` answers: 2-4 sentences fit its 128 tokens
@@ -71,7 +76,7 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     cfg = load_config(shipped_config(config), overrides)  # a bad config fails before any work is done
 
     articles, split = build_data(data, seed, log)
-    tokenizer_path = data / "tokenizer.json"
+    tokenizer_path = data / TOKENIZER_FILE
     tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
                           vocab_size=cfg.tokenizer.vocab_size)
     tok.save(tokenizer_path)
@@ -83,7 +88,6 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
     log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
 
-    from minillm.retrieval import INDEX_DIR, Index, answer_open
 
     index = Index.build(articles)
     index.save(run_dir / INDEX_DIR)

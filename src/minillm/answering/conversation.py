@@ -29,7 +29,7 @@ Design choices:
     is about Venus but "What is the Sun made of and how hot is it?" is not. The first such pronoun is
     replaced by the name, named once, the rest as written; a possessive with its noun becomes an "of"
     phrase, "its capital" -> "the capital of Japan", the form the retriever reads as an attribute of the
-    subject (retrieval_match.py): "Japan's capital" found Nagoya, "water's chemical formula" the article
+    subject (retrieval/match.py): "Japan's capital" found Nagoya, "water's chemical formula" the article
     "Chemical formula". On the shipped follow-ups (offline corpus, BM25) the top article was the subject
     for 29 of 36 with the possessive, 32 with "of", 9 for the follow-ups asked alone (the choice was made
     on that set, so 32 is not a held-out figure).
@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minillm.data.subject import find_subject
-from minillm.retrieval_match import question_frame
+from minillm.retrieval.match import question_frame
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _BE = {"is", "are", "was", "were", "be", "been", "being"}

@@ -46,10 +46,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from minillm.config import Config
-from minillm.engine import Sampling, fit_prompt, prompt_budget
-from minillm.models.pattern import PatternConfig, PatternMatcher, answer_ids, parse_prompt
+from minillm.answering.answer import prompt_budget
+from minillm.models.generation import Sampling
+from minillm.models.pattern import PatternConfig, PatternMatcher, answer_ids
+from minillm.prompt import fit_prompt, parse_prompt
 from minillm.tokenizer import Tokenizer
+from minillm.training.config import Config
+from minillm.training.runs import load_run
 
 READERS = ("model", "pattern")
 READ_SEQ_LEN = 1024  # tokens of prompt + answer the pattern reading takes: three passages and room to answer
@@ -98,7 +101,5 @@ def with_reader(model: Any, tokenizer: Tokenizer, reader: str) -> Any:
 def load_answerer(run_dir: str | Path, reader: str | None = None,
                   device: str = "cpu") -> tuple[Any, Tokenizer, Config]:
     """``train.load_run``, answering open book as ``reader`` says (None: the run's ``[answer] reader``)."""
-    from minillm.train import load_run
-
     model, tok, cfg = load_run(run_dir, device=device)
     return with_reader(model, tok, reader or cfg.answer.reader), tok, cfg

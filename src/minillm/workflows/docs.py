@@ -37,7 +37,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minillm.data.records import InputError, atomic_write
+from minillm.core.errors import InputError
+from minillm.core.files import atomic_write
+from minillm.core.numbers import DASH, format_number, human_bytes, human_count, human_seconds
+from minillm.evaluation.report import markdown_table
 
 LADDER_RESULTS = "experiments/ladder/results.json"
 COMPRESS_RESULTS = "experiments/compress/results.json"
@@ -82,20 +85,17 @@ RUNG_COLUMNS = ("parameters", "size on disk", "training time", "val bits/byte", 
 
 
 def _rung_cells(row: dict[str, Any]) -> list[str]:
-    from minillm.report import DASH, _number, human_bytes, human_count, human_seconds
-
     seconds = row.get("training_seconds")
     return [human_count(row["parameters"]), human_bytes(row["size_bytes"]),
-            DASH if seconds is None else human_seconds(seconds), _number(row.get("bits_per_byte")),
-            _number(row.get("closed_f1")), _number(row.get("open_f1")), _number(row.get("natural_closed_keyword")),
-            _number(row.get("natural_open_keyword")), _number(row.get("two_to_four"), 2),
-            _number(row.get("latency_p50_s"), suffix=" s")]
+            DASH if seconds is None else human_seconds(seconds), format_number(row.get("bits_per_byte")),
+            format_number(row.get("closed_f1")), format_number(row.get("open_f1")),
+            format_number(row.get("natural_closed_keyword")),
+            format_number(row.get("natural_open_keyword")), format_number(row.get("two_to_four"), 2),
+            format_number(row.get("latency_p50_s"), suffix=" s")]
 
 
 def rung_block(row: dict[str, Any]) -> str:
     """One rung's figures: a one-row table and a caption naming the model and the question count."""
-    from minillm.report import markdown_table
-
     table = markdown_table(RUNG_COLUMNS, [_rung_cells(row)])
     what = (f"Rung `{row['rung']}` ({row['model']}; {row['what']}), on {row['questions']} test questions, "
             "closed book and open book.")
@@ -124,8 +124,6 @@ def _plain(text: str) -> str:
 
 def ladder_block(rows: list[dict[str, Any]]) -> str:
     """Every rung, one row each, in the file's order."""
-    from minillm.report import markdown_table
-
     table = markdown_table(("rung", *RUNG_COLUMNS), [[f"`{r['rung']}`", *_rung_cells(r)] for r in rows])
     return f"{table}\n\n{_caption('The whole ladder, same data and budget for every rung.', LADDER_RESULTS)}"
 
@@ -136,11 +134,10 @@ COMPRESS_COLUMNS = ("variant", "parameters", "bytes to answer", "bits/byte", "te
 
 def compress_block(variants: list[dict[str, Any]]) -> str:
     """The compression sweep's variants: size against quality."""
-    from minillm.report import _number, human_bytes, human_count, markdown_table
-
     cells = [[f"`{v['variant']}`", human_count(v["parameters"]), human_bytes(v["bytes"]),
-              _number(v.get("bits_per_byte")), _number(v.get("test_f1")), _number(v.get("open_keyword")),
-              _number(v.get("tokens_per_s"), 0)] for v in variants]
+              format_number(v.get("bits_per_byte")), format_number(v.get("test_f1")),
+              format_number(v.get("open_keyword")),
+              format_number(v.get("tokens_per_s"), 0)] for v in variants]
     what = "Every compression of one run (`minillm compress sweep`), each measured in its own process."
     return f"{markdown_table(COMPRESS_COLUMNS, cells)}\n\n{_caption(what, COMPRESS_RESULTS)}"
 
@@ -150,15 +147,13 @@ GPU_COLUMNS = ("run", "GPU", "processes", "compiled", "tokens/s", "ms/step", "MF
 
 def gpu_block(runs: list[dict[str, Any]]) -> str:
     """The GPU training measurements (benchmarks/bench_train.py), one row a log file."""
-    from minillm.report import DASH, _number, markdown_table
-
     cells = []
     for r in runs:
         phase = next((v for k, v in r.items() if k in ("full", "pretrain") and isinstance(v, dict)), {})
         cells.append([f"`{r['name']}`", str(r.get("gpu", DASH)), str(r.get("processes", 1)),
-                      "yes" if r.get("compile") else "no", _number(phase.get("tokens_per_s"), 0),
-                      _number(phase.get("ms_per_step"), 2), _number(phase.get("mfu"), 3),
-                      _number(phase.get("best_val_loss")), _number(phase.get("seconds_to_target"), 1)])
+                      "yes" if r.get("compile") else "no", format_number(phase.get("tokens_per_s"), 0),
+                      format_number(phase.get("ms_per_step"), 2), format_number(phase.get("mfu"), 3),
+                      format_number(phase.get("best_val_loss")), format_number(phase.get("seconds_to_target"), 1)])
     what = "Every GPU run kept in the logs folder, as `benchmarks/bench_train.py` measured it (Tiny Shakespeare)."
     return f"{markdown_table(GPU_COLUMNS, cells)}\n\n{_caption(what, GPU_LOGS)}"
 

@@ -4,7 +4,7 @@
     >>> score.loss, score.perplexity, score.bits_per_byte
 
 Design choices:
-- Documents become one token stream the way pretraining joins them (train_data.py): every document follows
+- Documents become one token stream the way pretraining joins them (training/data.py): every document follows
   an ``<eos>``. The stream starts with that ``<eos>`` as context only, so a document's first token is scored
   like the rest; each ``<eos>`` between two documents is scored and counts as one separator byte.
 - Strided windows, as in Hugging Face's perplexity guide: windows of ``max_seq_len`` tokens move by
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 
-from minillm.config import Config
-from minillm.data.records import InputError
-from minillm.metrics import bits_per_byte, perplexity
+from minillm.core.errors import InputError
+from minillm.evaluation.metrics import bits_per_byte, perplexity
 from minillm.models.base import LanguageModel
 from minillm.tokenizer import Tokenizer
-from minillm.train_data import TEXT_TRAIN_SHARE, pretrain_texts
+from minillm.training.config import Config
+from minillm.training.data import TEXT_TRAIN_SHARE, pretrain_texts
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ Design choices:
   outweigh a common one ("Which planet is the second largest?" found articles saying "biggest").
   Question-word pairs ("how big" -> "size", "how far" -> "distance") moved no article into first place
   and were left out.
-- Left out: meaning beyond words. The optional dense embeddings (retrieval_dense.py) cover that.
+- Left out: meaning beyond words. The optional dense embeddings (retrieval/dense.py) cover that.
 """
 
 from __future__ import annotations
