@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import string
 from collections import Counter
@@ -146,6 +147,7 @@ def degeneration(answer: str, sources: Sequence[str] | None = None) -> dict[str,
 
 @functools.lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # importing bm25s touches JAX: see retrieval._bm25s
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
