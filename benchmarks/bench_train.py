@@ -60,8 +60,8 @@ batches), and a run evaluated more often has more chances at a low best. Prints 
 mean and spread of the best validation loss, and per CONFIG the ratios (tokens/s over nanoGPT's, time to
 target over nanoGPT's, medians over the rounds and the first round alone) and whether the goals of issue 29
 hold (tokens/s >= 1.8x, time <= 0.4x, mean best val <= nanoGPT's). ``--out DIR`` keeps bench.json, nanoGPT's
-logs and each minillm run's bench.json and metrics. Without ``../shared/anchors`` (or its data) it says so
-and exits 2.
+logs, each minillm run's bench.json and metrics, and runs-so-far.json (the runs done so far, rewritten after
+each: what a run killed half-way leaves). Without ``../shared/anchors`` (or its data) it says so and exits 2.
 
 --profile DIR: torch.profiler records ``--profile-steps`` optimizer steps of the first run after its first
 ``--profile-skip`` steps, in every process: ``trace-rank{R}.json.gz`` (chrome://tracing, Perfetto) and
@@ -569,15 +569,21 @@ def run_vs_nanogpt(args, configs: list[str]) -> dict:
     work = Path(tempfile.mkdtemp(prefix="minillm-vs-nanogpt-work-"))
     base_seeds = {c: load_config(shipped_config(c), list(args.set)).train.seed for c in configs}
     nanogpt, minillm = [], {c: [] for c in configs}
+
+    def so_far() -> None:
+        (out / "runs-so-far.json").write_text(json.dumps({"nanogpt": nanogpt, **minillm}, indent=2) + "\n")
+
     try:
         for k in range(args.seeds):
             print(f"round {k + 1}/{args.seeds}: nanoGPT (torch seed {NANOGPT_SEED + k})", file=sys.stderr, flush=True)
             nanogpt.append({"round": k, **run_nanogpt(work, k, args, device.type, out / f"nanogpt-seed{k}.log")})
+            so_far()
             for config in configs:
                 seed = base_seeds[config] + k
                 print(f"round {k + 1}/{args.seeds}: minillm {config} (train.seed {seed})", file=sys.stderr, flush=True)
                 run_out = out / f"minillm-{Path(config).stem}-seed{k}"
                 minillm[config].append({"round": k, **run_minillm(work, args, config, seed, run_out)})
+                so_far()
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.out is None:

@@ -68,7 +68,7 @@ def test_bench_train_profile_records_the_asked_steps(tmp_path):
     done = bench(tmp_path, "--profile", str(tmp_path / "prof"), "--profile-skip", "1", "--profile-steps", "2")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["pretrain"]["tokens_per_step"] == 2 * 16 and report["compile_mode"] == "default"
+    assert report["pretrain"]["tokens_per_step"] == 2 * 16 and report["compile"] is False  # --no-compile
     assert "Name" in (tmp_path / "prof" / "ops-rank0.txt").read_text()
     summary = trace_summary.summarise(trace_summary.load(tmp_path / "prof" / "trace-rank0.json.gz"))
     assert summary["steps"] == 2 and summary["gpu_span_ms"] is None  # a CPU run: host figures alone
@@ -220,6 +220,8 @@ def test_vs_nanogpt_runs_nanogpt_then_each_config_per_seed(tmp_path):
         assert run["compile"] is False and run["seconds_to_target"] > 0 and run["start_delay_s"] >= 0
         assert run["best_val_loss"] == min(loss for _, loss in run["val_curve"])
     assert (tmp_path / "out" / "minillm-shakespeare-char-seed1" / "full-metrics.jsonl").is_file()
+    so_far = json.loads((tmp_path / "out" / "runs-so-far.json").read_text())
+    assert so_far == report["runs"]
 
     summary = report["summary"]["configs"]["shakespeare-char"]
     assert summary["ratios"]["tokens_per_s"] == round(
