@@ -129,8 +129,8 @@ def _balanced(sentences: list[str], total: int, count: int, max_chars: int) -> l
 def _bm25s():
     """bm25s, imported when an index is built, saved or loaded, not with this module (which every training run
     imports through the models). Where JAX is installed, importing bm25s runs a JAX top_k, and JAX's first use
-    of a GPU takes 75% of its memory (its preallocation) and some seconds: torch in the same process then ran
-    out of memory beside another such process on an H100. JAX stays on the CPU unless JAX_PLATFORMS says."""
+    of a GPU takes 75% of its memory (its preallocation): torch then ran out of memory on an H100, in a
+    training process started beside another such process. JAX stays on the CPU unless JAX_PLATFORMS says."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import bm25s
 
