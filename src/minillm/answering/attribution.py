@@ -10,6 +10,7 @@ Design choices:
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -44,6 +45,7 @@ _WORD = re.compile(r"\w+")
 
 @functools.lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # importing bm25s touches JAX: see retrieval.index.bm25s_module
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
