@@ -37,6 +37,7 @@ from torch import nn
 from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
 from minillm.models.base import init_weights
+from minillm.models.decode_step import fast_decoder
 from minillm.models.generation import KVCache, Sampling, generate
 
 NORMS = ("layernorm", "rmsnorm")
@@ -358,6 +359,9 @@ class MiniTransformer(base.TorchRung):
 
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
-        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
+        """New token ids (generation.generate); with the cache through decode_step.DecodeStep, whose logits
+        are this forward's to the bit, without its Module calls."""
+        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache,
+                        decoder=fast_decoder if use_cache else None)
 
 
