@@ -123,7 +123,8 @@ def test_batched_answers_equal_unbatched_ones_for_mixed_lengths_rules_and_drops(
     samplings[3] = Sampling(max_new_tokens=30, temperature=1.0, seed=5)  # its own seeded draws
     samplings[4] = Sampling(max_new_tokens=50)  # no rules: runs to the context's end
     prompts = [[tok.bos_id] + tok.encode(TEXT[:rng.randint(2, 40)]) for _ in range(12)]
-    expected = [list(model.generate(p, s, eos_id=tok.eos_id, decode=tok.decode)) for p, s in zip(prompts, samplings)]
+    expected = [list(model.generate(p, s, eos_id=tok.eos_id, decode=tok.decode))
+                for p, s in zip(prompts, samplings, strict=True)]
     assert len({len(ids) for ids in expected}) > 5  # they end at many different steps
     assert batched_answers(model, tok, prompts, samplings, max_rows=5) == dict(enumerate(expected))
     dropped = batched_answers(model, tok, prompts, samplings, max_rows=5, drop={0: 2, 6: 1})

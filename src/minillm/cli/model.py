@@ -216,7 +216,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         api_key = resolve_api_key(args.api_key, os.environ)
         app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
-                         cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader)
+                         cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader,
+                         max_batch=args.max_batch)
     except ValueError as e:
         raise InputError(f"serve: {e}") from None
     torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
@@ -243,6 +244,8 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     # test model answered 9x slower for one client and 100x slower for eight (benchmarks/bench_serve.py)
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="torch CPU threads for generation (default: the number of cores minus one)")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="answers a transformer decodes together, one forward a step (default 32; 1: one at a time)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on the API (the page asks for it "
                                      "once); default $MINILLM_API_KEY, which, unlike a flag, other users' ps "
