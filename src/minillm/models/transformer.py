@@ -225,14 +225,17 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(config.emb_dim, 1)
 
     def forward(self, h: torch.Tensor, logits: torch.Tensor, ids: torch.Tensor, start: int,
-                kv_cache: KVCache | None) -> torch.Tensor:
-        """Log-probabilities (B, T, vocab) for hidden states h (B, T, C) of ids at positions start.."""
+                kv_cache: KVCache | None, keep: int = 0) -> torch.Tensor:
+        """Log-probabilities (B, T, vocab) for hidden states h (B, T, C) of ids at positions start..; with
+        ``keep``, for the last ``keep`` positions only (``logits`` then holds only theirs)."""
         with torch.autocast(h.device.type, enabled=False):
             h, logits = h.float(), logits.float()
-            B, T, _ = h.shape
             keys, seen = self.key(h), ids
             if kv_cache is not None:
                 keys, seen = kv_cache.update_copy(keys, ids)
+            if keep:
+                h, start = h[:, -keep:], start + h.size(1) - keep
+            B, T, _ = h.shape
             gen, weights = self.pointer(h, keys, start)
             n = weights.size(-1)
             # in probability space with one scatter of the T pointer weights: a handful of (B, T, vocab) passes
@@ -332,8 +335,9 @@ class MiniTransformer(base.TorchRung):
         self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None,
-                targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones.
+                targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
+        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones;
+        with ``logits_to_keep`` (as Hugging Face's), for the last ``logits_to_keep`` positions only (B, k, vocab).
 
         With ``copy_head`` they are normalised log-probabilities (valid logits: softmax gives them back).
         With ``targets`` (B, T) instead: each target's negative log-likelihood (B, T), 0 where it is ignored
@@ -344,15 +348,16 @@ class MiniTransformer(base.TorchRung):
             block = self.blocks[0] if self.config.share_layers else self.blocks[layer]
             x = block(x, rotary, kv_cache, layer)
         x = self.norm_f(x)
-        logits = F.linear(x, self.tok_emb.weight if self.lm_head is None else self.lm_head.weight)
+        kept = x[:, -logits_to_keep:] if logits_to_keep else x
+        logits = F.linear(kept, self.tok_emb.weight if self.lm_head is None else self.lm_head.weight)
         if targets is not None:
-            if kv_cache is not None:
-                raise ValueError("targets score a whole sequence: give no kv_cache with them")
+            if kv_cache is not None or logits_to_keep:
+                raise ValueError("targets score a whole sequence: give no kv_cache or logits_to_keep with them")
             if self.copy_head is not None:
                 return self.copy_head.target_nll(x, logits, ids, targets)
             return _token_nll(logits.float(), targets)
         if self.copy_head is not None:
-            logits = self.copy_head(x, logits, ids, start, kv_cache)
+            logits = self.copy_head(x, logits, ids, start, kv_cache, keep=logits_to_keep)
         if kv_cache is not None:
             kv_cache.advance(T)
         return logits
