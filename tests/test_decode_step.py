@@ -12,7 +12,7 @@ from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
 from minillm.models import MiniTransformer, ModelConfig
 from minillm.models.batch import BatchDecoder
 from minillm.models.decode_step import DecodeStep
-from minillm.models.generation import Sampling, forward_decoder, generate
+from minillm.models.generation import Sampling, TokenPicker, forward_decoder, generate, greedy_picks, sample_token
 from minillm.tokenizer import train_tokenizer
 
 TEXT = "The Sun is a star. The Moon orbits the Earth. Mars is red? Yes! The heart pumps blood.\nQuestion: Answer:"
@@ -57,6 +57,20 @@ def test_model_generate_equals_the_reference_engine_under_every_rule(tok):
                                                                      seed=4, repetition_penalty=1.5)):
         expected = list(generate(model, prompt, sampling, eos_id=tok.eos_id, decode=tok.decode))
         assert list(model.generate(prompt, sampling, eos_id=tok.eos_id, decode=tok.decode)) == expected
+
+
+def test_greedy_picks_for_a_batch_are_sample_tokens_row_by_row():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 50, generator=generator) * 3
+    samplings = [Sampling(), Sampling(repetition_penalty=1.3), Sampling(repetition_penalty=0.7),
+                 Sampling(temperature=1.0, seed=1), Sampling(repetition_penalty=1.3), Sampling()]
+    pickers = [TokenPicker(logits[0], 3, 64, sampling, None, None) for sampling in samplings]
+    for picker in pickers:
+        picker.seen[torch.randint(0, 50, (10,), generator=generator)] = True
+    banned = [[], [3, 4], list(range(0, 50, 2)), [1], [int(logits[4].argmax())], [7, 7]]
+    expected = [None if picker.sampling.temperature else sample_token(row, picker.sampling, picker.seen, None, ban)
+                for row, picker, ban in zip(logits, pickers, banned, strict=True)]
+    assert greedy_picks(logits, pickers, banned) == expected and expected[3] is None
 
 
 def read_prompts(step: DecodeStep, prompts: list[list[int]], steps: int) -> list[list[torch.Tensor]]:

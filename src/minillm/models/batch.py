@@ -14,7 +14,8 @@ Design choices:
   sequence is read by one DecodeStep.rows call, at that sequence's own position.
 - Each sequence has its own generation.TokenPicker: the sampling and stop rules of ``generate`` (repetition
   penalty, no-repeat n-grams, stop_repeat, suppressed tokens, max_sentences, eos, max_new_tokens, the
-  context's end), its own seeded generator, its own decode.
+  context's end), its own seeded generator, its own decode. The greedy sequences' first choice of a step
+  is made for all at once (generation.greedy_picks), each picker then checks its own stop rules.
 - Rows stay packed: a sequence that ends or is dropped hands its row to the last sequence (its cache rows
   copied), so a step reads rows 0 .. n-1 and never a gap.
 - One thread drives a BatchDecoder (serve/batching.py): nothing here is locked.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from minillm.models.decode_step import DecodeStep
-from minillm.models.generation import KVCache, Sampling, TokenPicker, check_prompt
+from minillm.models.generation import KVCache, Sampling, TokenPicker, check_prompt, greedy_picks
 
 
 @dataclass(eq=False)
@@ -81,9 +82,12 @@ class BatchDecoder:
             return []
         logits = self.decoder.rows([s.next_token for s in self.sequences], [s.position for s in self.sequences],
                                    self.cache)
+        pickers = [s.picker for s in self.sequences]
+        banned = [picker.banned() for picker in pickers]
         picked = []
-        for sequence, row_logits in zip(self.sequences, logits, strict=True):
-            token = sequence.picker.pick(row_logits)
+        for sequence, row_logits, first, row_banned in zip(self.sequences, logits,
+                                                           greedy_picks(logits, pickers, banned), banned, strict=True):
+            token = sequence.picker.pick(row_logits, first, row_banned)
             sequence.position += 1
             if token is not None:
                 sequence.next_token = token

@@ -120,10 +120,12 @@ class DecodeStep:
             self.one_tensor = torch.tensor(1.0, device=self.head.device)
 
     def prefill(self, prompt_ids: list[int]) -> tuple[torch.Tensor, KVCache]:
-        """The logits (vocab,) after the prompt, read by the model's own forward into a new batch-1 cache."""
+        """The logits (vocab,) after the prompt, read by the model's own forward into a new batch-1 cache.
+        Only the last MIN_ROWS positions' logits are made: the same bits for the last one as all of them
+        (the matrix products keep at least 8 rows), in a third of the time for a 128-token prompt."""
         cache = KVCache.for_model(self.model)
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.tok_emb.device)
-        return self.model(ids, kv_cache=cache)[0, -1], cache
+        return self.model(ids, kv_cache=cache, logits_to_keep=min(len(prompt_ids), MIN_ROWS))[0, -1], cache
 
     # --- one sequence: the model's bits ---------------------------------------------------------------
 
