@@ -5,8 +5,9 @@
     >>> logits = step.one(token, cache)                   # then one token at a time: (vocab,)
     >>> logits = step.rows(tokens, positions, slots)      # or one token for each of many sequences: (n, vocab)
 
-At batch 1 a step of a 1.5M-parameter model is a few MFLOP; what took the time was the ~40 Module calls
-(hooks, autocast, dropout checks) and ~90 small tensor ops around them. Measured figures: experiments/README.md.
+At batch 1 a step of a 1.5M-parameter model is a few MFLOP; besides the matrix products the time went to
+~40 Module calls (hooks, autocast, dropout checks) and ~90 small tensor ops around them. Measured figures:
+experiments/README.md.
 
 Design choices:
 - ``one`` runs the same ATen ops as ``MiniTransformer.forward`` with a cache, on the same shapes, so its
@@ -14,13 +15,15 @@ Design choices:
   the Python around the ops and a few ops that cannot change a bit: q/k/v in one matrix (each output is
   the same dot product), gate and up in one, the copy head's query and key in one; rotary applied to q and
   k together; the pointer's masks, which are all true when one token is read after the cache.
+- ``prefill`` asks the forward for the last ``MIN_ROWS`` positions' logits only (``logits_to_keep``).
 - ``rows`` decodes many sequences, each at its own position, with one forward: one matrix product per
-  weight for all of them, as serving engines batch (serve/batching.py). Its numbers are the same for a
-  sequence whatever the others are: matrix products get at least ``MIN_ROWS`` rows (padding rows are
-  computed and dropped; with fewer rows MKL picks another kernel and the last bits move), attention
-  reads the cache's whole length with a mask (a shape that never depends on the other sequences). They
-  are not the bits of ``one`` (one row takes another kernel), so a near-tie may in principle pick another
-  token; the tests and benchmarks/bench_serve.py compare batched answers with unbatched ones.
+  weight for all of them, as serving engines batch (serve/batching.py); norms are one operator each
+  (Norm.fused). A sequence's numbers are the same whatever the others are: matrix products get at least
+  ``MIN_ROWS`` rows (padding rows are computed and dropped; with fewer rows MKL picks another kernel and
+  the last bits move), attention reads the cache's whole length with a mask (a shape that never depends
+  on the other sequences). They are not the bits of ``one`` (one row takes another kernel), so a near-tie
+  may in principle pick another token; the tests and benchmarks/bench_serve.py compare batched answers
+  with unbatched ones.
 - The weights are read from the model when the step is made (fused copies of the matrices it joins): make
   a new one after the weights change (training does).
 
@@ -55,6 +58,12 @@ class Norm:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.rms:  # transformer.RMSNorm, op for op
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps_tensor) * self.weight
+        return F.layer_norm(x, (x.size(-1),), self.weight, self.bias, self.eps)
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm as one operator (F.rms_norm or F.layer_norm): the same arithmetic, not promised to the bit."""
+        if self.rms:
+            return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
         return F.layer_norm(x, (x.size(-1),), self.weight, self.bias, self.eps)
 
 
@@ -188,8 +197,8 @@ class DecodeStep:
         if rows > slots.k.size(1):
             raise ValueError(f"{n} sequences but the cache has {slots.k.size(1)} rows (at least {MIN_ROWS})")
         device = self.tok_emb.device
-        token_ids = torch.tensor(tokens + [0] * (rows - n), device=device)  # padding rows: token 0 at 0
-        where = torch.tensor(positions + [0] * (rows - n), device=device)
+        padding = [0] * (rows - n)  # padding rows: token 0 at position 0
+        token_ids, where = torch.tensor([tokens + padding, positions + padding], device=device)
         row = torch.arange(rows, device=device)
         x = F.embedding(token_ids, self.tok_emb)
         if self.pos_emb is not None:
@@ -200,7 +209,7 @@ class DecodeStep:
         visible = (span[None] <= where[:, None])[:, None, None]  # (rows, 1, 1, max_len): keys 0 .. position
         heads, head_dim = self.heads, self.head_dim
         for layer, weights in enumerate(self.layers):
-            qkv = F.linear(weights.norm1(x), weights.qkv, weights.qkv_bias).view(rows, 3 * heads, head_dim)
+            qkv = F.linear(weights.norm1.fused(x), weights.qkv, weights.qkv_bias).view(rows, 3 * heads, head_dim)
             qk, v = qkv[:, :2 * heads], qkv[:, 2 * heads:]
             if self.rotary is not None:
                 x1, x2 = qk.chunk(2, dim=-1)
@@ -211,8 +220,8 @@ class DecodeStep:
             scores = (qk[:, :heads, None] @ keys.transpose(-1, -2)) / math.sqrt(head_dim)
             y = scores.masked_fill(~visible, float("-inf")).softmax(-1) @ values  # (rows, heads, 1, head_dim)
             x = x + F.linear(y.view(rows, self.dim), weights.out, weights.out_bias)
-            x = x + self.mlp(weights, weights.norm2(x))
-        x = self.norm_f(x)
+            x = x + self.mlp(weights, weights.norm2.fused(x))
+        x = self.norm_f.fused(x)
         logits = F.linear(x, self.head)
         if self.copy is not None:
             logits = self.pointer_rows(x, logits, token_ids, where, slots)

@@ -260,6 +260,7 @@ class TokenPicker:
         self.seen = torch.zeros(logits.numel(), dtype=torch.bool, device=logits.device)  # the answer's tokens
         self.new_ids: list[int] = []
         self.text = ""
+        self.labels = 0  # count_labels(self.text), kept with it
         self.inside_words = frozenset(sampling.word_continuations)
         self.done = False
 
@@ -287,7 +288,7 @@ class TokenPicker:
                 return self._end()
             if sampling.max_sentences or sampling.stop_repeat:
                 candidate = self.decode(new_ids + [token])
-                if sampling.suppress_tokens and count_labels(candidate) > count_labels(text):
+                if sampling.suppress_tokens and count_labels(candidate) > self.labels:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):
@@ -298,6 +299,7 @@ class TokenPicker:
         new_ids.append(token)
         if sampling.max_sentences or sampling.stop_repeat:
             self.text = candidate
+            self.labels = count_labels(candidate) if sampling.suppress_tokens else 0
         if sampling.max_sentences:
             ends = sentence_ends(candidate)
             if len(ends) >= sampling.max_sentences:

@@ -18,7 +18,8 @@ about 0.7 of the export's time (measured figures: experiments/README.md).
 Design choices:
 - The prompt graph is the model's own forward (``logits_to_keep=1``) with ``PromptCache`` recording the
   keys and values; the step graph (``StepGraph``) is DecodeStep.one's arithmetic with the cache as tensors
-  in and out (concatenated: ONNX has no in-place update). Positions are the past length.
+  in and out (concatenated: ONNX has no in-place update), its norms one operator each (Norm.fused, which
+  the exporter writes as RMSNormalization). Positions are the past length.
 - onnxruntime's arithmetic is not torch's: logits agree to about 1e-6, not to the bit, so a near-tie could
   in principle pick another token; tests and bench_generate.py compare the ids.
 - ``step_graphs`` keeps the graphs in a folder under a hash of the weights and config (and this file's
@@ -46,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minillm.models.decode_step import DecodeStep, Norm
+from minillm.models.decode_step import DecodeStep
 
 GRAPH_VERSION = "1"  # change when StepGraph changes: graphs kept from before are then not reused
 OPSET = 23  # RMSNormalization and Attention
@@ -61,13 +62,6 @@ def cache_names(config: Any) -> list[str]:
 def present_names(config: Any) -> list[str]:
     return [n.replace("past_key_values.", "present.").replace("past_copy.", "present_copy.")
             for n in cache_names(config)]
-
-
-def graph_norm(norm: Norm, x: torch.Tensor) -> torch.Tensor:
-    """The norm as one operator: RMSNormalization (opset 23) or LayerNormalization."""
-    if norm.rms:
-        return F.rms_norm(x, (x.size(-1),), norm.weight, norm.eps)
-    return F.layer_norm(x, (x.size(-1),), norm.weight, norm.bias, norm.eps)
 
 
 class StepGraph(nn.Module):
@@ -86,7 +80,7 @@ class StepGraph(nn.Module):
             x = x + step.pos_emb[pos:pos + 1]
         presents: list[torch.Tensor] = []
         for layer, weights in enumerate(step.layers):
-            qkv = F.linear(graph_norm(weights.norm1, x), weights.qkv, weights.qkv_bias)
+            qkv = F.linear(weights.norm1.fused(x), weights.qkv, weights.qkv_bias)
             qkv = qkv.view(1, 3 * heads, 1, head_dim)
             qk, v = qkv[:, :2 * heads], qkv[:, 2 * heads:]
             if step.rotary is not None:
@@ -98,8 +92,8 @@ class StepGraph(nn.Module):
             presents += [keys, values]
             y = F.scaled_dot_product_attention(qk[:, :heads], keys, values)
             x = x + F.linear(y.view(1, 1, step.dim), weights.out, weights.out_bias)
-            x = x + step.mlp(weights, graph_norm(weights.norm2, x))
-        x = graph_norm(step.norm_f, x)
+            x = x + step.mlp(weights, weights.norm2.fused(x))
+        x = step.norm_f.fused(x)
         logits = F.linear(x, step.head)
         if step.copy is not None:
             dim = step.copy.dim
