@@ -40,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from machine import machine_info
 
 from minillm.models import MiniTransformer, ModelConfig
 from minillm.models.generation import Sampling, generate
@@ -81,6 +80,7 @@ def compare_runtimes(run: str, new_tokens: int, runs: int, threads: int | None) 
     """Tokens/s of one run's weights in minillm's engine (and its reference), HF generate and onnxruntime."""
     import onnxruntime
     import transformers
+    from machine import machine_info  # benchmarks/ is sys.path[0] when this runs as a script
 
     from minillm.answering.engine import with_engine
     from minillm.export.hf import CUSTOM, export_hf
@@ -141,6 +141,8 @@ def compare_runtimes(run: str, new_tokens: int, runs: int, threads: int | None) 
 
 
 def main() -> None:
+    from machine import machine_info  # benchmarks/ is sys.path[0] when this runs as a script
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="seed-3m")
     parser.add_argument("--new-tokens", type=int, default=256)

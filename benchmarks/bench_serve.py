@@ -56,7 +56,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from machine import machine_info
 
 SOAK_KINDS = (  # (name, path, stream, mode): the mix each soak client sends in turn
     ("chat", "/v1/chat/completions", False, None),
@@ -411,6 +410,8 @@ def check_answers(run: str, answers: dict[str, list[str]], max_tokens: int, time
 
 
 def main() -> None:
+    from machine import machine_info  # benchmarks/ is sys.path[0] when this runs as a script
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run directory to serve (ignored with --url)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 8; 32 with --soak)")
