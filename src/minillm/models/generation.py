@@ -20,6 +20,13 @@ Design choices:
   argmax when temperature is 0, else temperature, top-k, top-p (the smallest set of tokens whose probability
   reaches top_p) and a draw from a ``torch.Generator`` seeded from ``Sampling.seed`` (no seed: torch's
   global generator).
+- ``decoder`` says how the tokens are read: the model's forward with a KVCache (``forward_decoder``, the
+  readable reference) or without (``recompute_decoder``); MiniTransformer.generate passes the decode step
+  of models/decode_step.py (the same logits to the bit, without the Module calls), answering/engine.py
+  onnxruntime's.
+- The sampling and stop rules of one sequence live in ``TokenPicker``, fed the logits after each token:
+  ``sample_tokens`` drives one, batched decoding (models/batch.py) one per sequence, its greedy first
+  choices made for all rows at once (``greedy_picks``).
 - Generation runs under ``torch.inference_mode`` (only while the iterator runs, never leaking into the
   caller) with the model in eval mode; its train/eval mode is restored when the iterator finishes.
 - A sentence ends at ., ! or ? (closing quotes/brackets allowed) followed by whitespace; at the very end of

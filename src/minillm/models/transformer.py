@@ -18,6 +18,8 @@ Design choices (defaults first; each alternative is a config field, never a subc
 - Attention through F.scaled_dot_product_attention (flash/memory-efficient kernels where available).
 - KV cache (minillm.models.generation.KVCache, nanochat-style): the model writes each layer's new keys and values into
   the cache, reads its position offset from it, and advances it after the last layer.
+- ``generate`` reads one token a step through models/decode_step.py: this forward's arithmetic, to the bit,
+  without the Module calls; ``logits_to_keep`` (as Hugging Face's) spares a prompt the logits of every position.
 
 Left out on purpose: grouped-query attention, QK-norm, a sliding window or any way past max_seq_len.
 """
