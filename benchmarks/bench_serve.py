@@ -427,11 +427,13 @@ def main() -> None:
     parser.add_argument("--disconnect-every", type=int, default=8,
                         help="soak: every Nth request is a stream abandoned after its first event (0: none)")
     parser.add_argument("--reader", choices=["model", "pattern"], help="passed to minillm serve")
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="passed to minillm serve: its torch threads (default, as serve's: cores minus one)")
     parser.add_argument("--max-batch", type=int, help="passed to minillm serve (default: serve's)")
     parser.add_argument("--check-answers", action="store_true",
                         help="compare every reply with the answer of a server answering one at a time")
     args = parser.parse_args()
-    reader_args = ("--reader", args.reader) if args.reader else ()
+    reader_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
     serve_args = reader_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ())
     if args.clients is None:
         args.clients = 32 if args.soak is not None else 8
@@ -450,7 +452,8 @@ def main() -> None:
                 result = soak(url, process.pid, args.clients, args.soak, warmup, args.max_tokens, args.timeout,
                               args.disconnect_every)
         print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "mode": "soak",
-                          "serve_args": serve_args, **result, "machine": machine_info()}, indent=2))
+                          "serve_args": serve_args, **result, "machine": machine_info(torch_threads=args.threads)},
+                         indent=2))
         return
 
     answers: dict[str, list[str]] | None = {} if args.check_answers else None
@@ -464,7 +467,7 @@ def main() -> None:
     if answers is not None:
         result["answers"] = check_answers(args.run, answers, args.max_tokens, args.timeout, reader_args)
     print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "serve_args": serve_args,
-                      **result, "machine": machine_info()}, indent=2))
+                      **result, "machine": machine_info(torch_threads=args.threads)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,12 +34,13 @@ def version(package: str) -> str | None:
         return None
 
 
-def machine_info(onnxruntime_threads: int | None = None) -> dict:
+def machine_info(onnxruntime_threads: int | None = None, torch_threads: int | None = None) -> dict:
     """cores, processor, torch's threads, the load average when called, and the versions of torch,
     onnxruntime and Python; ``onnxruntime_threads``: the intra-op threads its sessions were given (None:
-    its default)."""
+    its default); ``torch_threads``: those of the process measured (None: this one's)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cores": os.cpu_count(), "processor": processor(), "torch_threads": torch.get_num_threads(),
+    return {"cores": os.cpu_count(), "processor": processor(),
+            "torch_threads": torch_threads or torch.get_num_threads(),
             "onnxruntime_threads": onnxruntime_threads if onnxruntime_threads is not None else "default",
             "load_average_1m": None if load is None else round(load[0], 2),
             "torch": torch.__version__, "onnxruntime": version("onnxruntime"), "python": platform.python_version(),
