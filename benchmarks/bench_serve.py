@@ -392,10 +392,10 @@ def soak(url: str, pid: int | None, clients: int, seconds: float, warmup: float,
 
 
 def check_answers(run: str, answers: dict[str, list[str]], max_tokens: int, timeout: float,
-                  reader_args: tuple[str, ...]) -> dict:
+                  common_args: tuple[str, ...]) -> dict:
     """Each question asked once of a server answering one request at a time; how many of the replies kept
     in answers differ from that answer."""
-    one_at_a_time = (*reader_args, "--max-batch", "1")
+    one_at_a_time = (*common_args, "--max-batch", "1")
     differing, first = 0, None
     with started_server(run, startup_seconds=120, serve_args=one_at_a_time) as url, \
             httpx.Client(timeout=timeout) as http:
@@ -433,8 +433,8 @@ def main() -> None:
     parser.add_argument("--check-answers", action="store_true",
                         help="compare every reply with the answer of a server answering one at a time")
     args = parser.parse_args()
-    reader_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
-    serve_args = reader_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ())
+    common_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
+    serve_args = common_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ())
     if args.clients is None:
         args.clients = 32 if args.soak is not None else 8
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:
@@ -465,7 +465,7 @@ def main() -> None:
             result = drive(url, args.clients, args.seconds, args.max_requests, args.max_tokens, args.stream,
                            args.timeout, answers)
     if answers is not None:
-        result["answers"] = check_answers(args.run, answers, args.max_tokens, args.timeout, reader_args)
+        result["answers"] = check_answers(args.run, answers, args.max_tokens, args.timeout, common_args)
     print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "serve_args": serve_args,
                       **result, "machine": machine_info(torch_threads=args.threads)}, indent=2))
 
