@@ -386,6 +386,28 @@ def test_an_abandoned_answer_leaves_the_batch_and_the_others_go_on(library):
         batching.generate([], long)  # checked when called, as generate checks
 
 
+def test_closing_the_batch_fails_the_answers_in_it(library):
+    model, tok, _ = library
+    gate = threading.Event()
+
+    def held_decode(ids):  # the batching thread waits here, inside a step, until the test lets it go
+        gate.wait(10)
+        return tok.decode(ids)
+
+    batching = BatchingModel(model, 4)
+    in_flight = batching.generate(encode_prompt(tok, "What is the Sun?"), Sampling(max_new_tokens=60, stop_repeat=4),
+                                  decode=held_decode)
+    closing = threading.Thread(target=batching.close)
+    closing.start()
+    time.sleep(0.05)
+    gate.set()
+    closing.join(10)
+    with pytest.raises(RuntimeError, match="the batching thread stopped"):
+        list(in_flight)
+    with pytest.raises(RuntimeError, match="closed"):
+        batching.generate([1, 2], Sampling())
+
+
 class SlowModel:
     """A model whose every token takes 20 ms: long enough to see what runs while it generates."""
 

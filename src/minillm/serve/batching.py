@@ -16,7 +16,8 @@ Design choices:
   worker.py stops reading) marks its request, whose sequence leaves the batch at the next step; a request
   given up before its prompt was read is never read.
 - Errors reading a prompt go to that request's iterator alone; an error in a step (a bug) goes to every
-  sequence in the batch, which is then emptied: one broken step never hangs a client.
+  sequence in the batch, which is then emptied: one broken step never hangs a client. Closing fails the
+  requests still in the batch or waiting, for the same reason.
 - Models without a batched decode step (every rung but the transformer) are not wrapped: the worker keeps
   answering those one at a time.
 """
@@ -115,6 +116,18 @@ class BatchingModel:
 
     def _loop(self) -> None:
         requests: dict[Sequence, Request] = {}
+        try:
+            self._serve(requests)
+        finally:  # closed: nobody may wait for a token that will never come
+            stopped = RuntimeError("the batching thread stopped")
+            for request in requests.values():
+                request.tokens.put(stopped)
+            while not self._incoming.empty():
+                request = self._incoming.get()
+                if request is not None:
+                    request.tokens.put(stopped)
+
+    def _serve(self, requests: dict[Sequence, Request]) -> None:
         with torch.inference_mode():
             while not self._closed:
                 self._admit(requests, block=not requests)
