@@ -61,16 +61,21 @@ def test_model_generate_equals_the_reference_engine_under_every_rule(tok):
 
 def test_greedy_picks_for_a_batch_are_sample_tokens_row_by_row():
     generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, 50, generator=generator) * 3
+    logits = torch.randn(6, 50, generator=generator) * 0.1
+    logits[:, 10], logits[:, 11], logits[:, 12] = 2.0, 1.9, -0.5  # 10 is best, unless a penalty moves it
+    logits[2] -= 3.0  # row 2: all negative, where a penalty below 1 raises the tokens held
     samplings = [Sampling(), Sampling(repetition_penalty=1.3), Sampling(repetition_penalty=0.7),
                  Sampling(temperature=1.0, seed=1), Sampling(repetition_penalty=1.3), Sampling()]
+    held = [[10], [10, 3], [11, 5], [10], [11, 10], [10]]
     pickers = [TokenPicker(logits[0], 3, 64, sampling, None, None) for sampling in samplings]
-    for picker in pickers:
-        picker.seen[torch.randint(0, 50, (10,), generator=generator)] = True
-    banned = [[], [3, 4], list(range(0, 50, 2)), [1], [int(logits[4].argmax())], [7, 7]]
+    for picker, ids in zip(pickers, held, strict=True):  # an answer so far, marked seen as pick marks it
+        picker.new_ids = ids
+        picker.seen[ids] = True
+    banned = [[], [3, 4], [], [1], [11], [10, 10]]
     expected = [None if picker.sampling.temperature else sample_token(row, picker.sampling, picker.seen, None, ban)
                 for row, picker, ban in zip(logits, pickers, banned, strict=True)]
-    assert greedy_picks(logits, pickers, banned) == expected and expected[3] is None
+    assert expected == [10, 11, 11, None, 10, 11]  # penalties, bans and both at once decide
+    assert greedy_picks(logits, pickers, banned) == expected
 
 
 def read_prompts(step: DecodeStep, prompts: list[list[int]], steps: int) -> list[list[torch.Tensor]]:

@@ -332,16 +332,20 @@ def greedy_picks(logits: torch.Tensor, pickers: list[TokenPicker], banned: list[
     picks: list[int | None] = [None] * len(pickers)
     if not rows:
         return picks
-    adjusted = logits[rows].float()  # a copy: rows is a list
-    marks = [(row, token) for row, i in enumerate(rows) for token in banned[i]]
+    adjusted = (logits.clone() if len(rows) == len(pickers) else logits[rows]).float()  # a copy either way
+    flat = adjusted.view(-1)
+    vocab = adjusted.size(1)
+    marks = [row * vocab + token for row, i in enumerate(rows) for token in banned[i]]
     if marks:
-        adjusted[[row for row, _ in marks], [token for _, token in marks]] = float("-inf")
-    penalties = [pickers[i].sampling.repetition_penalty for i in rows]
-    if any(p != 1.0 for p in penalties):
-        penalty = torch.tensor(penalties, dtype=adjusted.dtype, device=adjusted.device)[:, None]
-        penalized = torch.where(adjusted > 0, adjusted / penalty, adjusted * penalty)
-        seen = torch.stack([pickers[i].seen for i in rows]) & (penalty != 1.0)
-        adjusted = torch.where(seen, penalized, adjusted)
+        flat.index_fill_(0, torch.tensor(marks, device=flat.device), float("-inf"))
+    # the penalty on the tokens each answer holds (a picker's ``seen``), not on the whole vocabulary
+    held = [(row * vocab + token, pickers[i].sampling.repetition_penalty) for row, i in enumerate(rows)
+            if pickers[i].sampling.repetition_penalty != 1.0 for token in set(pickers[i].new_ids)]
+    if held:
+        where = torch.tensor([place for place, _ in held], device=flat.device)
+        penalty = torch.tensor([p for _, p in held], dtype=flat.dtype, device=flat.device)
+        values = flat[where]
+        flat[where] = torch.where(values > 0, values / penalty, values * penalty)
     for i, token in zip(rows, adjusted.argmax(-1).tolist(), strict=True):
         picks[i] = token
     return picks
