@@ -4,6 +4,8 @@ import argparse
 import gzip
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +68,7 @@ def test_bench_train_profile_records_the_asked_steps(tmp_path):
     done = bench(tmp_path, "--profile", str(tmp_path / "prof"), "--profile-skip", "1", "--profile-steps", "2")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["pretrain"]["tokens_per_step"] == 2 * 16 and report["compile_mode"] == "default"
+    assert report["pretrain"]["tokens_per_step"] == 2 * 16 and report["compile"] is False  # --no-compile
     assert "Name" in (tmp_path / "prof" / "ops-rank0.txt").read_text()
     summary = trace_summary.summarise(trace_summary.load(tmp_path / "prof" / "trace-rank0.json.gz"))
     assert summary["steps"] == 2 and summary["gpu_span_ms"] is None  # a CPU run: host figures alone
@@ -119,3 +121,150 @@ def test_bench_train_pairs_reports_each_pairs_scaling_and_the_median():
     assert "scaling" not in report["pairs"][0]["one"]
     assert report["scaling"] == {"ddp": {"per_pair": [1.5, 1.5, 1.7], "median": 1.5},
                                  "flat": {"per_pair": [1.9, 1.8, 1.8], "median": 1.8}}
+
+
+# --- --vs-nanogpt ------------------------------------------------------------------------------------------
+
+
+def script_copy(tmp_path) -> Path:
+    """bench_train.py copied to tmp_path/repo/benchmarks, so that its ../shared is tmp_path/shared."""
+    copy = tmp_path / "repo" / "benchmarks" / "bench_train.py"
+    copy.parent.mkdir(parents=True)
+    copy.write_text((REPO / "benchmarks" / "bench_train.py").read_text())
+    return copy
+
+
+def run_copy(copy, *args, timeout=120):
+    return subprocess.run([sys.executable, str(copy), *args], capture_output=True, text=True, cwd=copy.parents[1],
+                          timeout=timeout, env={**os.environ, "MINILLM_CACHE": str(copy.parents[2] / "cache"),
+                                                "OMP_NUM_THREADS": "1"})
+
+
+def test_vs_nanogpt_without_the_anchors_says_so_and_exits_2(tmp_path):
+    done = run_copy(script_copy(tmp_path), "--vs-nanogpt")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("bench_train.py --vs-nanogpt: ")
+    assert f"{tmp_path / 'shared' / 'anchors' / 'run-nanogpt'} is absent" in done.stderr
+    assert "../shared/anchors" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # refused before any work
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vs-nanogpt", "--full"], "--vs-nanogpt starts its own runs"),
+    (["--vs-nanogpt", "--pairs", "2"], "--vs-nanogpt starts its own runs"),
+    (["--vs-nanogpt", "--seeds", "0"], "--seeds >= 1"),
+    (["--vs-nanogpt", "--stop-step", "0"], "--stop-step >= 1"),
+    (["--vs-nanogpt", "no-such-config"], "config 'no-such-config': no such shipped config"),
+    (["--vs-nanogpt", "--set", "train.compile_mode=fast"], "train.compile_mode: must be one of"),
+    (["--config", "shakespeare-char", "--stop-step", "10"], "--stop-step N needs --full"),
+])
+def test_vs_nanogpt_and_stop_step_refuse_bad_arguments(tmp_path, args, message):
+    done = run_copy(script_copy(tmp_path), *args)
+    assert done.returncode == 2 and done.stdout == "" and message in done.stderr, done.stderr
+
+
+FAKE_NANOGPT = """#!/usr/bin/env bash
+# stands in for run-nanogpt: records how it was called, prints a nanoGPT log (val loss 1.5, then 1.46)
+echo "$PYTHON $*" >> "$(dirname "$0")/calls.txt"
+echo "tokens per iteration will be: 16,384"
+echo "step 0: train loss 4.2000, val loss 4.2000"
+for i in 290 300 310 320; do echo "iter $i: loss 2.0000, time 10.00ms, mfu 5.00%"; done
+echo "step 330: train loss 1.4000, val loss 1.5000"
+echo "iter 330: loss 1.9000, time 900.00ms, mfu 5.00%"
+echo "iter 340: loss 1.9000, time 12.00ms, mfu 5.00%"
+echo "step 350: train loss 1.3000, val loss 1.4600"
+"""
+
+
+def test_vs_nanogpt_runs_nanogpt_then_each_config_per_seed(tmp_path):
+    """The whole flag on a CPU, with a stand-in for run-nanogpt and a tiny minillm: the rounds, the seeds, the
+    stop step, the report's ratios."""
+    text = shakespeare_slice(tmp_path)  # skips where ../shared is absent
+    copy = script_copy(tmp_path)
+    anchors = tmp_path / "shared" / "anchors"
+    (anchors / "nanoGPT" / "config").mkdir(parents=True)
+    (anchors / "nanoGPT" / "config" / "train_shakespeare_char.py").write_text("")
+    (anchors / "run-nanogpt").write_text(FAKE_NANOGPT)
+    (anchors / "run-nanogpt").chmod(0o755)
+    (tmp_path / "shared" / "data" / "tinyshakespeare").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "tinyshakespeare" / "input.txt").write_text(text.read_text())
+    tiny = ["model.num_layers=1", "model.emb_dim=32", "model.num_heads=2", "model.ffn_dim=64", "model.max_seq_len=16",
+            "train.batch_size=2", "train.eval_interval=2", "train.eval_batches=1", "train.log_interval=1",
+            f"data.text={text}"]
+    done = run_copy(copy, "--vs-nanogpt", "shakespeare-char", "--seeds", "2", "--stop-step", "4", "--device", "cpu",
+                    "--no-compile", "--target-loss", "20", "--out", str(tmp_path / "out"),
+                    *(a for item in tiny for a in ("--set", item)), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert json.loads((tmp_path / "out" / "bench.json").read_text()) == report
+    assert report["benchmark"] == "vs_nanogpt" and report["configs"] == ["shakespeare-char"]
+    assert report["seeds"] == 2 and report["stop_step"] == 4 and report["device"] == "cpu"
+
+    calls = (anchors / "calls.txt").read_text().splitlines()
+    assert len(calls) == 2 and calls[0].startswith(f"{sys.executable} config/train_shakespeare_char.py "
+                                                   "--device=cpu --compile=False --max_iters=4 --out_dir=")
+    assert calls[1].split()[0].endswith("python-seed+1")  # round 1: the wrapper that adds 1 to its seed
+    nanogpt = report["runs"]["nanogpt"]
+    assert [r["torch_seed"] for r in nanogpt] == [1337, 1338] and [r["round"] for r in nanogpt] == [0, 1]
+    first = nanogpt[0]
+    assert first["val_curve"][1][:2] == [330, 1.5] and first["best_val_loss"] == 1.46 and first["best_step"] == 350
+    # iterations from 300 on, the one at an evaluation step (330, 900 ms) left out: 10, 10, 10, 12 ms
+    assert (first["ms_per_iter"], first["steady_iters"], first["tokens_per_s"]) == (10.0, 4, 1638400)
+    assert first["seconds_to_target"] == first["val_curve"][0][2]  # the target 20: the first evaluation
+    assert (tmp_path / "out" / "nanogpt-seed1.log").read_text().startswith("tokens per iteration")
+
+    runs = report["runs"]["shakespeare-char"]
+    assert [r["seed"] for r in runs] == [1337, 1338] and [r["round"] for r in runs] == [0, 1]
+    for run in runs:
+        assert run["last_step"] == 4 and [step for step, _ in run["val_curve"]] == [2, 4]  # stopped at 4
+        assert run["compile"] is False and run["seconds_to_target"] > 0 and run["start_delay_s"] >= 0
+        assert run["best_val_loss"] == min(loss for _, loss in run["val_curve"])
+    assert (tmp_path / "out" / "minillm-shakespeare-char-seed1" / "full-metrics.jsonl").is_file()
+    so_far = json.loads((tmp_path / "out" / "runs-so-far.json").read_text())
+    assert so_far == report["runs"]
+
+    summary = report["summary"]["configs"]["shakespeare-char"]
+    assert summary["ratios"]["tokens_per_s"] == round(
+        statistics.median(r["tokens_per_s"] for r in runs) / 1638400, 3)
+    assert summary["best_val_loss"]["n"] == 2 and summary["seconds_to_target"]["reached"] == 2
+    assert set(summary["goals"]) == {"tokens_per_s_ratio >= 1.8", "seconds_to_target_ratio <= 0.4",
+                                     "mean_best_val_loss <= nanogpt"}
+
+
+def test_vs_nanogpt_summary_gives_the_ratios_and_the_goals():
+    def run(rate, seconds, best):
+        return {"tokens_per_s": rate, "seconds_to_target": seconds, "best_val_loss": best}
+
+    nanogpt = [run(1000, 70.0, 1.47), run(1200, 60.0, 1.46), run(1100, 65.0, 1.48)]
+    minillm = {"fast": [run(2000, 30.0, 1.46), run(2100, 20.0, 1.45), run(1900, 25.0, 1.45)],
+               "slow": [run(1500, None, 1.50), run(1500, 40.0, 1.49), run(1500, 40.0, 1.48)]}
+    summary = bench_train.vs_summary(nanogpt, minillm)
+    assert summary["nanogpt"]["best_val_loss"] == {"mean": 1.47, "min": 1.46, "max": 1.48, "stdev": 0.01, "n": 3}
+    assert summary["nanogpt"]["tokens_per_s"]["median"] == 1100
+    fast = summary["configs"]["fast"]
+    assert fast["ratios"] == {"tokens_per_s": round(2000 / 1100, 3), "tokens_per_s_first_round": 2.0,
+                              "seconds_to_target": round(25 / 65, 3),
+                              "seconds_to_target_first_round": round(30 / 70, 3),
+                              "best_val_loss_mean_minus_nanogpt": -0.0167}
+    assert all(fast["goals"].values())
+    slow = summary["configs"]["slow"]
+    assert slow["seconds_to_target"] == {"per_round": [None, 40.0, 40.0], "reached": 2, "median": None}
+    assert slow["ratios"]["seconds_to_target"] is None and slow["ratios"]["seconds_to_target_first_round"] is None
+    assert slow["goals"] == {"tokens_per_s_ratio >= 1.8": False, "seconds_to_target_ratio <= 0.4": False,
+                             "mean_best_val_loss <= nanogpt": False}
+
+
+def test_vs_nanogpt_passes_nanogpt_only_options_it_has():
+    """Against the real anchors: run-nanogpt and the recipe exist, and every --key= given to nanoGPT is one of
+    its train.py globals (its configurator refuses others)."""
+    anchors = REPO.parent / "shared" / "anchors"
+    if not (anchors / "run-nanogpt").is_file():
+        pytest.skip(f"{anchors} is absent: no nanoGPT to check against")
+    assert bench_train.SHARED == REPO.parent / "shared"
+    command = bench_train.nanogpt_command("cpu", 3000, Path("/tmp/out"))
+    assert command[0] == str(anchors / "run-nanogpt") and command[1] == bench_train.NANOGPT_RECIPE
+    assert (anchors / "nanoGPT" / bench_train.NANOGPT_RECIPE).is_file()
+    train_globals = set(re.findall(r"^(\w+) = ", (anchors / "nanoGPT" / "train.py").read_text(), re.M))
+    keys = [arg.removeprefix("--").split("=")[0] for arg in command[2:]]
+    assert keys == ["device", "compile", "max_iters", "out_dir"] and set(keys) <= train_globals
+    assert bench_train.nanogpt_command("cuda", None, Path("/tmp/out"))[2:] == ["--device=cuda", "--out_dir=/tmp/out"]

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minillm.answering.answer import Answer
+from minillm.answering.attribution import invented_words, words_of
 from minillm.cli import main
 from minillm.core.errors import InputError
 from minillm.data.records import read_articles
@@ -345,6 +346,23 @@ def test_eval_open_book(run_copy, tmp_path):
     assert set(qa["degenerate_by_kind"]) == {"repeated_4gram", "unfinished", "prompt_punctuation"}
     assert qa["degenerate"] == sum(any(r["degenerate"].values()) for r in qa["answers"])
     assert all("degenerate" in s and "faithfulness" in s for s in qa["by_domain"].values())
+    # invented words: in none of the passages, the question or the articles the tokenizer was trained on
+    articles_words = words_of(a.text for a in articles)
+    for row in qa["answers"]:
+        assert row["invented_words"] == invented_words(row["answer"], [row["question"]], articles_words)
+    assert qa["invented_words"] == sum(len(r["invented_words"]) for r in qa["answers"])
+    assert qa["answers_with_invented_words"] == sum(bool(r["invented_words"]) for r in qa["answers"])
+
+
+@pytest.mark.parametrize("answer, sources, known, invented", [
+    ("Mars has two moons.", ["Mars has two small moons."], set(), []),
+    ("Mars has two moonsies.", ["Mars has two moons."], set(), ["moonsies"]),
+    ("Two lungs functionchange the air.", ["The two lungs change the air."], {"function"}, ["functionchange"]),
+    ("MARS is red, 4 billion years old.", ["Mars is red."], {"billion", "years"}, ["old"]),  # case, numbers
+    ("Venus venus Venusia venusia.", [], {"venus"}, ["venusia"]),  # each once
+])
+def test_invented_words(answer, sources, known, invented):
+    assert invented_words(answer, sources, known) == invented
 
 
 def test_eval_closed_book_counts_degenerate_answers_without_faithfulness(run_copy, tmp_path):

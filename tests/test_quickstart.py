@@ -1,7 +1,11 @@
 """`minillm quickstart` end to end on the bundled offline articles, with a model shrunk to a few steps."""
 
+import pytest
+
 from minillm.cli import main
+from minillm.core.errors import InputError
 from minillm.retrieval.index import load_index
+from minillm.workflows.quickstart import index_is_dense
 
 TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32",
         "train.pretrain_steps=2", "train.finetune_steps=2", "train.eval_batches=1", "tokenizer.vocab_size=300"]
@@ -9,7 +13,7 @@ TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ff
 
 def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, capsys):
     run, data = tmp_path / "runs" / "quickstart", tmp_path / "data"
-    args = ["quickstart", "--out", str(run), "--data-dir", str(data), "--no-progress"]
+    args = ["quickstart", "--out", str(run), "--data-dir", str(data), "--no-progress", "--index", "bm25"]
     assert main([*args, *[a for item in TINY for a in ("--set", item)]]) == 0
     out = capsys.readouterr().out
     for path in ("raw/articles.jsonl", "processed/qa_pairs.jsonl", "splits/train.jsonl", "splits/test.jsonl",
@@ -26,3 +30,23 @@ def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, caps
 
     assert main(args) == 2  # an existing run is never overwritten unless asked
     assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_the_index_is_hybrid_where_the_dense_extra_is_installed(monkeypatch):
+    import minillm.workflows.quickstart as quickstart
+
+    lines = []
+    monkeypatch.setattr(quickstart, "dense_available", lambda: True)
+    assert quickstart.index_is_dense("auto", lines.append) and quickstart.index_is_dense("hybrid", lines.append)
+    assert not quickstart.index_is_dense("bm25", lines.append) and lines == []
+    monkeypatch.setattr(quickstart, "dense_available", lambda: False)
+    assert not quickstart.index_is_dense("auto", lines.append)
+    assert len(lines) == 1 and "BM25 only" in lines[0] and "minillm[dense]" in lines[0]  # said once
+
+
+def test_an_unknown_index_kind_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["quickstart", "--out", str(tmp_path / "run"), "--index", "faiss"])
+    assert exited.value.code == 2 and "--index: invalid choice: 'faiss'" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--index 'faiss': expected one of auto, hybrid, bm25"):
+        index_is_dense("faiss", print)

@@ -559,7 +559,9 @@ def test_cli_build_eval_ask_open(cli_run, capsys):
     assert "7 questions, recall@1 1.000, recall@5 1.000" in out and "astronomy" in out
 
     assert main(["index", "eval", str(run), "--natural", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)["natural questions"]
+    reports = json.loads(capsys.readouterr().out)
+    assert set(reports) == {"natural", "natural-heldout", "natural-third"}  # the three shipped sets
+    report = reports["natural"]
     assert report["questions"] >= 1 and "misses" not in report  # the tiny corpus has Sun, Moon, Heart, ...
 
     assert main(["index", "eval", str(run), "--natural"]) == 0
@@ -667,3 +669,24 @@ def test_retrieve_gives_the_passages_and_their_context_or_nothing_without_an_ind
     assert [p.title for p in passages] == [p.title for p in index.search("Where is the Nile?", 2)]
     assert context == passages_context(passages) and context.startswith("The Nile is a river")
     assert retrieve(None, "Where is the Nile?") == ([], None)
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "cpu"), ("cuda", "cuda")])
+def test_bm25s_is_imported_only_for_an_index_and_keeps_jax_off_the_gpu(tmp_path, preset, expected):
+    """Training imports retrieval (for open-book fine-tuning) but not bm25s, whose import runs JAX where it is installed
+    (JAX then takes 75% of a GPU's memory); an index imports it with JAX_PLATFORMS=cpu unless that is set."""
+    import os
+    import subprocess
+
+    code = ("import os, sys, minillm.training.trainer, minillm.cli\n"
+            "before = sorted(m for m in ('bm25s', 'jax') if m in sys.modules)\n"
+            "from minillm.retrieval.index import bm25s_module\n"
+            "bm25s_module()\n"
+            "print(before, 'bm25s' in sys.modules, os.environ['JAX_PLATFORMS'])")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    if preset:
+        env["JAX_PLATFORMS"] = preset
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "True", expected]

@@ -212,6 +212,20 @@ def test_answer_stream_events(url):
     assert events[-1]["type"] == "done" and events[-1]["usage"] == whole["usage"]
 
 
+def test_answer_resolves_a_follow_up_against_the_history(url):
+    history = [{"question": "What is the Sun?", "answer": "The Sun is the star at the centre of the Solar System."}]
+    asked = {"question": "What is it made of?", "history": history, "mode": "open"}
+    body = httpx.post(f"{url}/v1/answer", json=asked).json()
+    direct = httpx.post(f"{url}/v1/answer", json={"question": "What is the Sun made of?", "mode": "open"}).json()
+    assert body["question"] == "What is it made of?" and body["resolved_question"] == "What is the Sun made of?"
+    assert body["answer"] == direct["answer"] and body["sources"] == direct["sources"]
+    with httpx.stream("POST", f"{url}/v1/answer", json={**asked, "stream": True}, timeout=60) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+    assert events[0] == {"type": "resolved", "question": "What is the Sun made of?"}
+    alone = httpx.post(f"{url}/v1/answer", json={"question": "What is it made of?", "mode": "open"}).json()
+    assert alone["resolved_question"] == "What is it made of?"  # no history: nothing to resolve against
+
+
 def test_open_mode_without_an_index_is_a_409_naming_the_command(tiny_run):
     with TestClient(create_app(tiny_run), base_url="http://127.0.0.1") as test_client:
         assert test_client.get("/v1/models").json()["data"][0]["meta"]["open_book"] is False
@@ -258,6 +272,10 @@ BAD_REQUESTS = [
     ("/v1/answer", {"json": {"question": None}}, 400, "question"),
     ("/v1/answer", {"json": {"question": "x" * 2001}}, 400, "question"),
     ("/v1/answer", {"json": {"question": "What?", "mode": "book"}}, 400, "mode"),
+    ("/v1/answer", {"json": {"question": "What?", "history": "What is the Sun?"}}, 400, "history"),
+    ("/v1/answer", {"json": {"question": "What?", "history": [{"answer": "A star."}]}}, 400, "history.0.question"),
+    ("/v1/answer", {"json": {"question": "What?", "history": [{"question": 7}]}}, 400, "history.0.question"),
+    ("/v1/answer", {"json": {"question": "What?", "history": [{"question": "Q?"}] * 65}}, 422, "history"),
     ("/v1/answer", {"json": {"question": "What?", "max_new_tokens": 0}}, 400, "max_new_tokens"),
     ("/v1/answer", {"json": {"question": "What?", "max_new_tokens": 513}}, 400, "max_new_tokens"),
     ("/v1/answer", {"json": {"question": "What?", "temperature": True}}, 400, "temperature"),

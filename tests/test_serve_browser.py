@@ -109,3 +109,12 @@ def test_a_refused_request_shows_the_servers_message(page, url):
         page.unroute("**/v1/answer")
     expected = f"error: {refusal.json()['error']['message']}"
     assert expected.startswith("error: temperature: ") and reply.locator(".stats").text_content() == expected
+
+
+def test_the_page_keeps_the_conversation_for_follow_ups(page, url):
+    ask(page, "What is the Sun?", "open")
+    reply = ask(page, "What is it made of?", "open")
+    assert reply.locator(".resolved").text_content() == "(about: What is the Sun made of?)"
+    expected = httpx.post(f"{url}/v1/answer", json={"question": "What is the Sun made of?", "mode": "open"}).json()
+    assert reply.locator(".answer-text").text_content().strip() == expected["answer"]
+    assert reply.locator(".sources a").first.text_content() == "Sun"

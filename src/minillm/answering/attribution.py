@@ -10,8 +10,10 @@ Design choices:
 from __future__ import annotations
 
 import functools
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict
 from typing import Any
 
@@ -43,6 +45,7 @@ _WORD = re.compile(r"\w+")
 
 @functools.lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # importing bm25s touches JAX: see retrieval.index.bm25s_module
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
@@ -74,3 +77,24 @@ def sentence_sources(answer: str, passages: Sequence[str]) -> list[dict]:
         share = shares[best] if best is not None else 0.0
         sources.append({"sentence": sentence, "passage": best if share > 0 else None, "share": round(share, 4)})
     return sources
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")  # words of letters: a number is not a word here
+
+
+def words_of(texts: Iterable[str]) -> set[str]:
+    """The casefolded words (runs of letters) of ``texts``: "Mars' moons, 2" -> {'mars', 'moons'}."""
+    return {w for text in texts for w in _LETTERS.findall(text.casefold())}
+
+
+def invented_words(answer: str, sources: Sequence[str], known: AbstractSet[str]) -> list[str]:
+    """The words of ``answer`` found in none of ``sources`` (the passages and the question) and not in
+    ``known`` (the words of the tokenizer's training text): words a reader made up, such as the
+    "functionchange" of two copied spans glued together. Each once, in the answer's order.
+
+    >>> invented_words("Mars has two moonsies.", ["Mars has two moons."], {"has"})
+    ['moonsies']
+    """
+    seen = words_of(sources)
+    found = [w for w in _LETTERS.findall(answer.casefold()) if w not in seen and w not in known]
+    return list(dict.fromkeys(found))

@@ -64,11 +64,12 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run: held-out text, answers to questions; writes eval.json")
     p.add_argument("run", help="run directory")
     questions = p.add_mutually_exclusive_group()
-    questions.add_argument("--split", choices=["train", "val", "test", "natural", "natural-heldout"],
-                           default="test",
+    questions.add_argument("--split", choices=["train", "val", "test", "natural", "natural-heldout",
+                                               "natural-third"], default="test",
                            help="the run's QA split: SPLIT.jsonl beside its data.val_qa (default test); "
                                 "natural: the 90 hand-written questions shipped with minillm; natural-heldout: "
-                                "36 more, written after the open-book reading was tuned on the 90")
+                                "36 more, written after the open-book reading was tuned on the 90; "
+                                "natural-third: 66 on new subjects, written before any reader answered them")
     questions.add_argument("--qa", help="JSONL with question and answer (or reference), optional domain and "
                                         "keywords; for --task arc-*: ARC's format")
     p.add_argument("--task", choices=["qa", "arc-easy", "arc-challenge"], default="qa",
@@ -152,7 +153,14 @@ def cmd_index_eval(args: argparse.Namespace) -> int:
     import json
 
     from minillm.data.records import read_qa_pairs
-    from minillm.evaluation.retrieval import evaluate_retrieval, natural_targets, qa_targets, read_natural_questions
+    from minillm.evaluation.retrieval import (
+        NATURAL_SETS,
+        evaluate_retrieval,
+        natural_questions_path,
+        natural_targets,
+        qa_targets,
+        read_natural_questions,
+    )
     from minillm.retrieval.index import require_index
 
     index = require_index(args.run)
@@ -162,11 +170,12 @@ def cmd_index_eval(args: argparse.Namespace) -> int:
         qa = args.qa or f"{DEFAULT_SPLITS}/test.jsonl"
         reports[qa] = evaluate_retrieval(index, qa_targets(read_qa_pairs(qa)))
     if args.natural or both:
-        targets, missing = natural_targets(index, read_natural_questions())
-        reports["natural questions"] = evaluate_retrieval(index, targets)
-        if missing:
-            notes.append(f"natural questions: {len(missing)} gold article(s) not in the index, left out: "
-                         + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        for name, file in NATURAL_SETS.items():
+            targets, missing = natural_targets(index, read_natural_questions(natural_questions_path(file)))
+            reports[name] = evaluate_retrieval(index, targets)
+            if missing:
+                notes.append(f"{name}: {len(missing)} gold article(s) not in the index, left out: "
+                             + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
     if args.json:
         print(json.dumps(reports if args.misses else {name: {k: v for k, v in r.items() if k != "misses"}
                                                       for name, r in reports.items()}, indent=2))
@@ -201,7 +210,7 @@ def add_index(sub: argparse._SubParsersAction) -> None:
     p = index.add_parser("eval", help="recall@1 and @5 of the source article; default: both question sets")
     p.add_argument("run", help="run directory")
     p.add_argument("--qa", help=f"QA pairs whose article_id is the gold (e.g. {DEFAULT_SPLITS}/test.jsonl)")
-    p.add_argument("--natural", action="store_true", help="the shipped hand-written natural questions")
+    p.add_argument("--natural", action="store_true", help="the shipped hand-written natural questions (all three sets)")
     p.add_argument("--misses", action="store_true", help="list questions whose article is not ranked first")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_index_eval)

@@ -150,7 +150,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from minillm.workflows.quickstart import run_quickstart
 
     result = run_quickstart(args.out, args.data_dir, config=args.config, overrides=tuple(args.set),
-                            device=args.device, overwrite=args.overwrite,
+                            device=args.device, overwrite=args.overwrite, index=args.index,
                             log=lambda line: print(line, flush=True), progress=not args.no_progress)
     print(f"\nsample answers from {result.run_dir} (open book: from the passages its index retrieves):")
     for sample in result.samples:
@@ -200,6 +200,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--device", help="auto (default), cpu, cuda, mps")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--index", choices=("auto", "hybrid", "bm25"), default="auto",
+                   help="retrieval index: hybrid (BM25 + dense, needs the [dense] extra), bm25, or auto "
+                        "(default: hybrid where the extra is installed, else bm25, said once)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_quickstart)
 

@@ -42,6 +42,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from typing import Any
 import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
-from minillm.answering.attribution import faithfulness, sentence_sources
+from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer
 from minillm.core.checks import string_field, string_list_field
@@ -65,13 +66,14 @@ from minillm.evaluation.perplexity import (
     score_documents,
     unscored,
 )
-from minillm.evaluation.retrieval import NATURAL_HELDOUT, NATURAL_QUESTIONS, natural_questions_path
+from minillm.evaluation.retrieval import NATURAL_SETS, natural_questions_path
 from minillm.models.base import LanguageModel
 from minillm.models.generation import Sampling
 from minillm.prompt import fit_prompt
 from minillm.retrieval.index import require_index
 from minillm.tokenizer import Tokenizer
 from minillm.training.config import Config
+from minillm.training.data import pretrain_texts
 
 EVAL_FORMAT = 1
 TASKS = ("qa", "arc-easy", "arc-challenge")
@@ -138,9 +140,10 @@ def read_choice_questions(path: str | Path) -> list[ChoiceQuestion]:
 def default_qa_path(cfg: Config, split: str) -> Path:
     """``{split}.jsonl`` in the folder of the run's QA splits (that of data.val_qa, else data.train_qa);
     for ``natural``, the hand-written questions shipped with minillm (eval_data/natural_questions.jsonl),
-    for ``natural-heldout`` the 36 written after the open-book reading was tuned on those."""
-    if split in ("natural", "natural-heldout"):
-        return natural_questions_path(NATURAL_QUESTIONS if split == "natural" else NATURAL_HELDOUT)
+    for ``natural-heldout`` the 36 written after the open-book reading was tuned on those, for
+    ``natural-third`` 66 on new subjects, written before any reader answered them."""
+    if split in NATURAL_SETS:
+        return natural_questions_path(NATURAL_SETS[split])
     return Path(cfg.data.val_qa or cfg.data.train_qa).parent / f"{split}.jsonl"
 
 
@@ -178,6 +181,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     hits = [float(r["keyword_hit"]) for r in rows if r["keyword_hit"] is not None]
     seconds = [r["seconds"] for r in rows]
     faithful = [r["faithfulness"] for r in rows if r.get("faithfulness") is not None]
+    invented = rows and all("invented_words" in r for r in rows)
     flags = list(metrics.degeneration("").keys())
     return {
         "count": len(rows),
@@ -194,13 +198,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "degenerate": sum(any(r["degenerate"].values()) for r in rows),
         "degenerate_by_kind": {flag: sum(r["degenerate"][flag] for r in rows) for flag in flags},
         "faithfulness": mean(faithful),
+        "invented_words": sum(len(r["invented_words"]) for r in rows) if invented else None,
+        "answers_with_invented_words": sum(bool(r["invented_words"]) for r in rows) if invented else None,
     }
 
 
 def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuestion], sampling: Sampling, *,
-                index: Any = None, k: int = 3,
+                index: Any = None, k: int = 3, known_words: AbstractSet[str] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Answer every question (open book when a retrieval ``index`` is given) and score the answers."""
+    """Answer every question (open book when a retrieval ``index`` is given) and score the answers; open
+    book with ``known_words`` (the words of the tokenizer's training text), each answer's invented words."""
     def respond(question: str) -> tuple[Any, list | None]:
         if index is None:
             return answer(model, tok, question, sampling), None
@@ -219,6 +226,8 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
                "new_tokens": result.new_tokens}
         if passages is not None:
             row["passages"] = [p.title for p in passages]
+            if known_words is not None:
+                row["invented_words"] = invented_words(result.text, [*texts, q.question], known_words)
         rows.append(row)
         if progress:
             progress(i + 1, len(questions))
@@ -332,10 +341,21 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         "lm": lm,
     }
     if task == "qa":
-        result["qa"] = evaluate_qa(model, tok, questions, sampling, index=index, k=k, progress=progress)
+        known = training_words(cfg) if index is not None else None
+        result["qa"] = evaluate_qa(model, tok, questions, sampling, index=index, k=k, known_words=known,
+                                   progress=progress)
     else:
         result["multiple_choice"] = {"task": task, **evaluate_choices(model, tok, questions, progress)}
     return result
+
+
+def training_words(cfg: Config) -> set[str] | None:
+    """The words of the run's pretraining text, on which its tokenizer was trained (None: not readable now)."""
+    try:
+        train, val = pretrain_texts(cfg)
+    except InputError:
+        return None
+    return words_of(train + val)
 
 
 def write_eval(result: dict[str, Any], path: str | Path) -> Path:

@@ -51,6 +51,8 @@ class RetrievalQuestion:
 
 
 NATURAL_HELDOUT = "natural_questions_heldout.jsonl"  # 36 more, written after the readers were tuned on the 90
+NATURAL_THIRD = "natural_questions_third.jsonl"  # 66 more, on subjects new to both, written before any reader saw them
+NATURAL_SETS = {"natural": NATURAL_QUESTIONS, "natural-heldout": NATURAL_HELDOUT, "natural-third": NATURAL_THIRD}
 
 
 def natural_questions_path(name: str = NATURAL_QUESTIONS) -> Path:

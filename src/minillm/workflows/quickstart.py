@@ -1,6 +1,7 @@
 """One command from nothing to a model that answers questions: the whole pipeline on the bundled data.
 
     fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> retrieval index
+    (BM25 + dense where the [dense] extra is installed, else BM25, said once)
     -> sample answers (open book, with sources; two also closed book, to show what retrieval adds)
 
 Each stage calls the same library function as its own ``minillm`` command and writes the same files, so a
@@ -33,6 +34,8 @@ from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
 from minillm.data.records import Article, read_articles, read_qa_pairs
 from minillm.data.split import Split, split_qa_pairs, write_split
+from minillm.retrieval.dense import INSTALL_HINT
+from minillm.retrieval.dense import available as dense_available
 from minillm.retrieval.index import INDEX_DIR, Index
 from minillm.tokenizer import train_tokenizer
 from minillm.training.config import load_config, shipped_config
@@ -42,6 +45,7 @@ from minillm.training.trainer import train
 FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?")
 ANSWER_SAMPLING = ENGINE_ANSWER_SAMPLING  # as `minillm ask` answers: 2-4 sentences fit its 128 tokens
 CLOSED_BESIDE_OPEN = 2  # fixed questions also answered closed book
+INDEX_KINDS = ("auto", "hybrid", "bm25")
 
 
 @dataclass
@@ -65,7 +69,7 @@ class QuickstartResult:
 def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path = "data",
                    config: str = "tiny-cpu", overrides: tuple[str, ...] = (), device: str | None = None,
                    overwrite: bool = False, seed: int = 0, log: Callable[[str], None] = lambda _: None,
-                   progress: bool = True) -> QuickstartResult:
+                   progress: bool = True, index: str = "auto") -> QuickstartResult:
     start = time.perf_counter()
     run_dir, data = Path(out_dir), Path(data_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -88,10 +92,11 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
     log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
 
-
-    index = Index.build(articles)
+    dense = index_is_dense(index, log)
+    index = Index.build(articles, dense=dense)
     index.save(run_dir / INDEX_DIR)
-    log(f"index: {len(index.passages)} passages -> {run_dir / INDEX_DIR} (open book: --mode open)")
+    kind = "BM25 + dense (all-MiniLM-L6-v2)" if dense else "BM25"
+    log(f"index: {len(index.passages)} passages, {kind} -> {run_dir / INDEX_DIR} (open book: --mode open)")
 
     model, tok, _ = load_answerer(run_dir, device=device or "cpu")
     questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
@@ -127,6 +132,17 @@ def build_data(data: Path, seed: int = 0, log: Callable[[str], None] = lambda _:
     write_split(split, data / "splits")
     log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {data / 'splits'}")
     return articles, split
+
+
+def index_is_dense(kind: str, log: Callable[[str], None]) -> bool:
+    """Whether the quickstart's index is hybrid: ``hybrid``, ``bm25`` or ``auto`` (hybrid where the [dense]
+    extra is installed: it finds the article a question describes without naming it; else BM25, said once)."""
+    if kind not in INDEX_KINDS:
+        raise InputError(f"--index {kind!r}: expected one of {', '.join(INDEX_KINDS)}")
+    if kind == "auto" and not dense_available():
+        log(f"index: BM25 only, without the [dense] extra ({INSTALL_HINT}): open-book answers find fewer "
+            "of the articles a question describes")
+    return kind == "hybrid" or (kind == "auto" and dense_available())
 
 
 def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "bpe", vocab_size: int = 4096,

@@ -1,9 +1,13 @@
 // The chat page of `minillm serve`: ask a question, watch the answer stream in from POST /v1/answer.
+// The page keeps the conversation (`history`) and sends it, so a follow-up such as "How hot is it there?"
+// after "What is Venus?" is answered about Venus, as `minillm chat` and /v1/chat/completions answer it.
 // Every string from the user, the model or an article is inserted as text (textContent, never innerHTML),
 // so a question such as <img src=x onerror=alert(1)> is shown as typed and runs nothing.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const history = [];  // earlier turns, oldest first: {question, answer}
+const MAX_HISTORY = 64;  // the server's limit (MAX_MESSAGES)
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -95,14 +99,16 @@ async function ask(question, mode, temperature) {
     const response = await fetch("/v1/answer", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question, mode, temperature, stream: true }),
+      body: JSON.stringify({ question, history, mode, temperature, stream: true }),
     });
     if (!response.ok) {
       const body = await response.json().catch(() => null);
       throw new Error(body?.error?.message ?? `HTTP ${response.status}`);
     }
     for await (const event of events(response)) {
-      if (event.type === "sources") {
+      if (event.type === "resolved") {
+        reply.prepend(element("p", "resolved", `(about: ${event.question})`));
+      } else if (event.type === "sources") {
         showSources(sources, event.sources);
       } else if (event.type === "text") {
         text.textContent += event.text;
@@ -117,6 +123,8 @@ async function ask(question, mode, temperature) {
       }
     }
     reply.dataset.state = "done";
+    history.push({ question, answer: text.textContent });
+    if (history.length > MAX_HISTORY) history.shift();
   } catch (error) {
     stats.textContent = `error: ${error.message}`;
     reply.classList.add("error");
