@@ -2,6 +2,7 @@
 
     python benchmarks/bench_serve.py RUN [--clients 8] [--seconds 10] [--url http://127.0.0.1:8000]
                                          [--max-tokens 32] [--stream] [--max-requests 100000]
+                                         [--reader model|pattern] [--max-batch N] [--check-answers]
 
 Without --url the script starts ``python -m minillm serve RUN`` on a free port itself, as a separate
 process (so the clients' threads do not share the server's GIL), and stops it at the end; with --url it
@@ -12,9 +13,14 @@ drives a server already running there. Each client is a thread with its own HTTP
 request comes first and is not counted.
 
 An error is a reply other than 200, a transport error or a timeout (--timeout). Latency is per request,
-send to last byte; percentiles are nearest-rank over the successful requests. The server generates one
-answer at a time (serve/worker.py), so requests/s stays about the same as clients are added while
-latency grows with the queue: the figures show the queue is served without errors, not a speed-up.
+send to last byte; percentiles are nearest-rank over the successful requests. ``--reader`` and
+``--max-batch`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
+``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
+
+``--check-answers``: every reply's text is kept, and once the clients are done the script starts a second
+server answering one request at a time (``--max-batch 1``: minillm's own engine, the model's numbers to the
+bit) and asks each question once: ``answers`` counts the replies that differ from that unbatched answer.
+``machine`` records the cores, processor, load average and versions (benchmarks/machine.py).
 
 Soak mode (``--soak SECONDS``, off by default; ``--clients`` then defaults to 32): the clients keep sending
 requests until the deadline, a fixed mix in turn: ``POST /v1/chat/completions`` and ``POST /v1/answer``,
@@ -74,15 +80,16 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 @contextmanager
-def started_server(run: str, startup_seconds: float, with_process: bool = False):
-    """`minillm serve RUN` on a free 127.0.0.1 port; yields its URL (and, with_process, its Popen too)."""
+def started_server(run: str, startup_seconds: float, with_process: bool = False, serve_args: tuple[str, ...] = ()):
+    """`minillm serve RUN [serve_args]` on a free 127.0.0.1 port; yields its URL (and, with_process, its Popen
+    too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen([sys.executable, "-m", "minillm", "serve", run, "--port", str(port),
-                                "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+                                "--log-level", "warning", *serve_args], env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_seconds
@@ -102,24 +109,29 @@ def started_server(run: str, startup_seconds: float, with_process: bool = False)
         process.wait(timeout=30)
 
 
-def request(http: httpx.Client, url: str, question: str, max_tokens: int, stream: bool) -> int:
-    """One chat completion, read to its end; returns its completion tokens (from the usage report)."""
+def request(http: httpx.Client, url: str, question: str, max_tokens: int, stream: bool) -> tuple[int, str]:
+    """One chat completion, read to its end; returns its completion tokens (from the usage report) and text."""
     body = {"model": "bench", "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens}
     if not stream:
         response = http.post(f"{url}/v1/chat/completions", json=body)
         response.raise_for_status()
-        return response.json()["usage"]["completion_tokens"]
+        reply = response.json()
+        return reply["usage"]["completion_tokens"], reply["choices"][0]["message"]["content"]
     body.update(stream=True, stream_options={"include_usage": True})
     with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
     if events[-1] != "[DONE]":
         raise ValueError(f"the stream ended without [DONE]: {events[-1][:200]}")
-    return json.loads(events[-2])["usage"]["completion_tokens"]
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    return chunks[-1]["usage"]["completion_tokens"], text
 
 
 def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens: int, stream: bool,
-          timeout: float) -> dict:
+          timeout: float, answers: dict[str, list[str]] | None = None) -> dict:
+    """clients threads sending chat completions until seconds have passed; the figures. Each reply's text
+    is appended to answers[question] where answers is given."""
     latencies: list[float] = []
     errors: list[str] = []
     tokens = 0
@@ -140,15 +152,18 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
                         return
                     started += 1
                 sent = time.perf_counter()
+                question = QUESTIONS[turn % len(QUESTIONS)]
                 try:
-                    made = request(http, url, QUESTIONS[turn % len(QUESTIONS)], max_tokens, stream)
-                except (httpx.HTTPError, KeyError, ValueError) as e:
+                    made, text = request(http, url, question, max_tokens, stream)
+                except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
                     with lock:
                         errors.append(f"{type(e).__name__}: {e}")
                 else:
                     with lock:
                         latencies.append(time.perf_counter() - sent)
                         tokens += made
+                        if answers is not None:
+                            answers.setdefault(question, []).append(text)
                 turn += 1
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -376,7 +391,27 @@ def soak(url: str, pid: int | None, clients: int, seconds: float, warmup: float,
                       "rss_growth_below_5_percent": None if growth is None else growth < 5}}
 
 
+def check_answers(run: str, answers: dict[str, list[str]], max_tokens: int, timeout: float,
+                  common_args: tuple[str, ...]) -> dict:
+    """Each question asked once of a server answering one request at a time; how many of the replies kept
+    in answers differ from that answer."""
+    one_at_a_time = (*common_args, "--max-batch", "1")
+    differing, first = 0, None
+    with started_server(run, startup_seconds=120, serve_args=one_at_a_time) as url, \
+            httpx.Client(timeout=timeout) as http:
+        for question, texts in answers.items():
+            _, expected = request(http, url, question, max_tokens, stream=False)
+            for text in texts:
+                if text != expected:
+                    differing += 1
+                    first = first or {"question": question, "unbatched": expected, "batched": text}
+    return {"compared": sum(map(len, answers.values())), "questions": len(answers), "differing": differing,
+            "first_difference": first}
+
+
 def main() -> None:
+    from machine import machine_info  # benchmarks/ is sys.path[0] when this runs as a script
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run directory to serve (ignored with --url)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 8; 32 with --soak)")
@@ -391,7 +426,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, help="soak: uncounted warm-up seconds (default: soak/6, 1-10)")
     parser.add_argument("--disconnect-every", type=int, default=8,
                         help="soak: every Nth request is a stream abandoned after its first event (0: none)")
+    parser.add_argument("--reader", choices=["model", "pattern"], help="passed to minillm serve")
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="passed to minillm serve: its torch threads (default, as serve's: cores minus one)")
+    parser.add_argument("--max-batch", type=int, help="passed to minillm serve (default: serve's)")
+    parser.add_argument("--check-answers", action="store_true",
+                        help="compare every reply with the answer of a server answering one at a time")
     args = parser.parse_args()
+    common_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
+    serve_args = common_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ())
     if args.clients is None:
         args.clients = 32 if args.soak is not None else 8
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:
@@ -404,21 +447,27 @@ def main() -> None:
             result = soak(args.url.rstrip("/"), None, args.clients, args.soak, warmup, args.max_tokens,
                           args.timeout, args.disconnect_every)
         else:
-            with started_server(args.run, startup_seconds=120, with_process=True) as (url, process):
+            with started_server(args.run, startup_seconds=120, with_process=True,
+                                serve_args=serve_args) as (url, process):
                 result = soak(url, process.pid, args.clients, args.soak, warmup, args.max_tokens, args.timeout,
                               args.disconnect_every)
-        print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "mode": "soak", **result},
+        print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "mode": "soak",
+                          "serve_args": serve_args, **result, "machine": machine_info(torch_threads=args.threads)},
                          indent=2))
         return
 
+    answers: dict[str, list[str]] | None = {} if args.check_answers else None
     if args.url:
         result = drive(args.url.rstrip("/"), args.clients, args.seconds, args.max_requests, args.max_tokens,
-                       args.stream, args.timeout)
+                       args.stream, args.timeout, answers)
     else:
-        with started_server(args.run, startup_seconds=120) as url:
+        with started_server(args.run, startup_seconds=120, serve_args=serve_args) as url:
             result = drive(url, args.clients, args.seconds, args.max_requests, args.max_tokens, args.stream,
-                           args.timeout)
-    print(json.dumps({"run": args.run if not args.url else None, "url": args.url, **result}, indent=2))
+                           args.timeout, answers)
+    if answers is not None:
+        result["answers"] = check_answers(args.run, answers, args.max_tokens, args.timeout, common_args)
+    print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "serve_args": serve_args,
+                      **result, "machine": machine_info(torch_threads=args.threads)}, indent=2))
 
 
 if __name__ == "__main__":

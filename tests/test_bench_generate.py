@@ -1,5 +1,5 @@
-"""benchmarks/bench_generate.py --run: the same weights timed in minillm's engine, transformers and
-onnxruntime, every runtime giving the engine's greedy ids."""
+"""benchmarks/bench_generate.py --run: the same weights timed in minillm's engine (and its reference),
+transformers and onnxruntime, every runtime giving the engine's greedy ids, the machine recorded beside."""
 
 import json
 import subprocess
@@ -20,7 +20,10 @@ def test_runtimes_compared_on_one_runs_weights(tiny_run):
     [result] = json.loads(out.stdout)
     assert result["run"] == str(tiny_run) and result["new_tokens"] == 6
     assert result["hf_class"] == "GPT2LMHeadModel" and result["hf_cache"] is True  # the tiny run is GPT-2-shaped
-    assert result["hf_same_ids"] and result["onnx_fp32_same_ids"]
-    for runtime in ("minillm", "hf", "onnx_fp32", "onnx_int8"):
+    assert result["hf_same_ids"] and result["onnx_fp32_same_ids"] and result["minillm_reference_same_ids"]
+    assert result["minillm_onnxruntime_same_ids"]
+    for runtime in ("minillm", "minillm_onnxruntime", "minillm_reference", "hf", "onnx_fp32", "onnx_int8"):
         assert result[f"{runtime}_tokens_per_s"] > 0
-    assert result["speedup_vs_hf"] > 0
+    assert result["speedup_vs_hf"] > 0 and isinstance(result["minillm_vs_onnx_fp32"], float)
+    machine = result["machine"]
+    assert machine["cores"] >= 1 and machine["torch_threads"] >= 1 and machine["torch"] and machine["onnxruntime"]

@@ -63,9 +63,9 @@ def test_an_abandoned_stream_frees_its_slot(open_run, monkeypatch):
     spec.loader.exec_module(bench)
     slow = []
 
-    def slow_worker(model, tokenizer, index):
+    def slow_worker(model, tokenizer, index, **options):
         slow.append(SlowModel(model))
-        return ModelWorker(slow[0], tokenizer, index)
+        return ModelWorker(slow[0], tokenizer, index, **options)
 
     monkeypatch.setattr(app_module, "ModelWorker", slow_worker)
     httpx = pytest.importorskip("httpx")

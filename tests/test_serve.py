@@ -32,6 +32,7 @@ from minillm.cli import main  # noqa: E402
 from minillm.models.generation import Sampling  # noqa: E402
 from minillm.prompt import encode_prompt  # noqa: E402
 from minillm.serve import create_app  # noqa: E402
+from minillm.serve.batching import BatchingModel  # noqa: E402
 from minillm.serve.worker import ModelWorker  # noqa: E402
 from minillm.training.runs import load_run  # noqa: E402
 
@@ -356,6 +357,73 @@ def test_concurrent_streams_do_not_interleave(url):
     with ThreadPoolExecutor(len(QUESTIONS)) as pool:
         streamed = list(pool.map(stream, QUESTIONS))
     assert streamed == [whole(q) for q in QUESTIONS]
+
+
+def test_batched_answers_equal_the_unbatched_servers(open_run):
+    """Requests that arrive together are decoded together; each answer is the one a server answering one
+    request at a time gives: mixed lengths, stop rules, open and closed book, sampled with a seed too."""
+    requests = [({"question": q, "max_new_tokens": 4 + 7 * i, "mode": ("open", "closed")[i % 2]}
+                 | ({"temperature": 0.8, "seed": i} if i % 3 == 2 else {})) for i, q in enumerate(QUESTIONS)]
+
+    def replies(base_url: str) -> list[dict]:
+        def ask(body):
+            reply = httpx.post(f"{base_url}/v1/answer", json=body, timeout=60).json()
+            return {key: reply[key] for key in ("answer", "sources", "finish_reason", "usage")}
+
+        with ThreadPoolExecutor(len(requests)) as pool:
+            return list(pool.map(ask, requests * 2))
+
+    with running_server(create_app(open_run, max_batch=1)) as base_url:
+        unbatched = replies(base_url)
+    with running_server(create_app(open_run, max_batch=4)) as base_url:  # 16 requests through 4 rows
+        batched = replies(base_url)
+    assert batched == unbatched
+    assert len({r["usage"]["completion_tokens"] for r in batched}) > 4
+
+
+def test_an_abandoned_answer_leaves_the_batch_and_the_others_go_on(library):
+    model, tok, _ = library
+    prompt = encode_prompt(tok, "What is the Sun?")
+    other = encode_prompt(tok, "What is the heart?")
+    long = Sampling(max_new_tokens=60)  # no eos given: each runs to its token limit
+    expected = list(model.generate(other, long))
+    batching = BatchingModel(model, 4)
+    try:
+        abandoned = batching.generate(prompt, long)
+        kept = batching.generate(other, long)
+        assert [next(abandoned), next(abandoned)] == list(model.generate(prompt, long))[:2]
+        abandoned.close()
+        assert list(kept) == expected and len(expected) == 60
+        deadline = time.monotonic() + 10
+        while batching.batch.sequences and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not batching.batch.sequences
+    finally:
+        batching.close()
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        batching.generate([], long)  # checked when called, as generate checks
+
+
+def test_closing_the_batch_fails_the_answers_in_it(library):
+    model, tok, _ = library
+    gate = threading.Event()
+
+    def held_decode(ids):  # the batching thread waits here, inside a step, until the test lets it go
+        gate.wait(10)
+        return tok.decode(ids)
+
+    batching = BatchingModel(model, 4)
+    in_flight = batching.generate(encode_prompt(tok, "What is the Sun?"), Sampling(max_new_tokens=60, stop_repeat=4),
+                                  decode=held_decode)
+    closing = threading.Thread(target=batching.close)
+    closing.start()
+    time.sleep(0.05)
+    gate.set()
+    closing.join(10)
+    with pytest.raises(RuntimeError, match="the batching thread stopped"):
+        list(in_flight)
+    with pytest.raises(RuntimeError, match="closed"):
+        batching.generate([1, 2], Sampling())
 
 
 class SlowModel:

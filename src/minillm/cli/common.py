@@ -109,6 +109,31 @@ def add_mode_flags(p: argparse.ArgumentParser) -> None:
     add_reader_flag(p)
 
 
+def add_engine_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=["auto", "minillm", "onnxruntime"], default="auto",
+                   help="who decodes a transformer's answers: onnxruntime (about twice as fast on a CPU; its "
+                        "decode step is exported once per run into the cache), minillm (its own engine, the "
+                        "model's exact numbers), or auto (default: onnxruntime where it is installed)")
+
+
+def load_answering_model(run: str, reader: str | None, device: str, engine: str, command: str) -> tuple:
+    """(model, tokenizer, config) of a run answering through ``engine`` and ``reader``; prints one line on
+    stderr when auto had to fall back to minillm's own engine."""
+    from minillm.answering.engine import with_engine
+    from minillm.answering.reader import with_reader
+    from minillm.training.runs import load_run
+
+    network, tok, cfg = load_run(run, device=device)
+    try:
+        network, note = with_engine(network, engine)
+        model = with_reader(network, tok, reader or cfg.answer.reader)
+    except ValueError as e:
+        raise InputError(f"{command}: {e}") from None
+    if note:
+        print(f"minillm {command}: {note}", file=sys.stderr, flush=True)
+    return model, tok, cfg
+
+
 def add_reader_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", choices=["model", "pattern"],
                    help="who answers open book: model (the network reads the passages) or pattern (the best "

@@ -7,9 +7,11 @@ import os
 import sys
 
 from minillm.cli.common import (
+    add_engine_flag,
     add_mode_flags,
     add_reader_flag,
     add_sampling_flags,
+    load_answering_model,
     open_book_index,
     print_sources,
     sampling_from_args,
@@ -77,13 +79,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import json
 
     from minillm.answering.answer import answer
-    from minillm.answering.reader import load_answerer
 
     if not args.question.strip():
         raise InputError("ask: the question is empty")
     sampling = sampling_from_args(args)
     index = open_book_index(args)
-    model, tok, cfg = load_answerer(args.run, args.reader, device=args.device)
+    model, tok, cfg = load_answering_model(args.run, args.reader, args.device, args.engine, "ask")
     if index is None:
         result, passages = answer(model, tok, args.question, sampling), []
     else:
@@ -111,12 +112,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from minillm.answering.answer import stream_answer
     from minillm.answering.conversation import Turn, resolve
-    from minillm.answering.reader import load_answerer
     from minillm.retrieval.index import retrieve
 
     sampling = sampling_from_args(args)
     index = open_book_index(args)
-    model, tok, _ = load_answerer(args.run, args.reader, device=args.device)
+    model, tok, _ = load_answering_model(args.run, args.reader, args.device, args.engine, "chat")
     print(f"minillm chat: {args.run} ({model.num_parameters() / 1e6:.2f}M parameters, {args.mode} book). "
           "Ask a question; an empty line or Ctrl-D ends.")
     turns: list[Turn] = []  # follow-ups ("How hot is it there?") are resolved against these
@@ -182,12 +182,14 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="machine-readable output with timing")
     add_mode_flags(p)
+    add_engine_flag(p)
     add_sampling_flags(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="ask questions interactively; answers stream token by token")
     p.add_argument("run", help="run directory")
     add_mode_flags(p)
+    add_engine_flag(p)
     add_sampling_flags(p)
     p.set_defaults(func=cmd_chat)
 
@@ -219,7 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         api_key = resolve_api_key(args.api_key, os.environ)
         app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
-                         cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader)
+                         cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader,
+                         max_batch=args.max_batch)
     except ValueError as e:
         raise InputError(f"serve: {e}") from None
     torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
@@ -246,6 +249,8 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     # test model answered 9x slower for one client and 100x slower for eight (benchmarks/bench_serve.py)
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="torch CPU threads for generation (default: the number of cores minus one)")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="answers a transformer decodes together, one forward a step (default 32; 1: one at a time)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on the API (the page asks for it "
                                      "once); default $MINILLM_API_KEY, which, unlike a flag, other users' ps "

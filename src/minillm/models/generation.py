@@ -20,6 +20,13 @@ Design choices:
   argmax when temperature is 0, else temperature, top-k, top-p (the smallest set of tokens whose probability
   reaches top_p) and a draw from a ``torch.Generator`` seeded from ``Sampling.seed`` (no seed: torch's
   global generator).
+- ``decoder`` says how the tokens are read: the model's forward with a KVCache (``forward_decoder``, the
+  readable reference) or without (``recompute_decoder``); MiniTransformer.generate passes the decode step
+  of models/decode_step.py (the same logits to the bit, without the Module calls), answering/engine.py
+  onnxruntime's.
+- The sampling and stop rules of one sequence live in ``TokenPicker``, fed the logits after each token:
+  ``sample_tokens`` drives one, batched decoding (models/batch.py) one per sequence, its greedy first
+  choices made for all rows at once (``greedy_picks``).
 - Generation runs under ``torch.inference_mode`` (only while the iterator runs, never leaking into the
   caller) with the model in eval mode; its train/eval mode is restored when the iterator finishes.
 - A sentence ends at ., ! or ? (closing quotes/brackets allowed) followed by whitespace; at the very end of
@@ -168,40 +175,64 @@ def sentence_ends(text: str) -> list[int]:
     return [m.end() for m in _SENTENCE_END.finditer(text)]
 
 
-def generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
-             decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
-    """Stream new token ids after prompt_ids. ``decode`` (ids -> text) is needed for max_sentences and
-    stop_repeat."""
+def check_prompt(prompt_ids: list[int], max_seq_len: int, sampling: Sampling,
+                 decode: Callable[[list[int]], str] | None) -> None:
+    """ValueError when prompt_ids leave no room for an answer, or the stop rules need a decode not given."""
     if not prompt_ids:
         raise ValueError("the prompt is empty: give at least one token (e.g. bos)")
-    if len(prompt_ids) >= model.max_seq_len:
-        raise ValueError(f"the prompt has {len(prompt_ids)} tokens but max_seq_len is {model.max_seq_len}: "
+    if len(prompt_ids) >= max_seq_len:
+        raise ValueError(f"the prompt has {len(prompt_ids)} tokens but max_seq_len is {max_seq_len}: "
                          "no room for an answer")
     if (sampling.max_sentences or sampling.stop_repeat) and decode is None:
         raise ValueError("max_sentences and stop_repeat need decode (ids -> text) to read the answer's text")
-    return _generate(model, list(prompt_ids), sampling, eos_id, decode, use_cache)
+
+
+# how a model reads: (model, prompt_ids) -> (logits after the prompt, step(token) -> logits after that token)
+Decoder = Callable[[nn.Module, list[int]], tuple[torch.Tensor, Callable[[int], torch.Tensor]]]
+
+
+def generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
+             decode: Callable[[list[int]], str] | None = None, use_cache: bool = True,
+             decoder: Decoder | None = None) -> Iterator[int]:
+    """Stream new token ids after prompt_ids. ``decode`` (ids -> text) is needed for max_sentences and
+    stop_repeat. ``decoder`` reads the tokens (None: the model's forward, with a KVCache or without)."""
+    check_prompt(prompt_ids, model.max_seq_len, sampling, decode)
+    if decoder is None:
+        decoder = forward_decoder if use_cache else recompute_decoder
+    return _generate(model, list(prompt_ids), sampling, eos_id, decode, decoder)
+
+
+def forward_decoder(model: nn.Module, prompt_ids: list[int]) -> tuple[torch.Tensor, Callable[[int], torch.Tensor]]:
+    """The model's forward with a KVCache: the prompt once, then one token a step."""
+    device = next(model.parameters()).device
+    cache = KVCache.for_model(model)
+
+    def step(token: int) -> torch.Tensor:
+        return model(torch.tensor([[token]], dtype=torch.long, device=device), kv_cache=cache)[0, -1]
+
+    return model(torch.tensor([prompt_ids], dtype=torch.long, device=device), kv_cache=cache)[0, -1], step
+
+
+def recompute_decoder(model: nn.Module, prompt_ids: list[int]) -> tuple[torch.Tensor, Callable[[int], torch.Tensor]]:
+    """The model's forward on the whole sequence at every step (no cache): the baseline."""
+    device = next(model.parameters()).device
+    ids = list(prompt_ids)
+
+    def step(token: int) -> torch.Tensor:
+        ids.append(token)
+        return model(torch.tensor([ids], dtype=torch.long, device=device))[0, -1]
+
+    return model(torch.tensor([ids], dtype=torch.long, device=device))[0, -1], step
 
 
 @torch.inference_mode()
 def _generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, eos_id: int | None,
-              decode: Callable[[list[int]], str] | None, use_cache: bool) -> Iterator[int]:
+              decode: Callable[[list[int]], str] | None, decoder: Decoder) -> Iterator[int]:
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-        cache = KVCache.for_model(model) if use_cache else None
-
-        def step(token: int) -> torch.Tensor:
-            nonlocal ids
-            new = torch.tensor([[token]], dtype=torch.long, device=device)
-            if use_cache:
-                return model(new, kv_cache=cache)[0, -1]
-            ids = torch.cat([ids, new], dim=1)
-            return model(ids)[0, -1]
-
-        first = (model(ids, kv_cache=cache) if use_cache else model(ids))[0, -1]
-        yield from sample_tokens(first, step, len(prompt_ids), model.max_seq_len, sampling, eos_id, decode)
+        logits, step = decoder(model, prompt_ids)
+        yield from sample_tokens(logits, step, len(prompt_ids), model.max_seq_len, sampling, eos_id, decode)
     finally:
         model.train(was_training)
 
@@ -211,49 +242,113 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
                   decode: Callable[[list[int]], str] | None) -> Iterator[int]:
     """The sampling loop every rung shares: ``logits`` are for the token after the prompt, ``step(token)``
     reads one more token and returns the logits after it. Applies every stop rule of ``generate``."""
-    generator = None
-    if sampling.seed is not None:
-        generator = torch.Generator(device=logits.device).manual_seed(sampling.seed)
-    seen = torch.zeros(logits.numel(), dtype=torch.bool, device=logits.device)  # the answer's tokens so far
-    new_ids: list[int] = []
-    text = ""
-    inside_words = frozenset(sampling.word_continuations)
+    picker = TokenPicker(logits, prompt_len, max_seq_len, sampling, eos_id, decode)
     while True:
-        repeats = [t for t in repeated_ngram_ends(new_ids, sampling.no_repeat_ngram) if t not in inside_words]
-        if sampling.no_repeat_ngram and inside_words:  # the ban spares words, so words must not stutter
-            repeats += [t for t in repeated_ngram_ends(word_tail(new_ids, inside_words), 2) if t in inside_words]
-        banned = list(sampling.suppress_tokens) + repeats
+        token = picker.pick(logits)
+        if token is not None:
+            yield token
+        if picker.done:
+            return
+        logits = step(token)
+
+
+class TokenPicker:
+    """One sequence's sampling and stop rules, fed the logits after each token it picked: ``pick`` gives the
+    next token (None: the sequence ends without one), and ``done`` says that no token may follow.
+    ``sample_tokens`` drives one; batched decoding (models/batch.py) drives one per sequence."""
+
+    def __init__(self, logits: torch.Tensor, prompt_len: int, max_seq_len: int, sampling: Sampling,
+                 eos_id: int | None, decode: Callable[[list[int]], str] | None):
+        self.prompt_len, self.max_seq_len, self.sampling = prompt_len, max_seq_len, sampling
+        self.eos_id, self.decode = eos_id, decode
+        self.generator = None
+        if sampling.seed is not None:
+            self.generator = torch.Generator(device=logits.device).manual_seed(sampling.seed)
+        self.seen = torch.zeros(logits.numel(), dtype=torch.bool, device=logits.device)  # the answer's tokens
+        self.new_ids: list[int] = []
+        self.text = ""
+        self.labels = 0  # count_labels(self.text), kept with it
+        self.inside_words = frozenset(sampling.word_continuations)
+        self.done = False
+
+    def banned(self) -> list[int]:
+        """The tokens that may not come next: the suppressed ones and those that would repeat an n-gram."""
+        sampling, new_ids = self.sampling, self.new_ids
+        repeats = [t for t in repeated_ngram_ends(new_ids, sampling.no_repeat_ngram) if t not in self.inside_words]
+        if sampling.no_repeat_ngram and self.inside_words:  # the ban spares words, so words must not stutter
+            repeats += [t for t in repeated_ngram_ends(word_tail(new_ids, self.inside_words), 2)
+                        if t in self.inside_words]
+        return list(sampling.suppress_tokens) + repeats
+
+    def pick(self, logits: torch.Tensor, first: int | None = None, banned: list[int] | None = None) -> int | None:
+        """The next token for logits (vocab,), the token after the last one picked. ``banned`` and ``first``,
+        when the caller has them (greedy_picks makes them for a batch): ``banned()``, and sample_token's
+        token with it."""
+        sampling, new_ids, text = self.sampling, self.new_ids, self.text
+        banned = self.banned() if banned is None else list(banned)
         while True:
             if len(set(banned)) >= logits.numel():
-                return  # nothing left to say
-            token = sample_token(logits, sampling, seen, generator, banned)
-            if token == eos_id:
-                return
+                return self._end()  # nothing left to say
+            token = first if first is not None else sample_token(logits, sampling, self.seen, self.generator, banned)
+            first = None
+            if token == self.eos_id:
+                return self._end()
             if sampling.max_sentences or sampling.stop_repeat:
-                candidate = decode(new_ids + [token])
-                if sampling.suppress_tokens and count_labels(candidate) > count_labels(text):
+                candidate = self.decode(new_ids + [token])
+                if sampling.suppress_tokens and count_labels(candidate) > self.labels:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):
                 break
             if sentence_ends(text):
-                return  # the answer started saying again what it said: stop, its whole sentences are out
+                return self._end()  # the answer started saying again what it said: its whole sentences are out
             banned.append(token)  # not even one sentence yet: say something else instead
         new_ids.append(token)
         if sampling.max_sentences or sampling.stop_repeat:
-            previous_text, text = text, candidate
+            self.text = candidate
+            self.labels = count_labels(candidate) if sampling.suppress_tokens else 0
         if sampling.max_sentences:
-            ends = sentence_ends(text)
+            ends = sentence_ends(candidate)
             if len(ends) >= sampling.max_sentences:
                 # this token only confirmed a sentence already out (e.g. the space after "."): drop it
-                if ends[sampling.max_sentences - 1] > len(previous_text):
-                    yield token
-                return
-        yield token
-        if len(new_ids) == sampling.max_new_tokens or prompt_len + len(new_ids) == max_seq_len:
-            return
-        seen[token] = True
-        logits = step(token)
+                self.done = True
+                return token if ends[sampling.max_sentences - 1] > len(text) else None
+        if len(new_ids) == sampling.max_new_tokens or self.prompt_len + len(new_ids) == self.max_seq_len:
+            self.done = True
+        elif sampling.repetition_penalty != 1.0:
+            self.seen[token] = True
+        return token
+
+    def _end(self) -> None:
+        self.done = True
+        return None
+
+
+def greedy_picks(logits: torch.Tensor, pickers: list[TokenPicker], banned: list[list[int]]) -> list[int | None]:
+    """sample_token's token for the row of logits (sequences, vocab) of each greedy picker, with its banned
+    tokens (None for the pickers that sample): adjust_logits for all rows at once, the same arithmetic element
+    by element, so the same tokens as row by row, in a handful of operations instead of one set a row."""
+    rows = [i for i, picker in enumerate(pickers) if picker.sampling.temperature == 0]
+    picks: list[int | None] = [None] * len(pickers)
+    if not rows:
+        return picks
+    adjusted = (logits.clone() if len(rows) == len(pickers) else logits[rows]).float()  # a copy either way
+    flat = adjusted.view(-1)
+    vocab = adjusted.size(1)
+    marks = [row * vocab + token for row, i in enumerate(rows) for token in banned[i]]
+    if marks:
+        flat.index_fill_(0, torch.tensor(marks, device=flat.device), float("-inf"))
+    # the penalty on the tokens each answer holds (a picker's ``seen``), not on the whole vocabulary
+    held = [(row * vocab + token, pickers[i].sampling.repetition_penalty) for row, i in enumerate(rows)
+            if pickers[i].sampling.repetition_penalty != 1.0 for token in set(pickers[i].new_ids)]
+    if held:
+        where = torch.tensor([place for place, _ in held], device=flat.device)
+        penalty = torch.tensor([p for _, p in held], dtype=flat.dtype, device=flat.device)
+        values = flat[where]
+        flat[where] = torch.where(values > 0, values / penalty, values * penalty)
+    for i, token in zip(rows, adjusted.argmax(-1).tolist(), strict=True):
+        picks[i] = token
+    return picks
 
 
 def word_tail(ids: list[int], inside_words: frozenset[int]) -> list[int]:

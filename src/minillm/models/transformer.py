@@ -18,6 +18,8 @@ Design choices (defaults first; each alternative is a config field, never a subc
 - Attention through F.scaled_dot_product_attention (flash/memory-efficient kernels where available).
 - KV cache (minillm.models.generation.KVCache, nanochat-style): the model writes each layer's new keys and values into
   the cache, reads its position offset from it, and advances it after the last layer.
+- ``generate`` reads one token a step through models/decode_step.py: this forward's arithmetic, to the bit,
+  without the Module calls; ``logits_to_keep`` (as Hugging Face's) spares a prompt the logits of every position.
 
 Left out on purpose: grouped-query attention, QK-norm, a sliding window or any way past max_seq_len.
 """
@@ -37,6 +39,7 @@ from torch import nn
 from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
 from minillm.models.base import init_weights
+from minillm.models.decode_step import fast_decoder
 from minillm.models.generation import KVCache, Sampling, generate
 
 NORMS = ("layernorm", "rmsnorm")
@@ -224,14 +227,17 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(config.emb_dim, 1)
 
     def forward(self, h: torch.Tensor, logits: torch.Tensor, ids: torch.Tensor, start: int,
-                kv_cache: KVCache | None) -> torch.Tensor:
-        """Log-probabilities (B, T, vocab) for hidden states h (B, T, C) of ids at positions start.."""
+                kv_cache: KVCache | None, keep: int = 0) -> torch.Tensor:
+        """Log-probabilities (B, T, vocab) for hidden states h (B, T, C) of ids at positions start..; with
+        ``keep``, for the last ``keep`` positions only (``logits`` then holds only theirs)."""
         with torch.autocast(h.device.type, enabled=False):
             h, logits = h.float(), logits.float()
-            B, T, _ = h.shape
             keys, seen = self.key(h), ids
             if kv_cache is not None:
                 keys, seen = kv_cache.update_copy(keys, ids)
+            if keep:
+                h, start = h[:, -keep:], start + h.size(1) - keep
+            B, T, _ = h.shape
             gen, weights = self.pointer(h, keys, start)
             n = weights.size(-1)
             # in probability space with one scatter of the T pointer weights: a handful of (B, T, vocab) passes
@@ -331,8 +337,9 @@ class MiniTransformer(base.TorchRung):
         self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, kv_cache: KVCache | None = None,
-                targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones.
+                targets: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
+        """Logits (B, T, vocab) for ids (B, T); with a cache, for the T new tokens after the cached ones;
+        with ``logits_to_keep`` (as Hugging Face's), for the last ``logits_to_keep`` positions only (B, k, vocab).
 
         With ``copy_head`` they are normalised log-probabilities (valid logits: softmax gives them back).
         With ``targets`` (B, T) instead: each target's negative log-likelihood (B, T), 0 where it is ignored
@@ -343,21 +350,25 @@ class MiniTransformer(base.TorchRung):
             block = self.blocks[0] if self.config.share_layers else self.blocks[layer]
             x = block(x, rotary, kv_cache, layer)
         x = self.norm_f(x)
-        logits = F.linear(x, self.tok_emb.weight if self.lm_head is None else self.lm_head.weight)
+        kept = x[:, -logits_to_keep:] if logits_to_keep else x
+        logits = F.linear(kept, self.tok_emb.weight if self.lm_head is None else self.lm_head.weight)
         if targets is not None:
-            if kv_cache is not None:
-                raise ValueError("targets score a whole sequence: give no kv_cache with them")
+            if kv_cache is not None or logits_to_keep:
+                raise ValueError("targets score a whole sequence: give no kv_cache or logits_to_keep with them")
             if self.copy_head is not None:
                 return self.copy_head.target_nll(x, logits, ids, targets)
             return _token_nll(logits.float(), targets)
         if self.copy_head is not None:
-            logits = self.copy_head(x, logits, ids, start, kv_cache)
+            logits = self.copy_head(x, logits, ids, start, kv_cache, keep=logits_to_keep)
         if kv_cache is not None:
             kv_cache.advance(T)
         return logits
 
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
-        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache)
+        """New token ids (generation.generate); with the cache through decode_step.DecodeStep, whose logits
+        are this forward's to the bit, without its Module calls."""
+        return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache,
+                        decoder=fast_decoder if use_cache else None)
 
 

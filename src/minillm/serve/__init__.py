@@ -5,7 +5,8 @@
 - app.py: ``create_app(run_dir)``, the FastAPI app: the page at ``/``, ``POST /v1/answer`` (closed- or
   open-book, with sources and timing), ``GET /health``, the security guard in front of every route.
 - openai_api.py: ``POST /v1/chat/completions`` (streaming too) and ``GET /v1/models``, for OpenAI clients.
-- worker.py: the one thread that runs every generation, and the request limits.
+- worker.py: the threads that run the generations, and the request limits.
+- batching.py: a transformer's answers in progress decoded together, one forward a step (continuous batching).
 - errors.py: the one JSON error shape, naming the request field at fault.
 - static/: the chat page (plain HTML, JS and CSS; no build step, no network).
 

@@ -19,6 +19,8 @@ Design choices:
 - The run's model, tokenizer and retrieval index (``minillm.retrieval.index.load_index``; None when the run has
   none, and then open-book requests get a 409 saying how to build one) load once, when the app is made:
   a broken run fails at start, not at the first request.
+- A transformer's answers are decoded together, up to ``max_batch`` (``--max-batch``, 32) at once, one forward
+  a step for all of them (serve/batching.py); other rungs answer one at a time (serve/worker.py).
 - One pure-ASGI guard sits in front of every route. In order: when the server is bound to a loopback
   address it answers only requests whose Host is a loopback name (a web page elsewhere cannot reach it
   through DNS rebinding); with an API key, every route but the page, /login, /health and /static/ needs
@@ -63,16 +65,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
 from minillm.answering.conversation import Turn, resolve
-from minillm.answering.reader import load_answerer
+from minillm.answering.reader import with_reader
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import load_index
+from minillm.serve.batching import BatchingModel, can_batch
 from minillm.serve.errors import ApiError, error_body, error_response, install_error_handlers
 from minillm.serve.openai_api import MAX_MESSAGES, SSE_HEADERS, LimitedText, openai_routes, sse
 from minillm.serve.worker import MAX_QUESTION_CHARS, Finished, ModelWorker, check_question
+from minillm.training.runs import load_run
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH = 32  # answers decoded together (serve/batching.py); `minillm serve --max-batch`
 STATIC_DIR = Path(__file__).parent / "static"
 API_KEY_ENV = "MINILLM_API_KEY"
 SESSION_COOKIE = "minillm_session"
@@ -192,16 +197,27 @@ def _page_routes(app: FastAPI, auth: _Auth | None, web_files: dict[str, Path]) -
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
                cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
-               reader: str | None = None) -> FastAPI:
+               reader: str | None = None, max_batch: int = MAX_BATCH) -> FastAPI:
     """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
     ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
     origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
     served at /web/, the page's "answer in this browser" choice (ValueError if it is not one); ``reader``:
-    who answers open book (answering/reader.py; None: the run's ``[answer] reader``)."""
+    who answers open book (answering/reader.py; None: the run's ``[answer] reader``); ``max_batch``: answers
+    decoded together (serve/batching.py; 1: one at a time, as models that cannot batch always are)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     origins = [check_origin(origin) for origin in cors_origins]
     web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
-    model, tokenizer, _ = load_answerer(run_dir, reader, device=device)
-    worker = ModelWorker(model, tokenizer, load_index(run_dir))
+    network, tokenizer, cfg = load_run(run_dir, device=device)
+    batching = BatchingModel(network, max_batch) if max_batch > 1 and can_batch(network) else None
+    try:
+        model = with_reader(batching or network, tokenizer, reader or cfg.answer.reader)
+    except ValueError:
+        if batching is not None:
+            batching.close()
+        raise
+    # twice the rows in threads: a request waits in its thread while its prompt is read or retrieval runs
+    worker = ModelWorker(model, tokenizer, load_index(run_dir), concurrency=2 * max_batch if batching else 1)
     model_id = Path(run_dir).resolve().name
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
             "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
@@ -212,6 +228,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     async def lifespan(app: FastAPI):
         yield
         worker.close()
+        if batching is not None:
+            batching.close()
 
     app = FastAPI(title="minillm", lifespan=lifespan, docs_url=None, redoc_url=None)
     allowed_hosts = LOOPBACK_NAMES | {host} if is_loopback(host) else None

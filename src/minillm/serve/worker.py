@@ -1,29 +1,29 @@
-"""One worker thread runs every generation; the server's event loop only waits for it.
+"""Worker threads run every generation; the server's event loop only waits for them.
 
-    worker = ModelWorker(model, tokenizer, index)
+    worker = ModelWorker(model, tokenizer, index)            # one answer at a time
+    worker = ModelWorker(BatchingModel(network, 32), tokenizer, index, concurrency=64)  # answers batched
     reply = await worker.reply("What is the Sun?", worker.sampling(), mode="closed")
     async for event in worker.stream("What is the Sun?", worker.sampling(), mode="open"):
         ...  # first the sources (a list of dicts), then str pieces of the answer, last Finished
 
 Design choices:
-- Generation runs in a single worker thread (``ThreadPoolExecutor(max_workers=1)``), so requests are
-  answered one at a time, first come first served. On CPU one forward pass already uses the cores torch
-  is given (its intra-op threads; ``minillm serve --threads``: all cores but the event loop's), so two
-  answers at once would not finish sooner, each would take about twice as long. Each answer has its own
-  KV cache (``engine.generate`` makes one per call), so nothing of one request reaches another; one
-  thread also keeps the model's shared module state (eval/train mode, which ``generate`` sets and
-  restores) out of races. A lock around the model would do the same, but every waiting request would
-  hold a thread of its own blocked on it; the worker's queue holds them instead.
+- Each request is answered in a thread of the worker's pool (``ThreadPoolExecutor(max_workers=
+  concurrency)``), first come first served. With ``concurrency=1`` (a model that cannot batch) answers come
+  one at a time: on CPU one forward already uses the cores torch is given (``minillm serve --threads``),
+  so two unbatched answers at once would each take about twice as long, and one thread keeps the model's
+  module state (eval/train mode, which ``generate`` sets and restores) out of races. A model wrapped in
+  serve/batching.py's BatchingModel decodes every answer in progress together, one forward a step, in its
+  own thread: then many request threads wait on it at once (``concurrency``), each with its own KV cache
+  row, and nothing of one request reaches another.
 - The event loop never runs torch. Non-streaming requests await the worker's future; streaming ones await
   an ``asyncio.Queue`` that the worker fills through ``loop.call_soon_threadsafe``, one text piece at a
   time, so /health and new requests are still answered while a long answer is being generated.
 - A stream whose client goes away sets a flag that the worker checks between pieces: an abandoned answer
-  stops at the next token, and a request still queued when its client left does no work at all.
+  stops at the next token (batched: its sequence leaves the batch), and a request still queued when its
+  client left does no work at all.
+- Retrieval is serialised by a lock: the index is shared by the request threads.
 - Defaults are those of ``minillm ask`` (engine.ANSWER_SAMPLING): greedy, repetition penalty 1.2, no
   repeated token 4-gram, a stop before a repeated word 4-gram, at most 4 whole sentences.
-- Left out: batching several requests into one forward pass (continuous batching, as vLLM does). It
-  would raise throughput under load, but needs a batched KV cache with a position per sequence in the
-  engine; a queue is simpler, and correct.
 """
 
 from __future__ import annotations
@@ -98,11 +98,12 @@ class _Metered:
 
 
 class ModelWorker:
-    """Answers questions with one model, one generation at a time, in a thread of its own."""
+    """Answers questions with one model in ``concurrency`` threads (1: one generation at a time)."""
 
-    def __init__(self, model: Any, tokenizer: Any, index: Any = None):
+    def __init__(self, model: Any, tokenizer: Any, index: Any = None, concurrency: int = 1):
         self.model, self.tokenizer, self.index = model, tokenizer, index
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minillm-generate")
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="minillm-generate")
+        self._index_lock = threading.Lock()
 
     @property
     def max_new_tokens(self) -> int:
@@ -138,7 +139,8 @@ class ModelWorker:
 
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
-        return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES, self.model)
+        with self._index_lock:
+            return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES, self.model)
 
     def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
         passages, context = self._retrieve(question, mode)
