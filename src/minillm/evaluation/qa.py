@@ -10,10 +10,11 @@ What one evaluation measures (eval.json holds all of it; ``report.eval_table`` p
   gets null scores, and multiple choice, which needs ``log_prob``, refuses it.
 - ``qa`` (task ``qa``): one answer per question, greedy by default and with the same stop rules as
   ``minillm ask``, scored against the reference: SQuAD exact match and token F1, ROUGE-L, keyword hit rate
-  (questions with ``keywords`` only), share of answers with 2-4 sentences, mean words, latency p50/p95 (wall
-  time of the whole answer call, retrieval included in open mode, after one untimed warm-up answer).
-  Overall and per domain, plus every answer with its scores, so a number can always be traced back to the
-  answers behind it.
+  (questions with ``keywords`` only), fact recall and fact hits (metrics.fact_recall: the words the
+  reference adds to its question, for generated pairs), share of answers with 2-4 sentences, mean words,
+  latency p50/p95 (wall time of the whole answer call, retrieval included in open mode, after one untimed
+  warm-up answer). Overall and per domain, plus every answer with its scores, so a number can always be
+  traced back to the answers behind it.
 - ``multiple_choice`` (tasks ``arc-easy``, ``arc-challenge``): each choice scored by the log-probability
   of its tokens after the closed-book prompt ``Question: {q}\\nAnswer:``, as a sum and as a mean per token
   (the sum favours short choices); accuracy of both and the chance level, the mean of 1 / choices.
@@ -162,6 +163,7 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
     scores = {"exact_match": metrics.exact_match(text, q.reference), "f1": metrics.token_f1(text, q.reference),
               "rouge_l": metrics.rouge_l(text, q.reference),
               "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
+              "fact_recall": metrics.fact_recall(text, q.question, q.reference),
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
               "degenerate": metrics.degeneration(text, passages)}
     if passages is not None:
@@ -176,6 +178,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return round(sum(values) / len(values), 6) if values else None
 
     hits = [float(r["keyword_hit"]) for r in rows if r["keyword_hit"] is not None]
+    facts = [r["fact_recall"] for r in rows if r.get("fact_recall") is not None]
     seconds = [r["seconds"] for r in rows]
     faithful = [r["faithfulness"] for r in rows if r.get("faithfulness") is not None]
     flags = list(metrics.degeneration("").keys())
@@ -186,6 +189,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rouge_l": mean([r["rouge_l"] for r in rows]),
         "keyword_hit_rate": mean(hits),
         "keyword_questions": len(hits),
+        "fact_recall": mean(facts),
+        "fact_hit_rate": mean([float(f >= metrics.FACT_HIT) for f in facts]),
         "two_to_four_sentences": mean([float(2 <= r["sentences"] <= 4) for r in rows]),
         "mean_words": mean([r["words"] for r in rows]),
         "latency_p50_s": round(metrics.percentile(seconds, 50), 4),

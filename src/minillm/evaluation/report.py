@@ -67,14 +67,16 @@ def eval_table(result: dict[str, Any]) -> str:
         lines += ["", f"QA, {settings['mode']} book: {settings['questions_file']}, {qa['count']} questions"]
         rows = [[name, str(s["count"]), format_number(s["exact_match"]), format_number(s["f1"]),
                  format_number(s["rouge_l"]),
-                 format_number(s["keyword_hit_rate"]), format_number(s["two_to_four_sentences"]),
+                 format_number(s["keyword_hit_rate"]), format_number(s.get("fact_hit_rate")),
+                 format_number(s["two_to_four_sentences"]),
                  format_number(s["mean_words"], 1), str(s.get("degenerate", DASH)),
                  format_number(s.get("faithfulness")),
                  format_number(s["latency_p50_s"]), format_number(s["latency_p95_s"])]
                 for name, s in [*qa["by_domain"].items(), ("all", qa)]]
         lines += ["  " + line for line in _table(
-            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "2-4 sent.", "words", "degen.", "faithful",
+            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "fact", "2-4 sent.", "words", "degen.", "faithful",
              "p50 s", "p95 s"], rows)]
+
     if "multiple_choice" in result:
         mc = result["multiple_choice"]
         lines += ["", f"multiple choice, {mc['task']}: {settings['questions_file']}, {mc['count']} questions",
