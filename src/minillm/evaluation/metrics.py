@@ -132,6 +132,43 @@ def fact_recall(answer: str, question: str, reference: str) -> float | None:
     return sum(w in said for w in wanted) / len(wanted)
 
 
+def risk_coverage(scored: Sequence[tuple[float, bool]]) -> list[dict[str, float]]:
+    """Answering only questions whose confidence is at least a threshold: for each distinct confidence, most
+    confident first, the threshold, the share of questions answered and the precision among them.
+
+    >>> risk_coverage([(0.9, True), (0.5, False), (0.7, True), (0.5, True)])  # doctest: +NORMALIZE_WHITESPACE
+    [{'threshold': 0.9, 'coverage': 0.25, 'precision': 1.0}, {'threshold': 0.7, 'coverage': 0.5, 'precision': 1.0},
+     {'threshold': 0.5, 'coverage': 1.0, 'precision': 0.75}]
+    """
+    ranked = sorted(scored, key=lambda s: -s[0])
+    points, right = [], 0
+    for i, (confidence, correct) in enumerate(ranked):
+        right += correct
+        if i + 1 == len(ranked) or ranked[i + 1][0] != confidence:  # ties are answered together
+            points.append({"threshold": confidence, "coverage": (i + 1) / len(ranked), "precision": right / (i + 1)})
+    return points
+
+
+def choose_threshold(scored: Sequence[tuple[float, bool]], precision: float,
+                     min_answered: int = 1) -> dict[str, float] | None:
+    """The risk_coverage point answering the most questions (at least ``min_answered``) whose precision is at
+    least ``precision``; None when no such point exists."""
+    count = len(scored)
+    fits = [p for p in risk_coverage(scored) if p["precision"] >= precision and p["coverage"] * count >= min_answered]
+    return max(fits, key=lambda p: p["coverage"]) if fits else None
+
+
+def area_under_risk_coverage(scored: Sequence[tuple[float, bool]]) -> float:
+    """Mean error rate among answered questions over all coverages (AURC; lower is better, a confidence that
+    ranks every right answer above every wrong one gets the least its accuracy allows)."""
+    ranked = sorted(scored, key=lambda s: -s[0])
+    wrong, total = 0, 0.0
+    for i, (_, correct) in enumerate(ranked):
+        wrong += not correct
+        total += wrong / (i + 1)
+    return total / len(ranked) if ranked else math.nan
+
+
 def sentence_count(text: str) -> int:
     return len(split_sentences(text))
 

@@ -51,6 +51,7 @@ import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, sentence_sources
+from minillm.answering.confidence import Calibration, confidences, load_calibration
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer
 from minillm.core.checks import string_field, string_list_field
@@ -232,6 +233,46 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
     return {**summarize(rows), "by_domain": by_domain, "answers": rows}
 
 
+# --- closed book: confidence and withheld answers ----------------------------------------------------------
+
+
+def correct(row: dict[str, Any]) -> bool | None:
+    """Whether a scored answer (evaluate_qa's row) holds the key fact; None when nothing says."""
+    if row.get("keyword_hit") is not None:
+        return bool(row["keyword_hit"])
+    recall = row.get("fact_recall")
+    return None if recall is None else recall >= metrics.FACT_HIT
+
+
+def scored_answers(rows: list[dict[str, Any]], measure: str) -> list[tuple[float, bool]]:
+    """(confidence by ``measure``, right) of every row that has both."""
+    return [(r["confidence"][measure], correct(r)) for r in rows
+            if r.get("confidence") and correct(r) is not None]
+
+
+def selective_summary(rows: list[dict[str, Any]], calibration: Calibration | None) -> dict[str, Any] | None:
+    """Coverage and precision among answered at the run's threshold, and the risk-coverage curve (by the
+    calibration's measure, else the first sentence's mean log-probability); None without confidences."""
+    measure = calibration.measure if calibration else "first_sentence"
+    scored = scored_answers(rows, measure)
+    if not scored:
+        return None
+    summary: dict[str, Any] = {"measure": measure, "questions": len(scored),
+                               "precision_all": sum(c for _, c in scored) / len(scored),
+                               "aurc": metrics.area_under_risk_coverage(scored),
+                               "curve": metrics.risk_coverage(scored)}
+    if calibration is not None:
+        answered = [c for s, c in scored if s >= calibration.threshold]
+        summary.update(threshold=calibration.threshold, coverage=len(answered) / len(scored),
+                       precision_answered=sum(answered) / len(answered) if answered else None)
+    return summary
+
+
+def with_confidences(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """evaluate_qa's closed-book rows, each with every confidence measure of its answer (None: none)."""
+    return [{**row, "confidence": confidences(model, tok, row["question"], row["answer"])} for row in rows]
+
+
 # --- multiple choice --------------------------------------------------------------------------------------
 
 
@@ -338,6 +379,9 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
     }
     if task == "qa":
         result["qa"] = evaluate_qa(model, tok, questions, sampling, index=index, k=k, progress=progress)
+        if mode == "closed" and probabilities:  # how sure the model was, and what withholding would give
+            result["qa"]["answers"] = with_confidences(model, tok, result["qa"]["answers"])
+            result["qa"]["selective"] = selective_summary(result["qa"]["answers"], load_calibration(run_dir))
     else:
         result["multiple_choice"] = {"task": task, **evaluate_choices(model, tok, questions, progress)}
     return result

@@ -7,13 +7,16 @@ Routes:
 - ``POST /v1/answer`` {question, mode: closed|open (default: open when the run has an index), max_new_tokens,
   temperature, top_p, seed, stream}: the
   answer, its sources (title, url, license), open book its faithfulness and each sentence's source passage
-  (retrieval.attribution), and timing; with ``stream: true``, server-sent events
+  (retrieval.attribution), and timing; closed book, when the run has a confidence.json (minillm calibrate),
+  ``confidence``, ``known_from_memory`` and ``answered_from`` ("memory", "articles" when the answer was
+  withheld and answered open book instead, null when withheld); with ``stream: true``, server-sent events
   ``{"type": "sources"}``, ``{"type": "text"}`` pieces and ``{"type": "done"}`` with usage and timing.
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
 
 Design choices:
-- The run's model, tokenizer and retrieval index (``minillm.retrieval.index.load_index``; None when the run has
-  none, and then open-book requests get a 409 saying how to build one) load once, when the app is made:
+- The run's model, tokenizer, retrieval index (``minillm.retrieval.index.load_index``; None when the run has
+  none, and then open-book requests get a 409 saying how to build one) and confidence calibration load once,
+  when the app is made:
   a broken run fails at start, not at the first request.
 - One pure-ASGI guard sits in front of every route. In order: when the server is bound to a loopback
   address it answers only requests whose Host is a loopback name (a web page elsewhere cannot reach it
@@ -58,6 +61,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
+from minillm.answering.confidence import load_calibration
 from minillm.answering.reader import load_answerer
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import load_index
@@ -188,7 +192,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     origins = [check_origin(origin) for origin in cors_origins]
     web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
     model, tokenizer, _ = load_answerer(run_dir, reader, device=device)
-    worker = ModelWorker(model, tokenizer, load_index(run_dir))
+    worker = ModelWorker(model, tokenizer, load_index(run_dir), load_calibration(run_dir))
     model_id = Path(run_dir).resolve().name
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
             "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
@@ -225,7 +229,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             return StreamingResponse(_answer_events(worker, question, sampling, mode),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         reply = await worker.reply(question, sampling, mode)
-        return {"question": question, "answer": reply.text, "mode": mode, "model": model_id,
+        return {"question": question, "answer": reply.text, "mode": mode, "model": model_id, **reply.memory,
                 "sources": reply.sources, **reply.attribution, **_done(reply.finished)}
 
     return app
