@@ -61,7 +61,7 @@ def test_tiny_experiment_trains_scores_writes_and_reuses(tmp_path, monkeypatch):
     assert [r["arm"] for r in result.rows] == list(arms)
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     for row in saved["arms"]:
-        for key in ("extraction", "paraphrased", "chance", "trained", "choice", "on_subject", "by_kind"):
+        for key in ("extraction", "paraphrased", "chance", "trained", "recited", "choice", "on_subject", "by_kind"):
             assert key in row
     assert (tmp_path / "out" / "extraction.png").stat().st_size > 0
     assert "| augmented+mixed |" in (tmp_path / "out" / "results.md").read_text()
@@ -74,6 +74,12 @@ def test_tiny_experiment_trains_scores_writes_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setattr(extraction, "train", no_training)
     again = run_extraction("tiny", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", data_dir=data, arms=arms)
     assert again.table == result.table
+    scored = []
+    monkeypatch.setattr(extraction, "evaluate_arm", lambda run_dir, *a: scored.append(run_dir.name) or {
+        **json.loads((run_dir / extraction.RESULT_FILE).read_text()), "extraction": 0.5})
+    rescored = run_extraction("tiny", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", data_dir=data,
+                              arms=arms, rescore=True)
+    assert scored == list(arms) and [r["extraction"] for r in rescored.rows] == [0.5, 0.5]
     with pytest.raises(InputError, match="unknown arm"):
         run_extraction("tiny", runs_dir=tmp_path / "runs", data_dir=data, arms=("bogus",))
 

@@ -18,6 +18,7 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arms", help="comma-separated subset of: " + ", ".join(a.label for a in ARMS))
     p.add_argument("--seed", type=int, default=0, help="article sample and split (default 0)")
     p.add_argument("--overwrite", action="store_true", help="retrain every arm instead of reusing finished ones")
+    p.add_argument("--rescore", action="store_true", help="score finished arms again without training them")
     p.add_argument("--device", help="cpu (default), cuda, mps")
     p.set_defaults(func=cmd_extraction)
 
@@ -27,7 +28,8 @@ def cmd_extraction(args: argparse.Namespace) -> int:
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else ()
     result = run_extraction(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, arms=arms,
-                            seed=args.seed, overwrite=args.overwrite, device=args.device,
+                            seed=args.seed, overwrite=args.overwrite, rescore=args.rescore,
+                            device=args.device,
                             log=lambda line: print(f"extraction: {line}", flush=True))
     print(result.table)
     print(f"\nwrote {result.out_dir / 'results.md'}, results.json and extraction.png in {result.seconds / 60:.1f} min")

@@ -110,17 +110,23 @@ _NOT_FACTS = frozenset("has have had do does did been being were its his her he 
                        "after before over between during both each within one".split())
 
 
+def fact_sentence(question: str, reference: str) -> str:
+    """The reference's sentence sharing most content words with the question (the first on a tie): for a
+    generated QA pair, the sentence that states the fact asked."""
+    asked = set(content_words(question))
+    return max(split_sentences(reference) or ("",), key=lambda s: len(asked & set(content_words(s))))
+
+
 def fact_words(question: str, reference: str) -> list[str]:
-    """What the reference says that the question does not: the content words, in order and once each, of its
-    sentence sharing most words with the question (the first on a tie), less the question's own words.
+    """What the reference says that the question does not: the content words of its ``fact_sentence``, in
+    order and once each, less the question's own words.
 
     >>> fact_words("How many known moons does Jupiter have?", "Jupiter has 95 known moons. It is a gas giant.")
     ['95']
     """
     asked = set(content_words(question))
-    sentences = split_sentences(reference) or ("",)
-    fact = max(sentences, key=lambda s: len(asked & set(content_words(s))))
-    return list(dict.fromkeys(w for w in content_words(fact) if w not in asked and w not in _NOT_FACTS))
+    return list(dict.fromkeys(w for w in content_words(fact_sentence(question, reference))
+                              if w not in asked and w not in _NOT_FACTS))
 
 
 def fact_recall(answer: str, question: str, reference: str) -> float | None:

@@ -22,6 +22,9 @@ another size, trained for the same steps on the same data and tokenizer. Scores,
 - ``choice``: whether the model finds the right answer more likely than another article's answer to a
   question of the same kind, by mean log-probability per token: the facts in the weights, read without
   generating. A model that wins here and loses on ``extraction`` stores facts it cannot put into words.
+- ``recited``: the fact hit rate when the model is not asked but cued, as pretraining text, with the first
+  ``RECITE_WORDS`` words of the sentence that states the fact ("Abidjan's population was" ...) and left to
+  continue: whether the fact is in the weights as text, apart from whether a question reaches it.
 - ``on subject``: the share of extraction answers holding a word that the question and its reference share
   (mostly the subject's name): the others answer about something else.
 
@@ -46,7 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from minillm.answering.answer import ANSWER_SAMPLING
+from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
 from minillm.answering.attribution import content_words
 from minillm.answering.reader import load_answerer
 from minillm.core.errors import InputError
@@ -93,6 +96,7 @@ BUDGETS: dict[str, dict[str, int]] = {
               "trained": 100, "max_new_tokens": 96, "max_seq_len": 256},
 }
 RESULT_FILE = "extraction.json"  # in each arm's run folder
+RECITE_WORDS = 4  # words of the fact's own sentence that cue a recitation
 INVERSE_KINDS = ("superlative",)  # questions that ask for the subject by one of its facts
 
 
@@ -200,6 +204,7 @@ def evaluate_arm(run_dir: Path, files: dict[str, Path], budget: dict[str, int], 
             answers = [r["answer"] for r in result["answers"]]
             scores["chance"] = chance_recall(questions, answers, seed)
             scores["choice"] = choice_accuracy(model, tok, questions, seed)
+            scores["recited"] = recitation(model, tok, questions, sampling)
             scores["on_subject"] = sum(on_subject(q.question, q.reference, a)
                                        for q, a in zip(questions, answers, strict=True)) / len(answers)
             scores["by_kind"] = _by_kind(result["answers"], questions)
@@ -207,6 +212,24 @@ def evaluate_arm(run_dir: Path, files: dict[str, Path], budget: dict[str, int], 
             scores["answers"] = [{k: r[k] for k in ("question", "reference", "answer", "fact_recall")}
                                  for r in result["answers"]]
     return scores
+
+
+def recitation(model, tok, questions: list[EvalQuestion], sampling) -> float | None:
+    """Fact hit rate of continuations of each fact sentence's first RECITE_WORDS words, given as pretraining
+    text (after ``<eos>``, no question); the cue's own words earn nothing."""
+    one_sentence = answer_sampling(tok, replace(sampling, max_sentences=1))
+    hits = []
+    for q in questions:
+        words = metrics.fact_sentence(q.question, q.reference).split()
+        if len(words) <= RECITE_WORDS:
+            continue
+        cue = " ".join(words[:RECITE_WORDS])
+        new = list(model.generate([tok.eos_id] + tok.encode(cue), one_sentence, eos_id=tok.eos_id,
+                                  decode=tok.decode))
+        recall = metrics.fact_recall(tok.decode(new), f"{q.question} {cue}", q.reference)
+        if recall is not None:
+            hits.append(recall >= metrics.FACT_HIT)
+    return sum(hits) / len(hits) if hits else None
 
 
 def _by_kind(rows: list[dict[str, Any]], questions: list[EvalQuestion]) -> dict[str, dict[str, Any]]:
@@ -222,9 +245,10 @@ def _by_kind(rows: list[dict[str, Any]], questions: list[EvalQuestion]) -> dict[
 
 def run_extraction(budget: str = "small", out_dir: str | Path = "experiments/extraction",
                    runs_dir: str | Path = "runs/extraction", data_dir: str | Path = "data", arms: tuple[str, ...] = (),
-                   seed: int = 0, overwrite: bool = False, device: str | None = None,
+                   seed: int = 0, overwrite: bool = False, rescore: bool = False, device: str | None = None,
                    log: Callable[[str], None] = lambda _: None) -> ExtractionResult:
-    """Train and score every arm (or those named in ``arms``); write results.json, results.md and the plot."""
+    """Train and score every arm (or those named in ``arms``); write results.json, results.md and the plot.
+    ``rescore``: an arm trained before is scored again (after a change to the scores), not retrained."""
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: unknown budget; choose one of {', '.join(BUDGETS)}")
     known = [a.label for a in ARMS]
@@ -245,14 +269,17 @@ def run_extraction(budget: str = "small", out_dir: str | Path = "experiments/ext
     rows = []
     for arm in [a for a in ARMS if not arms or a.label in arms]:
         run_dir = runs_dir / arm.label
-        if not (run_dir / RESULT_FILE).is_file():
+        done = (run_dir / RESULT_FILE).is_file()
+        if done and rescore:
+            seconds = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))["training_seconds"]
+        elif not done:
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # an unfinished arm: train it again from the start
             log(f"{arm.label}: training ({', '.join(arm.overrides) or 'tiny-cpu'})")
-            trained = train(_arm_config(arm, plan, files, tokenizer), run_dir, device=device, progress=False)
+            seconds = train(_arm_config(arm, plan, files, tokenizer), run_dir, device=device, progress=False).seconds
+        if rescore or not done:
             log(f"{arm.label}: scoring")
-            scores = evaluate_arm(run_dir, files, plan, seed)
-            scores["training_seconds"] = trained.seconds
+            scores = {**evaluate_arm(run_dir, files, plan, seed), "training_seconds": seconds}
             with atomic_write(run_dir / RESULT_FILE) as fh:
                 json.dump(scores, fh, indent=2, ensure_ascii=False)
         rows.append(_row(arm, run_dir))
@@ -268,14 +295,14 @@ def _row(arm: Arm, run_dir: Path) -> dict[str, Any]:
             **{k: v for k, v in scores.items() if k != "answers"}}
 
 
-COLUMNS = ("arm", "what", "parameters", "training", "extraction", "paraphrased", "chance", "trained", "choice",
-           "on subject", "inverse")
+COLUMNS = ("arm", "what", "parameters", "training", "extraction", "paraphrased", "chance", "trained", "recited",
+           "choice", "on subject", "inverse")
 
 
 def extraction_table(rows: list[dict[str, Any]]) -> str:
     cells = [[r["arm"], r["what"], human_count(r["parameters"]), human_seconds(r["training_seconds"]),
-              *(format_number(r[k]) for k in ("extraction", "paraphrased", "chance", "trained", "choice",
-                                               "on_subject")),
+              *(format_number(r.get(k)) for k in ("extraction", "paraphrased", "chance", "trained", "recited",
+                                                   "choice", "on_subject")),
               format_number(r["by_kind"].get("inverse", {}).get("hit_rate"))] for r in rows]
     return markdown_table(COLUMNS, cells)
 
@@ -285,11 +312,12 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ("extraction", "paraphrased", "chance", "trained")
+    keys = ("extraction", "paraphrased", "chance", "recited", "trained")
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows)), 4))
     width = 0.8 / len(keys)
     for k, key in enumerate(keys):
-        ax.bar([i + (k - 1.5) * width for i in range(len(rows))], [r[key] or 0.0 for r in rows], width, label=key)
+        ax.bar([i + (k - (len(keys) - 1) / 2) * width for i in range(len(rows))], [r.get(key) or 0.0 for r in rows],
+               width, label=key)
     ax.set_xticks(range(len(rows)), [r["arm"].replace("+", "+\n") for r in rows], fontsize=8)
     ax.set_ylabel("fact hit rate, closed book")
     ax.set_ylim(0, 1)
