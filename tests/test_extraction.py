@@ -11,7 +11,14 @@ from minillm.core.files import write_jsonl
 from minillm.data.records import read_qa_pairs
 from minillm.evaluation.qa import EvalQuestion
 from minillm.workflows import extraction
-from minillm.workflows.extraction import chance_recall, extraction_data, on_subject, run_extraction, split_articles
+from minillm.workflows.extraction import (
+    borrowed_from_trained,
+    chance_recall,
+    extraction_data,
+    on_subject,
+    run_extraction,
+    split_articles,
+)
 
 
 def test_articles_split_in_halves_and_quarters_deterministically():
@@ -61,7 +68,8 @@ def test_tiny_experiment_trains_scores_writes_and_reuses(tmp_path, monkeypatch):
     assert [r["arm"] for r in result.rows] == list(arms)
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     for row in saved["arms"]:
-        for key in ("extraction", "paraphrased", "chance", "trained", "recited", "choice", "on_subject", "by_kind"):
+        for key in ("extraction", "paraphrased", "chance", "trained", "recited", "choice", "on_subject", "by_kind",
+                    "misses_from_trained"):
             assert key in row
     assert (tmp_path / "out" / "extraction.png").stat().st_size > 0
     assert "| augmented+mixed |" in (tmp_path / "out" / "results.md").read_text()
@@ -87,3 +95,18 @@ def test_tiny_experiment_trains_scores_writes_and_reuses(tmp_path, monkeypatch):
 def test_extraction_command_rejects_unknown_arms(capsys):
     assert main(["extraction", "--arms", "plain,bogus", "--runs", "/nonexistent/runs"]) == 2
     assert "unknown arm(s) bogus" in capsys.readouterr().err
+
+
+def test_misses_are_traced_to_the_article_their_words_come_from(tmp_path):
+    articles = tiny_articles()
+    files = extraction_data(write_jsonl(tmp_path / "a.jsonl", articles) and tmp_path / "a.jsonl", tmp_path, 7)
+    tests, trained = read_qa_pairs(files["test"]), {p.article_id for p in read_qa_pairs(files["train"])}
+    text = {a.id: a.text for a in articles}
+    donor = next(a for a in articles if a.id in trained)
+    other = next(a for a in articles if a.id not in trained and a.id != tests[0].article_id)
+    rows = [{"answer": text[donor.id], "fact_recall": 0.0}, *({"answer": "x", "fact_recall": 1.0} for _ in tests[1:])]
+    assert borrowed_from_trained(rows, tests, files) == 1.0  # the one miss took a trained article's words
+    rows[0] = {"answer": text[other.id], "fact_recall": 0.0}
+    assert borrowed_from_trained(rows, tests, files) == 0.0
+    rows[0] = {"answer": "Too few words.", "fact_recall": 0.0}
+    assert borrowed_from_trained(rows, tests, files) is None

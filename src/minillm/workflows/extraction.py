@@ -27,6 +27,8 @@ another size, trained for the same steps on the same data and tokenizer. Scores,
   continue: whether the fact is in the weights as text, apart from whether a question reaches it.
 - ``on subject``: the share of extraction answers holding a word that the question and its reference share
   (mostly the subject's name): the others answer about something else.
+- ``misses from trained``: of the wrong extraction answers whose words come mostly from another article, the
+  share whose source is an article with trained QA pairs (half of them are): where wrong facts come from.
 
 Design choices:
 - The data is the bundled corpus (the quickstart's ``data/``, made when missing), a seeded sample of
@@ -282,27 +284,47 @@ def run_extraction(budget: str = "small", out_dir: str | Path = "experiments/ext
             scores = {**evaluate_arm(run_dir, files, plan, seed), "training_seconds": seconds}
             with atomic_write(run_dir / RESULT_FILE) as fh:
                 json.dump(scores, fh, indent=2, ensure_ascii=False)
-        rows.append(_row(arm, run_dir))
+        rows.append(_row(arm, run_dir, files, plan, seed))
     table = extraction_table(rows)
     _write_results(out_dir, budget, plan, counts, rows, table)
     return ExtractionResult(out_dir=out_dir, table=table, rows=rows, seconds=time.perf_counter() - start)
 
 
-def _row(arm: Arm, run_dir: Path) -> dict[str, Any]:
+def borrowed_from_trained(answers: list[dict[str, Any]], pairs: list[QAPair], files: dict[str, Path]) -> float | None:
+    """Of the extraction misses whose words (beyond the question's; at least 4) come mostly from another
+    article than the one asked about, the share whose source article had its QA pairs trained (half of all
+    articles have): where a wrong answer's facts come from. ``pairs``: the test pairs the answers answer."""
+    articles = {a.id: set(content_words(a.text)) for a in read_articles(files["articles"])}
+    trained = {p.article_id for p in read_qa_pairs(files["train"])}
+    sources = []
+    for pair, row in zip(pairs, answers, strict=True):
+        if row["fact_recall"] is None or row["fact_recall"] >= metrics.FACT_HIT:
+            continue
+        said = set(content_words(row["answer"])) - set(content_words(pair.question))
+        if len(said) >= 4:
+            source = max(articles, key=lambda a: len(said & articles[a]))
+            if source != pair.article_id:
+                sources.append(source in trained)
+    return sum(sources) / len(sources) if sources else None
+
+
+def _row(arm: Arm, run_dir: Path, files: dict[str, Path], budget: dict[str, int], seed: int) -> dict[str, Any]:
     scores = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
     model, _, _ = load_answerer(run_dir, device="cpu")
+    pairs = seeded_sample(read_qa_pairs(files["test"]), budget["extraction"] or None, seed)  # as evaluate_arm
     return {"arm": arm.label, "what": arm.what, "parameters": model.num_parameters(),
-            **{k: v for k, v in scores.items() if k != "answers"}}
+            **{k: v for k, v in scores.items() if k != "answers"},
+            "misses_from_trained": borrowed_from_trained(scores["answers"], pairs, files)}
 
 
 COLUMNS = ("arm", "what", "parameters", "training", "extraction", "paraphrased", "chance", "trained", "recited",
-           "choice", "on subject", "inverse")
+           "choice", "on subject", "misses from trained", "inverse")
 
 
 def extraction_table(rows: list[dict[str, Any]]) -> str:
     cells = [[r["arm"], r["what"], human_count(r["parameters"]), human_seconds(r["training_seconds"]),
               *(format_number(r.get(k)) for k in ("extraction", "paraphrased", "chance", "trained", "recited",
-                                                   "choice", "on_subject")),
+                                                   "choice", "on_subject", "misses_from_trained")),
               format_number(r["by_kind"].get("inverse", {}).get("hit_rate"))] for r in rows]
     return markdown_table(COLUMNS, cells)
 
