@@ -112,7 +112,8 @@ def test_calibrate_then_ask_and_chat_say_when_the_model_does_not_know(open_tiny_
     assert main(["calibrate", run, "--qa", str(val_questions(tmp_path)), "--no-progress"]) == 0
     calibration = load_calibration(run)
     assert calibration.questions == 7 and calibration.target_precision == 0.8
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote" in out and all(name in out for name in ("mean", "first_sentence", "first_sentence_min"))
     save_calibration(NEVER, run)
     assert main(["ask", run, "What is the Sun?", "--mode", "closed", "--max-new-tokens", "24"]) == 0
     out = capsys.readouterr().out

@@ -67,6 +67,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                f"coverage {calibration.coverage:.3f}, precision among answered {calibration.precision:.3f}")
     print(f"{calibration.source}: {calibration.questions} questions answered closed book, "
           f"{report.get('precision_all', 0):.3f} right")
+    for name, row in report["measures"].items():
+        print(f"  {name:<20} area under the risk-coverage curve {row['aurc']:.3f}, coverage at precision "
+              f"{calibration.target_precision}: {row['coverage']:.3f}")
     print(f"confidence: {calibration.measure}; threshold {calibration.threshold:.3f} for precision "
           f"{calibration.target_precision}: {reached}")
     print(f"wrote {path}")

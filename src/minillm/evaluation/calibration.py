@@ -44,6 +44,19 @@ MIN_ANSWERED = 10
 DEFAULT_PRECISION = 0.8
 
 
+def measure_table(rows: list[dict[str, Any]], precision: float) -> dict[str, dict[str, float]]:
+    """Per measure: the area under its risk-coverage curve and the coverage it reaches at ``precision``
+    (0 when it never does): why `calibrate` chose the one it chose."""
+    table = {}
+    for measure in MEASURES:
+        scored = scored_answers(rows, measure)
+        if scored:
+            point = metrics.choose_threshold(scored, precision, min(MIN_ANSWERED, len(scored)))
+            table[measure] = {"aurc": metrics.area_under_risk_coverage(scored),
+                              "coverage": point["coverage"] if point else 0.0}
+    return table
+
+
 def choose(rows: list[dict[str, Any]], precision: float, source: str) -> Calibration:
     """The measure and threshold for ``precision`` (module docstring) from rows with confidences."""
     best = None
@@ -68,7 +81,8 @@ def calibrate_run(run_dir: str | Path, *, qa_path: str | Path | None = None, spl
                   precision: float = DEFAULT_PRECISION, limit: int | None = None, seed: int = 0,
                   device: str = "cpu", progress: Callable[[int, int], None] | None = None,
                   ) -> tuple[Calibration, dict[str, Any]]:
-    """(the Calibration to save, a report: the selective summary of the chosen measure on these questions)."""
+    """(the Calibration to save, a report: the selective summary of the chosen measure on these questions, and
+    under "measures" every measure's area under the risk-coverage curve and coverage at ``precision``)."""
     if not 0 < precision <= 1:
         raise InputError(f"--precision: must be in (0, 1], got {precision}")
     if limit is not None and limit < 1:
@@ -81,4 +95,4 @@ def calibrate_run(run_dir: str | Path, *, qa_path: str | Path | None = None, spl
     answers = evaluate_qa(model, tok, questions, ANSWER_SAMPLING, progress=progress)["answers"]
     rows = with_confidences(model, tok, answers)
     calibration = choose(rows, precision, str(path))
-    return calibration, selective_summary(rows, calibration) or {}
+    return calibration, {**(selective_summary(rows, calibration) or {}), "measures": measure_table(rows, precision)}
