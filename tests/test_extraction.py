@@ -33,12 +33,16 @@ def test_the_test_articles_questions_are_never_trained(tmp_path):
     articles = tmp_path / "articles.jsonl"
     write_jsonl(articles, tiny_articles())
     files = extraction_data(articles, tmp_path / "data", count=7, seed=0)
-    split = {name: read_qa_pairs(files[name]) for name in ("train", "val", "test", "paraphrased")}
+    split = {name: read_qa_pairs(files[name]) for name in ("train", "val", "test", "paraphrased",
+                                                          "trained_paraphrased")}
     trained = {p.article_id for p in split["train"]}
     for name in ("val", "test", "paraphrased"):
         assert split[name] and not trained & {p.article_id for p in split[name]}
     assert {p.article_id for p in split["paraphrased"]} <= {p.article_id for p in split["test"]}
-    assert all(p.kind.endswith("/paraphrase") for p in split["paraphrased"])
+    assert {p.article_id for p in split["trained_paraphrased"]} <= trained
+    trained_questions = {p.question for p in split["train"]}
+    assert split["trained_paraphrased"] and not trained_questions & {p.question for p in split["trained_paraphrased"]}
+    assert all(p.kind.endswith("/paraphrase") for name in ("paraphrased", "trained_paraphrased") for p in split[name])
     assert not any("/" in p.kind for name in ("train", "val", "test") for p in split[name])
     with pytest.raises(InputError, match="at least 4"):
         write_jsonl(articles, tiny_articles()[:3])
@@ -68,8 +72,8 @@ def test_tiny_experiment_trains_scores_writes_and_reuses(tmp_path, monkeypatch):
     assert [r["arm"] for r in result.rows] == list(arms)
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     for row in saved["arms"]:
-        for key in ("extraction", "paraphrased", "chance", "trained", "recited", "choice", "on_subject", "by_kind",
-                    "misses_from_trained"):
+        for key in ("extraction", "paraphrased", "chance", "trained", "trained_paraphrased", "recited", "choice",
+                    "on_subject", "by_kind", "misses_from_trained"):
             assert key in row
     assert (tmp_path / "out" / "extraction.png").stat().st_size > 0
     assert "| augmented+mixed |" in (tmp_path / "out" / "results.md").read_text()

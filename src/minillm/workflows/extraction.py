@@ -18,7 +18,9 @@ another size, trained for the same steps on the same data and tokenizer. Scores,
 - ``paraphrased``: the same facts asked with the generator's other phrasings, never trained for any article;
 - ``chance``: the same answers scored against the reference of another test question of the same kind: what
   the metric gives an answer that is about something else (shared topic words, "is a", ...);
-- ``trained``: the fact hit rate on questions fine-tuned on (memorisation, for contrast);
+- ``trained``: the fact hit rate on questions fine-tuned on (memorisation, for contrast), and ``trained
+  paraphrased``: the same facts of the trained articles asked in the generator's other phrasings, never
+  trained (a user's question about a subject the model was taught, in the user's words);
 - ``choice``: whether the model finds the right answer more likely than another article's answer to a
   question of the same kind, by mean log-probability per token: the facts in the weights, read without
   generating. A model that wins here and loses on ``extraction`` stores facts it cannot put into words.
@@ -120,7 +122,7 @@ def split_articles(article_ids: list[str], seed: int) -> dict[str, str]:
 
 def extraction_data(articles_path: str | Path, out: str | Path, count: int, seed: int = 0) -> dict[str, Path]:
     """The experiment's files in ``out``: a seeded sample of ``count`` articles, its QA pairs split by article
-    (train, val, test) and the test articles' paraphrased questions; returns their paths."""
+    (train, val, test) and the other phrasings of the test and of the trained questions; returns their paths."""
     out = Path(out)
     articles = read_articles(articles_path)
     if len(articles) < 4:
@@ -129,11 +131,13 @@ def extraction_data(articles_path: str | Path, out: str | Path, count: int, seed
     sample = [articles[i] for i in keep]
     pairs, _ = generate_qa_pairs(sample, paraphrases=3, seed=seed)
     part = split_articles([a.id for a in sample], seed)
-    files = {name: out / f"{name}.jsonl" for name in ("articles", "train", "val", "test", "paraphrased")}
+    names = ("articles", "train", "val", "test", "paraphrased", "trained_paraphrased")
+    files = {name: out / f"{name}.jsonl" for name in names}
     write_jsonl(files["articles"], sample)
     for name in ("train", "val", "test"):
         write_jsonl(files[name], [p for p in pairs if part[p.article_id] == name and "/" not in p.kind])
-    write_jsonl(files["paraphrased"], [p for p in pairs if part[p.article_id] == "test" and "/" in p.kind])
+    for name, where in (("paraphrased", "test"), ("trained_paraphrased", "train")):
+        write_jsonl(files[name], [p for p in pairs if part[p.article_id] == where and "/" in p.kind])
     return files
 
 
@@ -195,10 +199,11 @@ def evaluate_arm(run_dir: Path, files: dict[str, Path], budget: dict[str, int], 
     """Every score of one trained arm (module docstring), with its extraction answers."""
     model, tok, _ = load_answerer(run_dir, device="cpu")
     sampling = replace(ANSWER_SAMPLING, max_new_tokens=budget["max_new_tokens"], max_sentences=2)
-    pairs = {name: seeded_sample(read_qa_pairs(files[name]), budget[key] or None, seed)
-             for name, key in (("test", "extraction"), ("paraphrased", "paraphrased"), ("train", "trained"))}
+    sets = (("test", "extraction", "extraction"), ("paraphrased", "paraphrased", "paraphrased"),
+            ("train", "trained", "trained"), ("trained_paraphrased", "trained_paraphrased", "paraphrased"))
+    pairs = {name: seeded_sample(read_qa_pairs(files[name]), budget[key] or None, seed) for name, _, key in sets}
     scores: dict[str, Any] = {}
-    for name, label in (("test", "extraction"), ("paraphrased", "paraphrased"), ("train", "trained")):
+    for name, label, _ in sets:
         questions = _questions(pairs[name])
         result = evaluate_qa(model, tok, questions, sampling)
         scores[label] = result["fact_hit_rate"]
@@ -263,7 +268,8 @@ def run_extraction(budget: str = "small", out_dir: str | Path = "experiments/ext
         shutil.rmtree(runs_dir)
     data = prepare_data(data_dir, Path(data_dir) / TOKENIZER_FILE, log=log)
     files = extraction_data(data["articles"], runs_dir / "data", plan["articles"], seed)
-    counts = {name: len(read_qa_pairs(files[name])) for name in ("train", "val", "test", "paraphrased")}
+    counts = {name: len(read_qa_pairs(files[name]))
+              for name in ("train", "val", "test", "paraphrased", "trained_paraphrased")}
     log(f"data: {plan['articles']} articles; QA pairs {', '.join(f'{k} {v}' for k, v in counts.items())}")
     tokenizer = runs_dir / TOKENIZER_FILE
     if not tokenizer.is_file():
@@ -317,14 +323,15 @@ def _row(arm: Arm, run_dir: Path, files: dict[str, Path], budget: dict[str, int]
             "misses_from_trained": borrowed_from_trained(scores["answers"], pairs, files)}
 
 
-COLUMNS = ("arm", "what", "parameters", "training", "extraction", "paraphrased", "chance", "trained", "recited",
-           "choice", "on subject", "misses from trained", "inverse")
+COLUMNS = ("arm", "what", "parameters", "training", "extraction", "paraphrased", "chance", "trained",
+           "trained paraphrased", "recited", "choice", "on subject", "misses from trained", "inverse")
 
 
 def extraction_table(rows: list[dict[str, Any]]) -> str:
     cells = [[r["arm"], r["what"], human_count(r["parameters"]), human_seconds(r["training_seconds"]),
-              *(format_number(r.get(k)) for k in ("extraction", "paraphrased", "chance", "trained", "recited",
-                                                   "choice", "on_subject", "misses_from_trained")),
+              *(format_number(r.get(k)) for k in ("extraction", "paraphrased", "chance", "trained",
+                                                   "trained_paraphrased", "recited", "choice", "on_subject",
+                                                   "misses_from_trained")),
               format_number(r["by_kind"].get("inverse", {}).get("hit_rate"))] for r in rows]
     return markdown_table(COLUMNS, cells)
 
@@ -334,7 +341,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ("extraction", "paraphrased", "chance", "recited", "trained")
+    keys = ("extraction", "paraphrased", "chance", "recited", "trained", "trained_paraphrased")
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows)), 4))
     width = 0.8 / len(keys)
     for k, key in enumerate(keys):
@@ -363,7 +370,8 @@ def _write_results(out_dir: Path, budget: str, plan: dict[str, int], counts: dic
     text = [f"# Extraction, budget `{budget}`", "",
             f"Made by `minillm extraction --budget {budget}`: {plan['articles']} articles, every one pretrained on; "
             f"the QA pairs of half of them trained ({counts['train']} pairs), the other half's questions asked "
-            f"closed book ({counts['test']} test, {counts['paraphrased']} paraphrased). "
+            f"closed book ({counts['test']} test, {counts['paraphrased']} paraphrased; "
+            f"{counts['trained_paraphrased']} other phrasings of trained questions). "
             f"{plan['pretrain_steps']} pretraining + {plan['finetune_steps']} fine-tuning steps an arm. Fact hit: "
             "the answer holds at least half of the words its reference adds to the question; chance: the same "
             "answers against another question's reference; choice: the right answer more likely than another's.",
