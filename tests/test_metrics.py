@@ -10,6 +10,8 @@ from minillm.evaluation.metrics import (
     bits_per_byte,
     degeneration,
     exact_match,
+    fact_recall,
+    fact_words,
     keyword_hit,
     normalize_answer,
     percentile,
@@ -133,3 +135,20 @@ def test_faithfulness_counts_content_words_found_in_the_passages():
     assert faithfulness("Nile", []) == 0.0
     sources = sentence_sources("The Nile is in Africa. It is the longest. Mars is red.", passages)
     assert [(s["passage"], s["share"]) for s in sources] == [(0, 1.0), (1, 1.0), (None, 0.0)]
+
+
+def test_fact_words_are_what_the_reference_adds_to_the_question():
+    reference = "Jupiter has 95 known moons. It is a gas giant."
+    assert fact_words("How many moons does Jupiter have?", reference) == ["95", "known"]
+    # the sentence sharing most words with the question holds the fact, wherever it stands
+    assert fact_words("What family do walruses belong to?", "Walruses are big. They belong to the family "
+                      "Odobenidae.") == ["odobenidae"]
+    assert fact_words("What is Jupiter?", "Jupiter.") == []
+
+
+def test_fact_recall_counts_the_fact_words_an_answer_holds():
+    question, reference = "How many moons does Jupiter have?", "Jupiter has 95 known moons."
+    assert fact_recall("Jupiter has 95 moons that are known.", question, reference) == 1.0
+    assert fact_recall("Jupiter has 95 moons.", question, reference) == 0.5
+    assert fact_recall("Jupiter has many moons, Jupiter has moons.", question, reference) == 0.0  # echoes earn 0
+    assert fact_recall("Anything.", "What is Jupiter?", "Jupiter.") is None

@@ -2,16 +2,19 @@
 
 import pytest
 
+from minillm.answering.confidence import load_calibration
 from minillm.cli import main
 from minillm.core.errors import InputError
 from minillm.retrieval.index import load_index
+from minillm.workflows import quickstart
 from minillm.workflows.quickstart import index_is_dense
 
 TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32",
         "train.pretrain_steps=2", "train.finetune_steps=2", "train.eval_batches=1", "tokenizer.vocab_size=300"]
 
 
-def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, capsys):
+def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(quickstart, "CALIBRATION_QUESTIONS", 20)
     run, data = tmp_path / "runs" / "quickstart", tmp_path / "data"
     args = ["quickstart", "--out", str(run), "--data-dir", str(data), "--no-progress", "--index", "bm25"]
     assert main([*args, *[a for item in TINY for a in ("--set", item)]]) == 0
@@ -20,6 +23,7 @@ def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, caps
                  "tokenizer.json"):
         assert (data / path).is_file(), path
     assert (run / "model.safetensors").is_file() and load_index(run) is not None
+    assert load_calibration(run).questions == 20 and "calibrate: 20 val questions closed book" in out
     samples = out.split("sample answers from")[1]
     assert samples.startswith(f" {run} (open book")
     # the first two questions show both modes, open book after closed book; every answer lists its sources

@@ -1,10 +1,10 @@
 """The ``minillm`` command: parses arguments, calls library functions, prints results.
 
 Only this package prints or exits, one module per group of commands: data.py (data, tokenizer), model.py
-(train, ask, chat, quickstart, serve), evaluation/qa.py (eval, compare, index), export.py (export arpa),
-compress.py (compress quantize). Bad input
-raises ``InputError`` anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the
-same code for unknown options).
+(train, ask, chat, quickstart, serve), evaluate.py (eval, compare, index, ladder), experiment.py
+(extraction), export.py (export arpa), compress.py (compress quantize). Bad input raises ``InputError``
+anywhere below; here it becomes one line on stderr and exit code 2 (argparse gives the same code for
+unknown options).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from minillm.cli.compress import add_compress
 from minillm.cli.data import add_data, add_tokenizer
 from minillm.cli.docs import add_docs
 from minillm.cli.evaluate import add_eval_commands, add_index
+from minillm.cli.experiment import add_experiment
 from minillm.cli.export import add_export
 from minillm.cli.model import add_model_commands, add_serve
 from minillm.core.errors import InputError
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(sub)
     add_index(sub)
     add_eval_commands(sub)
+    add_experiment(sub)
     add_export(sub)
     add_compress(sub)
     add_docs(sub)

@@ -1,4 +1,4 @@
-"""`minillm data fetch|generate|split` and `minillm tokenizer train`."""
+"""`minillm data fetch|generate|split|augment` and `minillm tokenizer train`."""
 
 from __future__ import annotations
 
@@ -100,9 +100,33 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_augment(args: argparse.Namespace) -> int:
+    with output_lock(args.output):  # one writer per output
+        return _augment(args)
+
+
+def _augment(args: argparse.Namespace) -> int:
+    from minillm.core.files import atomic_write
+    from minillm.data.augment import augment_articles
+    from minillm.data.records import read_articles
+
+    if args.orders < 0:
+        raise InputError(f"--orders: must be 0 or more, got {args.orders}")
+    skipped: list[int] = []
+    articles = read_articles(args.input, skip_invalid=args.skip_invalid, skipped=skipped)
+    skipped_note(args.input, skipped)
+    documents = augment_articles(articles, orders=args.orders, name_subject=not args.no_names, seed=args.seed)
+    with atomic_write(args.output) as fh:
+        fh.write("\n\n".join(documents) + "\n")
+    print(f"wrote {len(documents)} documents from {len(articles)} articles to {args.output} "
+          f"(names {'kept as written' if args.no_names else 'given to every sentence'}, {args.orders} shuffled "
+          "orders each)")
+    return 0
+
+
 def add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="fetch articles, generate QA pairs, split them").add_subparsers(
-        dest="data_command", required=True, metavar="{fetch,generate,split}")
+        dest="data_command", required=True, metavar="{fetch,generate,split,augment}")
 
     p = data.add_parser("fetch", help="fetch articles into a JSON Lines file")
     p.add_argument("--source", choices=["offline", "wikipedia", "local"], default="offline",
@@ -140,6 +164,17 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
     p.set_defaults(func=cmd_split)
+
+    p = data.add_parser("augment", help="write the knowledge-augmented pretraining text of articles (to read it; "
+                                        "training makes it itself from the [data] settings)")
+    p.add_argument("--input", default=DEFAULT_ARTICLES)
+    p.add_argument("--output", required=True, help="a text file: the documents, a blank line between them")
+    p.add_argument("--orders", type=int, default=3, help="shuffled orders of each article besides its own "
+                                                          "(default 3, as data.orders in tiny-cpu)")
+    p.add_argument("--no-names", action="store_true", help="keep pronouns (data.name_subject = false)")
+    p.add_argument("--seed", type=int, default=0, help="the shuffles' seed (training uses train.seed)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
+    p.set_defaults(func=cmd_augment)
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`minillm eval|compare` and `minillm index build|eval`."""
+"""`minillm eval|calibrate|compare|ladder` and `minillm index build|eval`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from minillm.answering.confidence import save_calibration
+    from minillm.core.lock import output_lock
+    from minillm.evaluation.calibration import calibrate_run
+
+    update, close = progress_bar("calibrate", not args.no_progress)
+    try:
+        calibration, report = calibrate_run(args.run, qa_path=args.qa, split=args.split, precision=args.precision,
+                                            limit=args.limit, device=args.device, progress=update)
+    finally:
+        close()
+    with output_lock(args.run):
+        path = save_calibration(calibration, args.run)
+    reached = ("no threshold reaches it: every closed-book answer will be withheld"
+               if calibration.precision is None else
+               f"coverage {calibration.coverage:.3f}, precision among answered {calibration.precision:.3f}")
+    print(f"{calibration.source}: {calibration.questions} questions answered closed book, "
+          f"{report.get('precision_all', 0):.3f} right")
+    for name, row in report["measures"].items():
+        print(f"  {name:<20} area under the risk-coverage curve {row['aurc']:.3f}, coverage at precision "
+              f"{calibration.target_precision}: {row['coverage']:.3f}")
+    print(f"confidence: {calibration.measure}; threshold {calibration.threshold:.3f} for precision "
+          f"{calibration.target_precision}: {reached}")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from minillm.evaluation.report import compare_runs
 
@@ -89,6 +116,20 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     add_sampling_flags(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="choose the confidence below which closed-book answers are withheld, on "
+                                         "validation questions; writes RUN/confidence.json")
+    p.add_argument("run", help="run directory")
+    questions = p.add_mutually_exclusive_group()
+    questions.add_argument("--split", choices=["val", "test", "natural", "natural-heldout"], default="val",
+                           help="the run's QA split to calibrate on (default val: articles never trained on)")
+    questions.add_argument("--qa", help="JSONL with question and answer, optional keywords")
+    p.add_argument("--precision", type=float, default=0.8,
+                   help="the precision among answered questions to reach (default 0.8)")
+    p.add_argument("--limit", type=int, help="a seeded sample of N questions")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("compare", help="compare runs: a Markdown table and plots")
     p.add_argument("runs", nargs="+", help="run directories")

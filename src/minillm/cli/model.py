@@ -78,35 +78,63 @@ def _train_with_torchrun(args: argparse.Namespace, cfg, lock) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     import json
 
-    from minillm.answering.answer import answer
 
     if not args.question.strip():
         raise InputError("ask: the question is empty")
     sampling = sampling_from_args(args)
     index = open_book_index(args)
     model, tok, cfg = load_answering_model(args.run, args.reader, args.device, args.engine, "ask")
-    if index is None:
-        result, passages = answer(model, tok, args.question, sampling), []
+    recalled = None
+    if index is None:  # closed book: withheld below the run's confidence threshold (minillm calibrate)
+        recalled = _recall(args, _memory(args.run), model, tok, args.question, sampling)
+        result, passages = recalled.fallback or recalled.answer, list(recalled.passages)
     else:
         from minillm.answering.open_book import answer_open
 
         result, passages = answer_open(model, tok, index, args.question, sampling, k=args.k)
+    text = result.text if recalled is None else _shown(recalled)
     if args.json:
         from minillm.answering.attribution import attribution, passage_source
 
         used = attribution(result.text, passages) if passages else {}
-        print(json.dumps({"question": args.question, "answer": result.text, "run": args.run,
-                          "mode": args.mode, "reader": args.reader or cfg.answer.reader,
+        memory = {} if recalled is None else {
+            "confidence": recalled.confidence, "known_from_memory": recalled.known,
+            "answered_from": "memory" if recalled.known else "articles" if recalled.fallback else None}
+        print(json.dumps({"question": args.question, "answer": text, "run": args.run,
+                          "mode": args.mode, "reader": args.reader or cfg.answer.reader, **memory,
                           "sources": [passage_source(p) for p in passages], **used,
                           "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens,
                           "seconds": round(result.seconds, 4),
                           "tokens_per_second": round(result.tokens_per_second, 1)}, ensure_ascii=False))
     else:
-        print(result.text)
+        print(text)
         if passages:
             print("sources:")
             print_sources(passages)
     return 0
+
+
+def _memory(run: str) -> tuple:
+    """(the run's calibration or None, its index for answering open book what memory does not hold, or None)."""
+    from minillm.answering.confidence import load_calibration
+    from minillm.retrieval.index import load_index
+
+    calibration = load_calibration(run)
+    return calibration, load_index(run) if calibration is not None else None
+
+
+def _recall(args: argparse.Namespace, memory: tuple, model, tok, question: str, sampling):
+    """A closed-book answer with the run's confidence; withheld below its threshold, then answered open book
+    when the run has an index."""
+    from minillm.answering.confidence import answer_from_memory
+
+    return answer_from_memory(model, tok, question, sampling, *memory, k=max(1, args.k))
+
+
+def _shown(recalled) -> str:
+    from minillm.answering.confidence import shown_text
+
+    return shown_text(recalled)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -117,6 +145,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     sampling = sampling_from_args(args)
     index = open_book_index(args)
     model, tok, _ = load_answering_model(args.run, args.reader, args.device, args.engine, "chat")
+    memory = _memory(args.run) if index is None else (None, None)
     print(f"minillm chat: {args.run} ({model.num_parameters() / 1e6:.2f}M parameters, {args.mode} book). "
           "Ask a question; an empty line or Ctrl-D ends.")
     turns: list[Turn] = []  # follow-ups ("How hot is it there?") are resolved against these
@@ -131,15 +160,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
         resolved = resolve(turns, question)
         if resolved.subject is not None:
             print(f"(about: {resolved.subject})")
-        passages, context = retrieve(index, resolved.question, args.k, model)
-        pieces = []
-        try:
-            for piece in stream_answer(model, tok, resolved.question, sampling, context=context):
-                pieces.append(piece)
-                print(piece, end="", flush=True)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C stops this answer, not the chat
-        print()
+        if memory[0] is not None:  # closed book, withheld below the run's threshold
+            recalled = _recall(args, memory, model, tok, resolved.question, sampling)
+            passages, pieces = list(recalled.passages), [_shown(recalled)]
+            print(pieces[0])
+        else:
+            passages, context = retrieve(index, resolved.question, args.k, model)
+            pieces = []
+            try:
+                for piece in stream_answer(model, tok, resolved.question, sampling, context=context):
+                    pieces.append(piece)
+                    print(piece, end="", flush=True)
+            except KeyboardInterrupt:
+                pass  # Ctrl-C stops this answer, not the chat
+            print()
         turns.append(Turn(question, "".join(pieces), tuple(p.title for p in passages)))
         if passages:
             print("sources:")
@@ -150,7 +184,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from minillm.workflows.quickstart import run_quickstart
 
     result = run_quickstart(args.out, args.data_dir, config=args.config, overrides=tuple(args.set),
-                            device=args.device, overwrite=args.overwrite, index=args.index,
+                            device=args.device, overwrite=args.overwrite, index_kind=args.index,
                             log=lambda line: print(line, flush=True), progress=not args.no_progress)
     print(f"\nsample answers from {result.run_dir} (open book: from the passages its index retrieves):")
     for sample in result.samples:

@@ -27,6 +27,13 @@ Design choices:
   loop, unless an open-book answer's passage says it as often: copied prose), no finished sentence at the
   end (cut by the token limit), and the prompt's own punctuation in the answer ("skin?k", a newline,
   "Answer:"), which a trained answer never holds.
+- A fact hit (``fact_recall`` >= ``FACT_HIT``) asks for what the reference adds to its question: the
+  content words of the reference's sentence closest to the question (most shared words) that the question
+  lacks ("How many moons does Jupiter have?" -> "Jupiter has 95 known moons." -> ["95", "known"]), at least
+  half of them in the answer. It is for generated QA pairs, whose answer holds the sentence that states the
+  fact asked; echoing the question's words earns nothing, and neither do function words beyond retrieval's
+  stop words ("has", "also", "which"). Words, not meaning: "95" must be written "95". Read it beside a
+  chance level, the same score against another question's reference (workflows/extraction.py).
 - Faithfulness (``faithfulness``) is the share of an answer's content words, casefolded, that occur in the
   passages it was given: words, not meaning, so a faithful paraphrase scores low and a wrong sentence made of
   the passage's words scores high; it catches invention, not misreading. Content words leave out the Lucene
@@ -44,6 +51,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from minillm.answering.attribution import content_words
 from minillm.data.sentences import split_sentences
 from minillm.prompt import PROMPT_MARKS
 
@@ -94,6 +102,77 @@ def keyword_hit(answer: str, keywords: Sequence[str]) -> bool:
     """Whether any keyword starts a word of the answer, ignoring case: "proton" hits "protons"."""
     text = answer.casefold()
     return any(re.search(rf"(?<!\w){re.escape(k.casefold())}", text) for k in keywords)
+
+
+FACT_HIT = 0.5  # share of a reference's fact words an answer must hold to count as a hit
+_NOT_FACTS = frozenset("has have had do does did been being were its his her he she him also can may from which "
+                       "who whom whose what where when how many much about other than more most some all only "
+                       "after before over between during both each within one".split())
+
+
+def fact_sentence(question: str, reference: str) -> str:
+    """The reference's sentence sharing most content words with the question (the first on a tie): for a
+    generated QA pair, the sentence that states the fact asked."""
+    asked = set(content_words(question))
+    return max(split_sentences(reference) or ("",), key=lambda s: len(asked & set(content_words(s))))
+
+
+def fact_words(question: str, reference: str) -> list[str]:
+    """What the reference says that the question does not: the content words of its ``fact_sentence``, in
+    order and once each, less the question's own words.
+
+    >>> fact_words("How many known moons does Jupiter have?", "Jupiter has 95 known moons. It is a gas giant.")
+    ['95']
+    """
+    asked = set(content_words(question))
+    return list(dict.fromkeys(w for w in content_words(fact_sentence(question, reference))
+                              if w not in asked and w not in _NOT_FACTS))
+
+
+def fact_recall(answer: str, question: str, reference: str) -> float | None:
+    """Share of ``fact_words`` found among the answer's words; None when the reference adds none."""
+    wanted = fact_words(question, reference)
+    if not wanted:
+        return None
+    said = set(content_words(answer))
+    return sum(w in said for w in wanted) / len(wanted)
+
+
+def risk_coverage(scored: Sequence[tuple[float, bool]]) -> list[dict[str, float]]:
+    """Answering only questions whose confidence is at least a threshold: for each distinct confidence, most
+    confident first, the threshold, the share of questions answered and the precision among them.
+
+    >>> risk_coverage([(0.9, True), (0.5, False), (0.7, True), (0.5, True)])  # doctest: +NORMALIZE_WHITESPACE
+    [{'threshold': 0.9, 'coverage': 0.25, 'precision': 1.0}, {'threshold': 0.7, 'coverage': 0.5, 'precision': 1.0},
+     {'threshold': 0.5, 'coverage': 1.0, 'precision': 0.75}]
+    """
+    ranked = sorted(scored, key=lambda s: -s[0])
+    points, right = [], 0
+    for i, (confidence, correct) in enumerate(ranked):
+        right += correct
+        if i + 1 == len(ranked) or ranked[i + 1][0] != confidence:  # ties are answered together
+            points.append({"threshold": confidence, "coverage": (i + 1) / len(ranked), "precision": right / (i + 1)})
+    return points
+
+
+def choose_threshold(scored: Sequence[tuple[float, bool]], precision: float,
+                     min_answered: int = 1) -> dict[str, float] | None:
+    """The risk_coverage point answering the most questions (at least ``min_answered``) whose precision is at
+    least ``precision``; None when no such point exists."""
+    count = len(scored)
+    fits = [p for p in risk_coverage(scored) if p["precision"] >= precision and p["coverage"] * count >= min_answered]
+    return max(fits, key=lambda p: p["coverage"]) if fits else None
+
+
+def area_under_risk_coverage(scored: Sequence[tuple[float, bool]]) -> float:
+    """Mean error rate among answered questions over all coverages (AURC; lower is better, a confidence that
+    ranks every right answer above every wrong one gets the least its accuracy allows)."""
+    ranked = sorted(scored, key=lambda s: -s[0])
+    wrong, total = 0, 0.0
+    for i, (_, correct) in enumerate(ranked):
+        wrong += not correct
+        total += wrong / (i + 1)
+    return total / len(ranked) if ranked else math.nan
 
 
 def sentence_count(text: str) -> int:

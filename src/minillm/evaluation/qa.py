@@ -10,10 +10,11 @@ What one evaluation measures (eval.json holds all of it; ``report.eval_table`` p
   gets null scores, and multiple choice, which needs ``log_prob``, refuses it.
 - ``qa`` (task ``qa``): one answer per question, greedy by default and with the same stop rules as
   ``minillm ask``, scored against the reference: SQuAD exact match and token F1, ROUGE-L, keyword hit rate
-  (questions with ``keywords`` only), share of answers with 2-4 sentences, mean words, latency p50/p95 (wall
-  time of the whole answer call, retrieval included in open mode, after one untimed warm-up answer).
-  Overall and per domain, plus every answer with its scores, so a number can always be traced back to the
-  answers behind it.
+  (questions with ``keywords`` only), fact recall and fact hits (metrics.fact_recall: the words the
+  reference adds to its question, for generated pairs), share of answers with 2-4 sentences, mean words,
+  latency p50/p95 (wall time of the whole answer call, retrieval included in open mode, after one untimed
+  warm-up answer). Overall and per domain, plus every answer with its scores, so a number can always be
+  traced back to the answers behind it.
 - ``multiple_choice`` (tasks ``arc-easy``, ``arc-challenge``): each choice scored by the log-probability
   of its tokens after the closed-book prompt ``Question: {q}\\nAnswer:``, as a sum and as a mean per token
   (the sum favours short choices); accuracy of both and the chance level, the mean of 1 / choices.
@@ -51,6 +52,7 @@ import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
+from minillm.answering.confidence import Calibration, confidences, load_calibration
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer
 from minillm.core.checks import string_field, string_list_field
@@ -165,6 +167,7 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
     scores = {"exact_match": metrics.exact_match(text, q.reference), "f1": metrics.token_f1(text, q.reference),
               "rouge_l": metrics.rouge_l(text, q.reference),
               "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
+              "fact_recall": metrics.fact_recall(text, q.question, q.reference),
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
               "degenerate": metrics.degeneration(text, passages)}
     if passages is not None:
@@ -179,6 +182,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return round(sum(values) / len(values), 6) if values else None
 
     hits = [float(r["keyword_hit"]) for r in rows if r["keyword_hit"] is not None]
+    facts = [r["fact_recall"] for r in rows if r.get("fact_recall") is not None]
     seconds = [r["seconds"] for r in rows]
     faithful = [r["faithfulness"] for r in rows if r.get("faithfulness") is not None]
     invented = rows and all("invented_words" in r for r in rows)
@@ -190,6 +194,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rouge_l": mean([r["rouge_l"] for r in rows]),
         "keyword_hit_rate": mean(hits),
         "keyword_questions": len(hits),
+        "fact_recall": mean(facts),
+        "fact_hit_rate": mean([float(f >= metrics.FACT_HIT) for f in facts]),
         "two_to_four_sentences": mean([float(2 <= r["sentences"] <= 4) for r in rows]),
         "mean_words": mean([r["words"] for r in rows]),
         "latency_p50_s": round(metrics.percentile(seconds, 50), 4),
@@ -234,6 +240,46 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
     domains = sorted({r["domain"] for r in rows})
     by_domain = {d: summarize([r for r in rows if r["domain"] == d]) for d in domains}
     return {**summarize(rows), "by_domain": by_domain, "answers": rows}
+
+
+# --- closed book: confidence and withheld answers ----------------------------------------------------------
+
+
+def correct(row: dict[str, Any]) -> bool | None:
+    """Whether a scored answer (evaluate_qa's row) holds the key fact; None when nothing says."""
+    if row.get("keyword_hit") is not None:
+        return bool(row["keyword_hit"])
+    recall = row.get("fact_recall")
+    return None if recall is None else recall >= metrics.FACT_HIT
+
+
+def scored_answers(rows: list[dict[str, Any]], measure: str) -> list[tuple[float, bool]]:
+    """(confidence by ``measure``, right) of every row that has both."""
+    return [(r["confidence"][measure], correct(r)) for r in rows
+            if r.get("confidence") and correct(r) is not None]
+
+
+def selective_summary(rows: list[dict[str, Any]], calibration: Calibration | None) -> dict[str, Any] | None:
+    """Coverage and precision among answered at the run's threshold, and the risk-coverage curve (by the
+    calibration's measure, else the first sentence's mean log-probability); None without confidences."""
+    measure = calibration.measure if calibration else "first_sentence"
+    scored = scored_answers(rows, measure)
+    if not scored:
+        return None
+    summary: dict[str, Any] = {"measure": measure, "questions": len(scored),
+                               "precision_all": sum(c for _, c in scored) / len(scored),
+                               "aurc": metrics.area_under_risk_coverage(scored),
+                               "curve": metrics.risk_coverage(scored)}
+    if calibration is not None:
+        answered = [c for s, c in scored if s >= calibration.threshold]
+        summary.update(threshold=calibration.threshold, coverage=len(answered) / len(scored),
+                       precision_answered=sum(answered) / len(answered) if answered else None)
+    return summary
+
+
+def with_confidences(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """evaluate_qa's closed-book rows, each with every confidence measure of its answer (None: none)."""
+    return [{**row, "confidence": confidences(model, tok, row["question"], row["answer"])} for row in rows]
 
 
 # --- multiple choice --------------------------------------------------------------------------------------
@@ -344,6 +390,9 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         known = training_words(cfg) if index is not None else None
         result["qa"] = evaluate_qa(model, tok, questions, sampling, index=index, k=k, known_words=known,
                                    progress=progress)
+        if mode == "closed" and probabilities:  # how sure the model was, and what withholding would give
+            result["qa"]["answers"] = with_confidences(model, tok, result["qa"]["answers"])
+            result["qa"]["selective"] = selective_summary(result["qa"]["answers"], load_calibration(run_dir))
     else:
         result["multiple_choice"] = {"task": task, **evaluate_choices(model, tok, questions, progress)}
     return result

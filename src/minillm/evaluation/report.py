@@ -67,20 +67,46 @@ def eval_table(result: dict[str, Any]) -> str:
         lines += ["", f"QA, {settings['mode']} book: {settings['questions_file']}, {qa['count']} questions"]
         rows = [[name, str(s["count"]), format_number(s["exact_match"]), format_number(s["f1"]),
                  format_number(s["rouge_l"]),
-                 format_number(s["keyword_hit_rate"]), format_number(s["two_to_four_sentences"]),
+                 format_number(s["keyword_hit_rate"]), format_number(s.get("fact_hit_rate")),
+                 format_number(s["two_to_four_sentences"]),
                  format_number(s["mean_words"], 1), str(s.get("degenerate", DASH)),
                  format_number(s.get("faithfulness")), format_number(s.get("invented_words"), 0),
                  format_number(s["latency_p50_s"]), format_number(s["latency_p95_s"])]
                 for name, s in [*qa["by_domain"].items(), ("all", qa)]]
         lines += ["  " + line for line in _table(
-            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "2-4 sent.", "words", "degen.", "faithful",
+            ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "fact", "2-4 sent.", "words", "degen.", "faithful",
              "invented", "p50 s", "p95 s"], rows)]
+        if qa.get("selective"):
+            lines += selective_lines(qa["selective"])
     if "multiple_choice" in result:
         mc = result["multiple_choice"]
         lines += ["", f"multiple choice, {mc['task']}: {settings['questions_file']}, {mc['count']} questions",
                   f"  accuracy {mc['accuracy_sum']:.3f} (sum of log-probs), {mc['accuracy_mean']:.3f} "
                   f"(mean per token); chance {mc['chance']:.3f}"]
     return "\n".join(lines)
+
+
+RISK_COVERAGE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0)
+
+
+def selective_lines(selective: dict[str, Any]) -> list[str]:
+    """Knowing what it does not know: coverage and precision among answered at the run's threshold (a right
+    answer holds a keyword, else the reference's fact), and the precision at a few coverages."""
+    lines = ["", f"closed book, answers withheld below a confidence ({selective['measure']}; right = keyword "
+                 f"hit, else fact hit): all answered {format_number(selective['precision_all'])} right"]
+    if "threshold" in selective:
+        lines.append(f"  at the run's threshold {selective['threshold']:.3f}: coverage "
+                     f"{format_number(selective['coverage'])}, precision among answered "
+                     f"{format_number(selective['precision_answered'])}")
+    else:
+        lines.append("  no threshold: the run has no confidence.json (minillm calibrate RUN)")
+    curve = selective["curve"]
+    cells = []
+    for target in RISK_COVERAGE_POINTS:  # the first point of the curve that reaches each coverage
+        point = next((p for p in curve if p["coverage"] >= target), curve[-1])
+        cells.append(f"{point['coverage']:.2f}: {point['precision']:.3f}")
+    lines.append("  risk-coverage (coverage: precision): " + ", ".join(cells))
+    return lines
 
 
 def followups_table(result: dict[str, Any]) -> str:

@@ -6,8 +6,10 @@ Routes:
 - ``GET /``: the chat page (static/index.html, app.js, style.css: plain files, no build step, no CDN).
 - ``POST /v1/answer`` {question, history, mode: closed|open (default: open when the run has an index),
   max_new_tokens, temperature, top_p, seed, stream}: the answer, its sources (title, url, license), open
-  book its faithfulness and each sentence's source passage (answering/attribution.py), and timing; with
-  ``stream: true``, server-sent events
+  book its faithfulness and each sentence's source passage (answering/attribution.py), and timing; closed
+  book, when the run has a confidence.json (minillm calibrate), ``confidence``, ``known_from_memory`` and
+  ``answered_from`` ("memory", "articles" when the answer was withheld and answered open book instead, null
+  when withheld); with ``stream: true``, server-sent events
   ``{"type": "sources"}``, ``{"type": "text"}`` pieces and ``{"type": "done"}`` with usage and timing.
   ``history`` (earlier turns, oldest first: ``{question, answer}``) resolves a follow-up as ``chat`` and
   /v1/chat/completions do (answering/conversation.py): after "What is Venus?", "How hot is it there?" is
@@ -16,8 +18,9 @@ Routes:
 - ``GET /health``; ``POST /v1/chat/completions`` and ``GET /v1/models`` (openai_api.py).
 
 Design choices:
-- The run's model, tokenizer and retrieval index (``minillm.retrieval.index.load_index``; None when the run has
-  none, and then open-book requests get a 409 saying how to build one) load once, when the app is made:
+- The run's model, tokenizer, retrieval index (``minillm.retrieval.index.load_index``; None when the run has
+  none, and then open-book requests get a 409 saying how to build one) and confidence calibration load once,
+  when the app is made:
   a broken run fails at start, not at the first request.
 - A transformer's answers are decoded together, up to ``max_batch`` (``--max-batch``, 32) at once, one forward
   a step for all of them (serve/batching.py); other rungs answer one at a time (serve/worker.py).
@@ -64,6 +67,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 
+from minillm.answering.confidence import load_calibration
 from minillm.answering.conversation import Turn, resolve
 from minillm.answering.reader import with_reader
 from minillm.models.generation import Sampling
@@ -217,7 +221,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             batching.close()
         raise
     # twice the rows in threads: a request waits in its thread while its prompt is read or retrieval runs
-    worker = ModelWorker(model, tokenizer, load_index(run_dir), concurrency=2 * max_batch if batching else 1)
+    worker = ModelWorker(model, tokenizer, load_index(run_dir), load_calibration(run_dir),
+                         concurrency=2 * max_batch if batching else 1)
     model_id = Path(run_dir).resolve().name
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
             "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
@@ -257,7 +262,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             return StreamingResponse(_answer_events(worker, question, sampling, mode, asked),
                                      media_type="text/event-stream", headers=SSE_HEADERS)
         reply = await worker.reply(question, sampling, mode)
-        return {"question": asked, "resolved_question": question, "answer": reply.text, "mode": mode, "model": model_id,
+        return {"question": asked, "resolved_question": question, "answer": reply.text, "mode": mode,
+                "model": model_id, **reply.memory,
                 "sources": reply.sources, **reply.attribution, **_done(reply.finished)}
 
     return app

@@ -38,6 +38,7 @@ from typing import Any
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer, stream_answer
 from minillm.answering.attribution import attribution, passage_source
+from minillm.answering.confidence import Calibration, Recalled, answer_from_memory, shown_text
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import retrieve
 from minillm.serve.errors import ApiError
@@ -65,6 +66,7 @@ class Reply:
     sources: list[dict]       # retrieval.passage_source of each article used, best first
     finished: Finished
     attribution: dict = field(default_factory=dict)  # open book: retrieval.attribution (faithfulness, sentences)
+    memory: dict = field(default_factory=dict)  # closed book with a calibration: confidence, known_from_memory
 
 
 def check_question(text: str, field: str) -> str:
@@ -100,8 +102,10 @@ class _Metered:
 class ModelWorker:
     """Answers questions with one model in ``concurrency`` threads (1: one generation at a time)."""
 
-    def __init__(self, model: Any, tokenizer: Any, index: Any = None, concurrency: int = 1):
+    def __init__(self, model: Any, tokenizer: Any, index: Any = None, calibration: Calibration | None = None,
+                 concurrency: int = 1):
         self.model, self.tokenizer, self.index = model, tokenizer, index
+        self.calibration = calibration  # closed book: answers below its threshold are withheld
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="minillm-generate")
         self._index_lock = threading.Lock()
 
@@ -142,7 +146,25 @@ class ModelWorker:
         with self._index_lock:
             return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES, self.model)
 
+    def _recall(self, question: str, sampling: Sampling) -> Recalled:
+        """Closed book with a calibration: the answer, or that the model does not know (then open book when
+        the run has an index)."""
+        return answer_from_memory(self.model, self.tokenizer, question, sampling, self.calibration, self.index,
+                                  k=RETRIEVED_PASSAGES)
+
+    def _recalled_reply(self, question: str, sampling: Sampling) -> Reply:
+        recalled = self._recall(question, sampling)
+        result, passages = recalled.fallback or recalled.answer, list(recalled.passages)
+        finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
+                            self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
+        memory = {"confidence": recalled.confidence, "known_from_memory": recalled.known,
+                  "answered_from": "memory" if recalled.known else "articles" if recalled.fallback else None}
+        return Reply(shown_text(recalled), _sources(passages), finished,
+                     attribution(result.text, passages) if passages else {}, memory)
+
     def _reply(self, question: str, sampling: Sampling, mode: str) -> Reply:
+        if mode == "closed" and self.calibration is not None:
+            return self._recalled_reply(question, sampling)
         passages, context = self._retrieve(question, mode)
         result = answer(self.model, self.tokenizer, question, sampling, context=context)
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
@@ -176,6 +198,11 @@ class ModelWorker:
         if cancelled.is_set():
             return
         try:
+            if mode == "closed" and self.calibration is not None:  # judged whole before anything is shown
+                reply = self._recalled_reply(question, sampling)
+                for item in (reply.sources, reply.text, reply.finished):
+                    emit(item)
+                return
             passages, context = self._retrieve(question, mode)
             emit(_sources(passages))
             metered = _Metered(self.model, cancelled)

@@ -63,6 +63,10 @@ class DataConfig:
     heldout_fraction: float = 0.05  # share of articles held out of pretraining for validation loss
     qa_context: bool = False  # also fine-tune on each pair with its passage in the prompt (open book)
     qa_retrieved: int = 0  # also with the k passages retrieval finds for its question, as answers see them (0 = off)
+    # knowledge augmentation of the pretraining text (data/augment.py, training/data.py)
+    name_subject: bool = False  # every sentence about an article's subject names it ("It has" -> "Jupiter has")
+    orders: int = 0  # each article again in this many shuffled orders of its sentences (0 = as written only)
+    mix_qa: int = 0  # the training split's QA pairs interleaved in the pretraining text, each this many times
 
 
 @dataclass
@@ -141,7 +145,8 @@ _CHOICES = {
     "answer.reader": ("model", "pattern"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
-    "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0, "train.seed": 0, "train.batch_size": 1,
+    "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0,
+    "data.orders": 0, "data.mix_qa": 0, "train.seed": 0, "train.batch_size": 1,
     "train.grad_accum": 1, "train.pretrain_steps": 0, "train.finetune_steps": 0, "train.min_lr": 0,
     "train.warmup_steps": 0, "train.weight_decay": 0, "train.grad_clip": 0, "train.eval_interval": 0,
     "train.eval_batches": 1, "train.log_interval": 1, "train.checkpoint_interval": 0,
@@ -242,6 +247,9 @@ def config_from_dict(tables: dict[str, Any], source: str = "<config>",
     cfg = Config(**sections)
     if cfg.train.min_lr > cfg.train.lr:
         fail("train.min_lr", f"must be <= train.lr ({cfg.train.lr}), got {cfg.train.min_lr}")
+    augment = [f"data.{key}" for key in ("name_subject", "orders", "mix_qa") if getattr(cfg.data, key)]
+    if cfg.data.text and augment:
+        fail(augment[0], "augments articles; data.text is a plain text file (set data.text = \"\" or drop it)")
     return cfg
 
 

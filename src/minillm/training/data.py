@@ -6,6 +6,12 @@ Two kinds of data feed the Trainer (training/trainer.py):
   random windows of ``max_seq_len + 1`` tokens (inputs, and targets shifted by one). Validation text is a
   held-out share of the articles, chosen by a stable hash of the article id (so adding articles never moves
   an old one between train and validation), or with ``data.text`` the last 10% of a plain text file.
+  Knowledge augmentation (``augmented_documents``) changes only the training stream: with
+  ``data.name_subject`` every sentence names its article's subject, with ``data.orders = k`` every article
+  comes k more times in shuffled orders (data/augment.py), with ``data.mix_qa = m`` the training split's QA
+  pairs come m times each, as closed-book prompts with their answers (``<bos>Question: ...<eos>``), between
+  the articles; then all these documents are put in an order drawn from ``train.seed``, so copies of one
+  article rarely share a window (the model would copy instead of remember).
 - QA pairs: ``encode_qa`` gives ``[bos] prompt answer [eos]`` and a mask that is 1 on answer and eos
   tokens; targets outside the mask and padding are -100, which ``cross_entropy`` ignores, so only the answer
   is learned. Batches walk the pairs in a fresh shuffled order each epoch and pad to the longest pair.
@@ -41,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +57,7 @@ import torch
 
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write
+from minillm.data.augment import augment_articles
 from minillm.data.records import read_articles, read_qa_pairs
 from minillm.models.base import FitData
 from minillm.prompt import encode_qa
@@ -169,14 +177,49 @@ def _stream(tok: Tokenizer, documents: list[str]) -> list[int]:
     return ids
 
 
+def augmenting(cfg: Config) -> bool:
+    """Whether the training stream is augmented (any of data.name_subject, data.orders, data.mix_qa)."""
+    return bool(cfg.data.name_subject or cfg.data.orders or cfg.data.mix_qa)
+
+
+def augmented_documents(cfg: Config, tok: Tokenizer) -> list[list[int]]:
+    """The training stream's documents with knowledge augmentation (module docstring), in their seeded
+    order: each article's copies ending in ``<eos>``, each mixed QA pair ``[bos] prompt answer [eos]``."""
+    d = cfg.data
+    articles = [a for a in read_articles(d.articles) if not is_heldout(a.id, d.heldout_fraction)]
+    if d.name_subject or d.orders:
+        texts = augment_articles(articles, orders=d.orders, name_subject=d.name_subject, seed=cfg.train.seed)
+    else:
+        texts = [a.text for a in articles]
+    documents = [ids + [tok.eos_id] for ids in tok.encode_batch(texts)]
+    if d.mix_qa:
+        for pair in read_qa_pairs(d.train_qa):
+            if is_heldout(pair.article_id, d.heldout_fraction):
+                continue  # as in fine-tuning: the held-out articles' sentences stay unseen
+            try:
+                ids, _ = encode_qa(tok, pair.question, pair.answer, max_len=cfg.model["max_seq_len"] + 1)
+            except ValueError:  # the question alone does not fit the window
+                continue
+            documents += [ids] * d.mix_qa
+    random.Random(cfg.train.seed).shuffle(documents)
+    return documents
+
+
 def pretrain_tokens(cfg: Config, tok: Tokenizer, tok_bytes: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     """(train stream, validation stream or None) of token ids, from the cache when it has them."""
     path, data = _text_source(cfg)
-    key = _cache_key("text" if cfg.data.text else "articles", str(cfg.data.heldout_fraction), tok_bytes, data)
+    d = cfg.data
+    parts: list[bytes | str] = ["text" if d.text else "articles", str(d.heldout_fraction), tok_bytes, data]
+    if augmenting(cfg):
+        parts += [json.dumps([d.name_subject, d.orders, d.mix_qa, cfg.train.seed, cfg.model["max_seq_len"]])]
+        parts += [_read_bytes(d.train_qa, "data.train_qa (data.mix_qa)")] if d.mix_qa else []
+    key = _cache_key(*parts)
 
     def build() -> dict[str, np.ndarray]:
         train, val = pretrain_texts(cfg)
-        return {"train": _token_array(_stream(tok, train), tok.vocab_size),
+        stream = ([t for doc in augmented_documents(cfg, tok) for t in doc] if augmenting(cfg)
+                  else _stream(tok, train))
+        return {"train": _token_array(stream, tok.vocab_size),
                 "val": _token_array(_stream(tok, val) if val else [], tok.vocab_size)}
 
     arrays = _cached_arrays(["train", "val"], key, build)

@@ -2,6 +2,7 @@
 
     fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> retrieval index
     (BM25 + dense where the [dense] extra is installed, else BM25, said once)
+    -> calibrate (the confidence below which closed-book answers are withheld, on validation questions)
     -> sample answers (open book, with sources; two also closed book, to show what retrieval adds)
 
 Each stage calls the same library function as its own ``minillm`` command and writes the same files, so a
@@ -13,7 +14,10 @@ Design choices:
 - The sample questions mix the test split (articles never fine-tuned on: the model knows them only from
   pretraining) with a few fixed questions everyone can judge. They are answered as ``minillm ask`` answers
   them by default, open book from the index just built: the first answers a newcomer sees are the best
-  the run gives. The first two fixed questions are also answered closed book, side by side.
+  the run gives. The first two fixed questions are also answered closed book, side by side, as `minillm ask
+  --mode closed` answers them: withheld ("I don't know this from memory.") below the calibrated confidence.
+- Calibration answers ``CALIBRATION_QUESTIONS`` of the validation split (a seeded sample), about 20 s on two
+  cores: enough questions for a threshold, little time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from minillm.answering.answer import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
-from minillm.answering.answer import answer
+from minillm.answering.confidence import answer_from_memory, save_calibration, shown_text
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer
 from minillm.core.errors import InputError
@@ -34,6 +38,7 @@ from minillm.data.fetch import fetch_articles
 from minillm.data.generate import generate_qa_pairs
 from minillm.data.records import Article, read_articles, read_qa_pairs
 from minillm.data.split import Split, split_qa_pairs, write_split
+from minillm.evaluation.calibration import calibrate_run
 from minillm.retrieval.dense import INSTALL_HINT
 from minillm.retrieval.dense import available as dense_available
 from minillm.retrieval.index import INDEX_DIR, Index
@@ -46,6 +51,7 @@ FIXED_QUESTIONS = ("What is the Sun?", "What is the heart?", "What is a tornado?
 ANSWER_SAMPLING = ENGINE_ANSWER_SAMPLING  # as `minillm ask` answers: 2-4 sentences fit its 128 tokens
 CLOSED_BESIDE_OPEN = 2  # fixed questions also answered closed book
 INDEX_KINDS = ("auto", "hybrid", "bm25")
+CALIBRATION_QUESTIONS = 500  # validation questions the confidence threshold is chosen on
 
 
 @dataclass
@@ -53,7 +59,7 @@ class Sample:
     question: str
     answer: str                # open book
     sources: list[str]         # titles of the articles retrieved, best first
-    closed: str | None = None  # the model alone, for the first CLOSED_BESIDE_OPEN questions
+    closed: str | None = None  # the model alone (or that it does not know), for the first CLOSED_BESIDE_OPEN
 
 
 @dataclass
@@ -69,7 +75,7 @@ class QuickstartResult:
 def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path = "data",
                    config: str = "tiny-cpu", overrides: tuple[str, ...] = (), device: str | None = None,
                    overwrite: bool = False, seed: int = 0, log: Callable[[str], None] = lambda _: None,
-                   progress: bool = True, index: str = "auto") -> QuickstartResult:
+                   progress: bool = True, index_kind: str = "auto") -> QuickstartResult:
     start = time.perf_counter()
     run_dir, data = Path(out_dir), Path(data_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -88,25 +94,34 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
 
     cfg = replace(cfg, data=replace(cfg.data, **_data_paths(data), tokenizer=str(tokenizer_path)))
     log(f"train: config {config} -> {run_dir}")
-    result = train(cfg, run_dir, device=device, progress=progress)
-    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.final_losses.items())
-    log(f"train: {result.steps} steps in {result.seconds:.0f}s ({result.tokens_per_s:,.0f} tokens/s); {losses}")
+    trained = train(cfg, run_dir, device=device, progress=progress)
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in trained.final_losses.items())
+    log(f"train: {trained.steps} steps in {trained.seconds:.0f}s ({trained.tokens_per_s:,.0f} tokens/s); {losses}")
 
-    dense = index_is_dense(index, log)
+    dense = index_is_dense(index_kind, log)
     index = Index.build(articles, dense=dense)
     index.save(run_dir / INDEX_DIR)
     kind = "BM25 + dense (all-MiniLM-L6-v2)" if dense else "BM25"
     log(f"index: {len(index.passages)} passages, {kind} -> {run_dir / INDEX_DIR} (open book: --mode open)")
 
+    calibration, report = calibrate_run(run_dir, split="val", limit=CALIBRATION_QUESTIONS, seed=seed,
+                                        device=device or "cpu")
+    save_calibration(calibration, run_dir)
+    reached = ("never precise enough: closed-book answers are withheld" if calibration.precision is None else
+               f"answers {calibration.coverage:.0%} of them, {calibration.precision:.0%} right")
+    log(f"calibrate: {calibration.questions} val questions closed book, {report['precision_all']:.0%} right; "
+        f"withheld below {calibration.measure} {calibration.threshold:.2f}: {reached}")
+
     model, tok, _ = load_answerer(run_dir, device=device or "cpu")
     questions = list(FIXED_QUESTIONS) + [p.question for p in split.test[:: max(1, len(split.test) // 3)][:3]]
     samples = []
     for i, question in enumerate(questions):
-        result, passages = answer_open(model, tok, index, question, ANSWER_SAMPLING)
-        closed = answer(model, tok, question, ANSWER_SAMPLING).text if i < CLOSED_BESIDE_OPEN else None
-        samples.append(Sample(question, result.text, list(dict.fromkeys(p.title for p in passages)), closed))
+        opened, passages = answer_open(model, tok, index, question, ANSWER_SAMPLING)
+        closed = (shown_text(answer_from_memory(model, tok, question, ANSWER_SAMPLING, calibration))
+                  if i < CLOSED_BESIDE_OPEN else None)
+        samples.append(Sample(question, opened.text, list(dict.fromkeys(p.title for p in passages)), closed))
     pairs = len(split.train) + len(split.val) + len(split.test)
-    return QuickstartResult(run_dir=run_dir, articles=len(articles), qa_pairs=pairs, train=result,
+    return QuickstartResult(run_dir=run_dir, articles=len(articles), qa_pairs=pairs, train=trained,
                             samples=samples, seconds=time.perf_counter() - start)
 
 
