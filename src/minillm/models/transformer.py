@@ -39,7 +39,7 @@ from torch import nn
 from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
 from minillm.models.base import init_weights
-from minillm.models.decode_step import fast_decoder
+from minillm.models.decode_step import fast_decoder, reads_weights
 from minillm.models.generation import KVCache, Sampling, generate
 
 NORMS = ("layernorm", "rmsnorm")
@@ -369,6 +369,6 @@ class MiniTransformer(base.TorchRung):
         """New token ids (generation.generate); with the cache through decode_step.DecodeStep, whose logits
         are this forward's to the bit, without its Module calls."""
         return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache,
-                        decoder=fast_decoder if use_cache else None)
+                        decoder=fast_decoder if use_cache and reads_weights(self) else None)
 
 
