@@ -59,6 +59,30 @@ def test_model_generate_equals_the_reference_engine_under_every_rule(tok):
         assert list(model.generate(prompt, sampling, eos_id=tok.eos_id, decode=tok.decode)) == expected
 
 
+def test_a_swapped_module_or_a_hook_sends_generate_through_the_forward():
+    """The decode step reads the weights of the model's own module classes; a module swapped for another
+    kind (bench_int8_kernels.py swaps in int8 linears) or a forward hook would go unseen, so then generate
+    runs the model's forward."""
+    model = tiny_model(**QUICKSTART)
+    prompt, sampling = [1, 2, 3], Sampling(max_new_tokens=10)
+    calls = []
+    handle = model.blocks[0].mlp.register_forward_hook(lambda *args: calls.append(1))
+    assert list(model.generate(prompt, sampling)) == list(generate(model, prompt, sampling))
+    assert len(calls) == 2 * 10  # the prompt and 9 tokens, by each generate
+    handle.remove()
+
+    class Doubled(torch.nn.Module):
+        def __init__(self, linear):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x):
+            return 2 * self.linear(x)
+
+    model.blocks[0].mlp.down = Doubled(model.blocks[0].mlp.down)
+    assert list(model.generate(prompt, sampling)) == list(generate(model, prompt, sampling))
+
+
 def test_greedy_picks_for_a_batch_are_sample_tokens_row_by_row():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 50, generator=generator) * 0.1

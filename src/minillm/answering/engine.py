@@ -14,7 +14,8 @@ Engines:
   minillm's own engine, and a one-line note saying why when a transformer could have had onnxruntime.
   Asked for by name, ``onnxruntime`` that cannot run is an error (ValueError) instead.
 
-Other rungs, and models on a GPU, always decode with their own ``generate``.
+Other rungs, models on a GPU, and transformers with a module swapped in or a forward hook
+(transformer.plain_modules) always decode with their own ``generate``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from minillm.models.generation import Sampling, generate
 from minillm.models.onnx_step import OnnxStepDecoder, step_graphs
-from minillm.models.transformer import MiniTransformer
+from minillm.models.transformer import MiniTransformer, plain_modules
 from minillm.training.data import cache_dir
 
 ENGINES = ("auto", "minillm", "onnxruntime")
@@ -54,7 +55,8 @@ def with_engine(model: Any, engine: str = "auto", folder: str | Path | None = No
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "minillm":
         return model, None
-    if not isinstance(model, MiniTransformer) or next(model.parameters()).device.type != "cpu":
+    decodable = isinstance(model, MiniTransformer) and plain_modules(model)  # the step graph reads its modules
+    if not decodable or next(model.parameters()).device.type != "cpu":
         if engine == "onnxruntime":
             raise ValueError("the onnxruntime engine decodes transformers on the CPU; this model is not one")
         return model, None

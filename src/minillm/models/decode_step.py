@@ -253,17 +253,6 @@ class DecodeStep:
         return cache
 
 
-def reads_weights(model: nn.Module) -> bool:
-    """Whether DecodeStep can read the model's matrices: every projection a plain ``nn.Linear`` (a model whose
-    layers were swapped for other kernels, such as benchmarks/bench_int8_kernels.py's, decodes the general way)."""
-    linears = [getattr(m, name) for block in model.blocks for m, names in (
-        (block.attn, ("q_proj", "k_proj", "v_proj", "out_proj")), (block.mlp, ("gate", "up", "down")))
-        for name in names if getattr(m, name, None) is not None]
-    if model.lm_head is not None:
-        linears.append(model.lm_head)
-    return all(isinstance(linear, nn.Linear) for linear in linears)
-
-
 def fast_decoder(model: nn.Module, prompt_ids: list[int]) -> tuple[torch.Tensor, Callable[[int], torch.Tensor]]:
     """generation.Decoder through DecodeStep: the model's forward reads the prompt, ``one`` each token after."""
     step = DecodeStep(model)

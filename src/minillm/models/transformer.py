@@ -39,7 +39,7 @@ from torch import nn
 from minillm.core.checks import check_positive_int, not_number
 from minillm.models import base
 from minillm.models.base import init_weights
-from minillm.models.decode_step import fast_decoder, reads_weights
+from minillm.models.decode_step import fast_decoder
 from minillm.models.generation import KVCache, Sampling, generate
 
 NORMS = ("layernorm", "rmsnorm")
@@ -367,8 +367,20 @@ class MiniTransformer(base.TorchRung):
     def generate(self, prompt_ids: list[int], sampling: Sampling, *, eos_id: int | None = None,
                  decode: Callable[[list[int]], str] | None = None, use_cache: bool = True) -> Iterator[int]:
         """New token ids (generation.generate); with the cache through decode_step.DecodeStep, whose logits
-        are this forward's to the bit, without its Module calls."""
+        are this forward's to the bit, without its Module calls (the forward itself when a module was
+        swapped for another kind or carries a hook: the step would not see it)."""
+        fast = use_cache and plain_modules(self)
         return generate(self, prompt_ids, sampling, eos_id=eos_id, decode=decode, use_cache=use_cache,
-                        decoder=fast_decoder if use_cache and reads_weights(self) else None)
+                        decoder=fast_decoder if fast else None)
+
+
+PLAIN_MODULES = (MiniTransformer, Block, CausalSelfAttention, MLP, CopyHead, RMSNorm, nn.Linear, nn.LayerNorm,
+                 nn.Embedding, nn.Dropout, nn.ModuleList)
+
+
+def plain_modules(model: nn.Module) -> bool:
+    """Whether the model holds only the module classes DecodeStep reads the weights of (nothing swapped in,
+    as benchmarks/bench_int8_kernels.py swaps in int8 linears) and no forward hooks."""
+    return all(type(m) in PLAIN_MODULES and not (m._forward_hooks or m._forward_pre_hooks) for m in model.modules())
 
 

@@ -35,6 +35,7 @@ import torch
 from minillm.models import MiniTransformer
 from minillm.models.batch import BatchDecoder, Sequence
 from minillm.models.generation import Sampling, check_prompt
+from minillm.models.transformer import plain_modules
 
 _END = object()  # the last item of a request's queue: its sequence ended
 
@@ -80,8 +81,8 @@ class Tokens:
 
 
 def can_batch(model: Any) -> bool:
-    """Whether models/batch.py decodes this model: MiniTransformer's."""
-    return isinstance(model, MiniTransformer)
+    """Whether models/batch.py decodes this model: a MiniTransformer of its own module classes."""
+    return isinstance(model, MiniTransformer) and plain_modules(model)
 
 
 class BatchingModel:
