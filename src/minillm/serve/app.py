@@ -221,7 +221,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             batching.close()
         raise
     # twice the rows in threads: a request waits in its thread while its prompt is read or retrieval runs
-    worker = ModelWorker(model, tokenizer, load_index(run_dir), load_calibration(run_dir),
+    worker = ModelWorker(model, tokenizer, load_index(run_dir), calibration=load_calibration(run_dir),
                          concurrency=2 * max_batch if batching else 1)
     model_id = Path(run_dir).resolve().name
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
