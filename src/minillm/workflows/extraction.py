@@ -351,7 +351,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("fact hit rate, closed book")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
-    ax.set_title("Extraction: questions about articles whose QA pairs were never trained")
+    ax.set_title("Closed-book fact hits: extraction, paraphrased, chance and recited are about articles\n"
+                 "whose QA pairs were never trained; trained (paraphrased) about those that were", fontsize=10)
     fig.tight_layout()
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
@@ -374,7 +375,11 @@ def _write_results(out_dir: Path, budget: str, plan: dict[str, int], counts: dic
             f"{counts['trained_paraphrased']} other phrasings of trained questions). "
             f"{plan['pretrain_steps']} pretraining + {plan['finetune_steps']} fine-tuning steps an arm. Fact hit: "
             "the answer holds at least half of the words its reference adds to the question; chance: the same "
-            "answers against another question's reference; choice: the right answer more likely than another's.",
+            "answers against another question's reference; recited: the fact's sentence continued from its first "
+            f"{RECITE_WORDS} words, no question; choice: the right answer more likely than another's; misses from "
+            "trained: wrong answers whose words come from an article with trained QA pairs (half have). Training: "
+            "wall-clock time on the machine that ran it, with whatever else it was running. What the columns "
+            "mean: the module docstring of minillm/workflows/extraction.py.",
             "", table, "", "![fact hit rates per arm](extraction.png)", ""]
     with atomic_write(out_dir / "results.md") as fh:
         fh.write("\n".join(text))
