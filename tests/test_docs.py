@@ -18,7 +18,8 @@ from types import ModuleType
 import pytest
 
 from minillm.cli import main
-from minillm.workflows.docs import COMPRESS_RESULTS, LADDER_RESULTS, OPEN, build
+from minillm.core.errors import InputError
+from minillm.workflows.docs import COMPRESS_RESULTS, EXTRACTION_RESULTS, LADDER_RESULTS, OPEN, build
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -41,12 +42,12 @@ def load(path: Path) -> ModuleType:
 
 
 def copy_root(tmp_path: Path) -> Path:
-    """A repository root holding only what ``docs build`` reads: docs/, the two results files, the GPU logs."""
+    """A repository root holding only what ``docs build`` reads: docs/, the three results files, the GPU logs."""
     from minillm.workflows.docs import GPU_LOGS
 
     root = tmp_path / "repo"
     shutil.copytree(DOCS, root / "docs")
-    for rel in (LADDER_RESULTS, COMPRESS_RESULTS):
+    for rel in (LADDER_RESULTS, COMPRESS_RESULTS, EXTRACTION_RESULTS):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, root / rel)
     shutil.copytree(ROOT / GPU_LOGS, root / GPU_LOGS, ignore=shutil.ignore_patterns("*.jsonl"))
@@ -120,6 +121,26 @@ def test_sample_answers_are_shown_as_plain_text_never_as_markup():
     closed = block.split("closed book:")[1].split("open book:")[0]
     assert closed.count("```") == 2 and "''' <script>alert(1)</script>" in closed  # inside one text block
     assert "The Sun is a star." in block and "| 0.500 |" in block
+
+
+def test_extraction_figures_are_one_row_an_arm_with_the_plan_in_the_caption():
+    from minillm.workflows.docs import extraction_block, fill
+
+    results = {"budget": "tiny", "plan": {"articles": 16, "pretrain_steps": 6, "finetune_steps": 4, "extraction": 0,
+                                          "paraphrased": 4, "trained": 4},
+               "questions": {"train": 9, "test": 5, "paraphrased": 12, "trained_paraphrased": 20},
+               "arms": [{"arm": "plain", "what": "articles as written", "parameters": 1486337, "extraction": 0.2,
+                         "paraphrased": 0.25, "chance": 0.0, "trained": 0.75, "trained_paraphrased": 0.5,
+                         "recited": None, "choice": 0.6, "training_seconds": 12.5}]}
+    block = extraction_block(results)
+    assert "| `plain` | articles as written | 1.49M | 12.5s | 0.200 | 0.250 | 0.000 | 0.750 | 0.500 | — | 0.600 |" \
+        in block, block
+    assert "16 articles, 6 pretraining + 4 fine-tuning steps" in block and "extraction all 5" in block
+    assert "paraphrased 4 of 12" in block and EXTRACTION_RESULTS in block
+    page = "<!-- figures:extraction -->\n<!-- /figures -->\n"
+    assert fill(page, {"ladder": [], "compress": [], "gpu": [], "extraction": results})[0].count("`plain`") == 1
+    with pytest.raises(InputError, match="known: .*extraction"):
+        fill(page, {"ladder": [], "compress": [], "gpu": [], "extraction": {}})
 
 
 def test_an_unknown_or_unclosed_block_is_one_line_naming_the_page(tmp_path, capsys):

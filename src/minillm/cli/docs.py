@@ -22,8 +22,8 @@ def add_docs(sub: argparse._SubParsersAction) -> None:
     docs = sub.add_parser("docs", help="the learning path under docs/").add_subparsers(
         dest="docs_command", required=True, metavar="{build}")
     p = docs.add_parser("build", help="fill every <!-- figures:KEY --> block of docs/ from the results files")
-    p.add_argument("--root", default=".", help="the repository root: results are read from "
-                                               "ROOT/experiments/{ladder,compress}/results.json (default: .)")
+    p.add_argument("--root", default=".", help="the repository root: results are read from ROOT/experiments/"
+                                               "{ladder,compress,extraction}/results.json (default: .)")
     p.add_argument("--docs", help="the folder of pages (default: ROOT/docs)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 2 naming the first page whose figures differ from the results")

@@ -17,6 +17,8 @@ The key after ``figures:`` says what fills the block:
   (parameters, size, training time, bits/byte, closed and open F1, share of 2-4 sentence answers, latency);
 - ``ladder``: every rung of that file, one row each;
 - ``compress``: the variants of ``experiments/compress/results.json`` (``minillm compress sweep``);
+- ``extraction``: the arms of ``experiments/extraction/results.json`` (``minillm extraction``), with their
+  closed-book fact hit rates;
 - ``gpu``: the GPU training runs of ``experiments/gpu/logs/*.bench.json`` (``benchmarks/bench_train.py``).
 
 Design choices:
@@ -44,28 +46,35 @@ from minillm.evaluation.report import markdown_table
 
 LADDER_RESULTS = "experiments/ladder/results.json"
 COMPRESS_RESULTS = "experiments/compress/results.json"
+EXTRACTION_RESULTS = "experiments/extraction/results.json"
 GPU_LOGS = "experiments/gpu/logs"  # benchmarks/bench_train.py's JSON, one *.bench.json a measured run
 
 OPEN = re.compile(r"<!-- figures:(?P<key>[A-Za-z0-9_-]+) -->")
 CLOSE = "<!-- /figures -->"
 
 
+def _results_file(path: Path, field: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``, which must hold a ``field`` list; None when there is no such file."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a JSON results file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get(field), list):
+        raise InputError(f"{path}: expected an object with a '{field}' list")
+    return data
+
+
 def load_results(root: str | Path = ".") -> dict[str, Any]:
-    """{"ladder": [rows], "compress": [variants]} from the results files under ``root`` (a missing one: [])."""
+    """{"ladder": [rows], "compress": [variants], "gpu": [runs], "extraction": {the whole file}} from the results
+    files under ``root`` (a missing one: [] or {})."""
     root = Path(root)
     out: dict[str, Any] = {}
     for name, rel, field in (("ladder", LADDER_RESULTS, "rungs"), ("compress", COMPRESS_RESULTS, "variants")):
-        path = root / rel
-        if not path.exists():
-            out[name] = []
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: not a JSON results file ({e})") from None
-        if not isinstance(data, dict) or not isinstance(data.get(field), list):
-            raise InputError(f"{path}: expected an object with a '{field}' list")
-        out[name] = data[field]
+        data = _results_file(root / rel, field)
+        out[name] = data[field] if data else []
+    out["extraction"] = _results_file(root / EXTRACTION_RESULTS, "arms") or {}
     out["gpu"] = []
     for path in sorted((root / GPU_LOGS).glob("*.bench.json")):
         try:
@@ -158,6 +167,39 @@ def gpu_block(runs: list[dict[str, Any]]) -> str:
     return f"{markdown_table(GPU_COLUMNS, cells)}\n\n{_caption(what, GPU_LOGS)}"
 
 
+EXTRACTION_COLUMNS = ("arm", "what", "parameters", "training time", "extraction", "paraphrased", "chance", "trained",
+                      "trained paraphrased", "recited", "choice")
+EXTRACTION_SCORES = ("extraction", "paraphrased", "chance", "trained", "trained_paraphrased", "recited", "choice")
+
+
+def extraction_block(results: dict[str, Any]) -> str:
+    """The extraction experiment's arms (workflows/extraction.py): closed-book fact hit rates, one row an arm."""
+    cells = [[f"`{a['arm']}`", a.get("what", ""), human_count(a["parameters"]),
+              DASH if a.get("training_seconds") is None else human_seconds(a["training_seconds"]),
+              *(format_number(a.get(k)) for k in EXTRACTION_SCORES)] for a in results["arms"]]
+    plan, questions = results.get("plan", {}), results.get("questions", {})
+    what = ("Fact hit rates, closed book: extraction and paraphrased ask about articles that were pretrained on "
+            "but whose QA pairs were never trained, chance scores those answers against another question's "
+            "reference, trained and trained paraphrased ask about articles whose QA pairs were trained, recited "
+            "continues a fact's sentence from its first words; choice is how often the right answer is more "
+            "likely than another's.")
+    if plan:
+        asked = ", ".join(_asked(label, plan.get(key), questions.get(split)) for label, key, split in (
+            ("extraction", "extraction", "test"), ("paraphrased", "paraphrased", "paraphrased"),
+            ("trained", "trained", "train"), ("trained paraphrased", "paraphrased", "trained_paraphrased")))
+        what += (f" Budget `{results.get('budget', '?')}`: {plan.get('articles', '?')} articles, "
+                 f"{plan.get('pretrain_steps', '?')} pretraining + {plan.get('finetune_steps', '?')} fine-tuning "
+                 f"steps an arm; questions asked: {asked}.")
+    return f"{markdown_table(EXTRACTION_COLUMNS, cells)}\n\n{_caption(what, EXTRACTION_RESULTS)}"
+
+
+def _asked(label: str, sample: int | None, total: int | None) -> str:
+    """"paraphrased 200 of 1365": how many of a set's questions an arm was asked (a sample of 0: all)."""
+    if total is None:
+        return f"{label} {sample or 'all'}"
+    return f"{label} all {total}" if not sample or sample >= total else f"{label} {sample} of {total}"
+
+
 def renderer(key: str, results: dict[str, Any]) -> tuple[Callable[[], str], str] | None:
     """(function that renders block ``key``, the results file it reads), or None for an unknown key."""
     if key == "ladder" and results["ladder"]:
@@ -166,6 +208,8 @@ def renderer(key: str, results: dict[str, Any]) -> tuple[Callable[[], str], str]
         return (lambda: compress_block(results["compress"])), COMPRESS_RESULTS
     if key == "gpu" and results.get("gpu"):
         return (lambda: gpu_block(results["gpu"])), GPU_LOGS
+    if key == "extraction" and results.get("extraction"):
+        return (lambda: extraction_block(results["extraction"])), EXTRACTION_RESULTS
     for row in results["ladder"]:
         if row.get("rung") == key:
             return (lambda row=row: rung_block(row)), LADDER_RESULTS
@@ -183,7 +227,7 @@ def fill(text: str, results: dict[str, Any], page: str = "page") -> tuple[str, s
             raise InputError(f"{page}: figures:{m['key']} has no closing {CLOSE}")
         found = renderer(m["key"], results)
         if found is None:
-            keys = ["ladder", "compress", "gpu", *(r.get("rung", "?") for r in results["ladder"])]
+            keys = ["ladder", "compress", "gpu", "extraction", *(r.get("rung", "?") for r in results["ladder"])]
             raise InputError(f"{page}: unknown figures block '{m['key']}' (known: {', '.join(keys)})")
         render, source = found
         body = f"\n\n{render()}\n\n"
