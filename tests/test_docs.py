@@ -27,7 +27,7 @@ EXERCISES = DOCS / "exercises"
 PAGES = sorted(DOCS.glob("*.md"))  # the path's pages; the development log's are under devlog/
 ALL_PAGES = sorted(DOCS.rglob("*.md"))
 NAV = ["index.md", "pattern.md", "markov.md", "mlp.md", "hybrid.md", "attention.md", "transformer.md", "modern.md",
-       "open-book.md", "compression.md", "edge.md", "scaling.md", "reliability.md", "devlog/index.md",
+       "open-book.md", "knowledge.md", "compression.md", "edge.md", "scaling.md", "reliability.md", "devlog/index.md",
        "devlog/01-foundation.md", "devlog/02-copy-head.md", "devlog/03-ladder.md", "devlog/04-gpu.md",
        "devlog/05-decoding.md", "devlog/06-reader.md", "devlog/07-compression.md", "devlog/08-exports.md",
        "devlog/09-reliability.md", "devlog/10-learning-path.md", "devlog/11-bert-reader.md",
@@ -212,6 +212,8 @@ def defined_names(path: Path) -> set[str]:
                       if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
         if isinstance(node, ast.Assign):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
     return names
 
 
@@ -262,6 +264,7 @@ EXERCISE_PAGES = {
     "modern.md": ("rmsnorm_rope", ("[a * cos - b * sin, a * sin + b * cos]",  # rotated the wrong way
                                    "[a * cos + b * sin, b * cos - a * sin]")),
     "open-book.md": ("bm25", ("math.log(1 + (n - df[q] + 0.5)", "math.log((n - df[q] + 0.5)")),  # Robertson's idf
+    "knowledge.md": ("name_subject", ('"(It|They|Its|Their)(?= )"', '"(It|They|Its|Their)"')),  # "Its" read as "It"
     "compression.md": ("quantize", ("nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)",  # nibbles swapped
                                     "nibbles[:, 1::2] | (nibbles[:, 0::2] << 4)")),
     "edge.md": ("greedy_decode", ("logits, past = step([token], past)", "logits, past = step(list(prompt_ids) + "
