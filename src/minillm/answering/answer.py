@@ -9,6 +9,9 @@ Design choices:
   the answer has no complete sentence at all), and the stream shows a sentence once it is confirmed.
 - A prompt too long to leave min(max_new_tokens, max_seq_len // 2) positions for the answer is shortened the
   way fine-tuning shortens it: the context first (prompt.fit_prompt).
+- Open book, given the index's vocabulary, an answer spells only words of the articles, the question and
+  its passages (core/words.py): a network reading passages glued copied spans into non-words ("two lungs (
+  functionchange") before.
 - ``ANSWER_SAMPLING`` is what ask, chat, serve, eval and the quickstart answer with; the comment above it
   says why (figures: experiments/README.md).
 """
@@ -16,10 +19,11 @@ Design choices:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from minillm.core.words import BoundedDecode, Vocabulary
 from minillm.models.generation import Sampling, sentence_ends, whole_sentences
 from minillm.prompt import fit_prompt
 from minillm.tokenizer import non_answer_ids, word_continuation_ids
@@ -74,13 +78,24 @@ def answer_prompt(model: LanguageModel, tokenizer: Any, question: str, sampling:
     return fit_prompt(tokenizer, question, context, prompt_budget(window, sampling))
 
 
+def answer_decode(tokenizer: Any, question: str, context: str | None,
+                  vocabulary: Vocabulary | None) -> Callable[[list[int]], str]:
+    """The decode an answer is generated with: open book with a ``vocabulary`` (the index's words,
+    retrieval.Index.vocabulary), one that keeps the answer to the words of the articles, the question and
+    its passages (core/words.py); else the tokenizer's own."""
+    if context is None or vocabulary is None:
+        return tokenizer.decode
+    return BoundedDecode(tokenizer.decode, vocabulary, (question, context))
+
+
 def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-           context: str | None = None) -> Answer:
-    """Answer one question (open-book when a context passage is given)."""
+           context: str | None = None, vocabulary: Vocabulary | None = None) -> Answer:
+    """Answer one question (open-book when a context passage is given; its words kept to ``vocabulary``
+    and the passage's, when given)."""
     prompt_ids = answer_prompt(model, tokenizer, question, sampling, context)
     start = time.perf_counter()
     new_ids = list(model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                  decode=tokenizer.decode))
+                                  decode=answer_decode(tokenizer, question, context, vocabulary)))
     seconds = time.perf_counter() - start
     return Answer(text=whole_sentences(tokenizer.decode(new_ids).strip()), token_ids=new_ids,
                   prompt_tokens=len(prompt_ids),
@@ -89,7 +104,7 @@ def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampli
 
 
 def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-                  context: str | None = None) -> Iterator[str]:
+                  context: str | None = None, vocabulary: Vocabulary | None = None) -> Iterator[str]:
     """The answer as text pieces, a sentence at a time: each piece is shown once the next token confirms its
     end, so a sentence that a stop rule cuts off is never shown (the text is ``answer``'s, whole_sentences
     included); leading whitespace dropped."""
@@ -97,7 +112,7 @@ def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling:
     new_ids: list[int] = []
     shown = 0
     for token in model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                decode=tokenizer.decode):
+                                decode=answer_decode(tokenizer, question, context, vocabulary)):
         new_ids.append(token)
         # decoding all ids so far, not one token alone, keeps multi-byte characters split over byte-level
         # tokens whole; an end followed by more text is confirmed ("9." may still become "9.59")

@@ -168,7 +168,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             passages, context = retrieve(index, resolved.question, args.k, model)
             pieces = []
             try:
-                for piece in stream_answer(model, tok, resolved.question, sampling, context=context):
+                for piece in stream_answer(model, tok, resolved.question, sampling, context=context,
+                                          vocabulary=None if index is None else index.vocabulary()):
                     pieces.append(piece)
                     print(piece, end="", flush=True)
             except KeyboardInterrupt:

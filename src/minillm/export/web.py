@@ -6,7 +6,7 @@
 The folder holds everything the page needs; nothing is computed server-side and nothing is fetched from
 another host (after loading, the page keeps working with the network cut off):
 
-    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, style.css   (web_static/)
+    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, words.js, style.css   (web_static/)
     model.onnx       export_onnx's float32 decoder with its KV cache (as onnx_greedy runs it)
     tokenizer.json   the run's own: app's tokenizer.js reads it (byte-level BPE, GPT-2 pre-tokenizer)
     config.json      prompt/sampling settings: engine.ANSWER_SAMPLING, the suppressed tokens
@@ -61,8 +61,8 @@ ORT_WEB = "onnxruntime-web"
 ORT_WEB_VERSION = "1.31.1"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 STATIC = Path(__file__).parent / "web_static"
-STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "style.css",
-                "favicon.svg")
+STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "words.js",
+                "style.css", "favicon.svg")
 WEB_FORMAT = 1
 
 

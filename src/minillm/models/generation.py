@@ -195,7 +195,8 @@ def generate(model: nn.Module, prompt_ids: list[int], sampling: Sampling, *, eos
              decode: Callable[[list[int]], str] | None = None, use_cache: bool = True,
              decoder: Decoder | None = None) -> Iterator[int]:
     """Stream new token ids after prompt_ids. ``decode`` (ids -> text) is needed for max_sentences and
-    stop_repeat. ``decoder`` reads the tokens (None: the model's forward, with a KVCache or without)."""
+    stop_repeat; one with an ``allows(text)`` method (core/words.BoundedDecode) also keeps the answer's words
+    to a closed vocabulary. ``decoder`` reads the tokens (None: the model's forward, with a KVCache or without)."""
     check_prompt(prompt_ids, model.max_seq_len, sampling, decode)
     if decoder is None:
         decoder = forward_decoder if use_cache else recompute_decoder
@@ -269,6 +270,7 @@ class TokenPicker:
         self.text = ""
         self.labels = 0  # count_labels(self.text), kept with it
         self.inside_words = frozenset(sampling.word_continuations)
+        self.tracks_text = bool(sampling.max_sentences or sampling.stop_repeat or hasattr(decode, "allows"))
         self.done = False
 
     def banned(self) -> list[int]:
@@ -286,17 +288,25 @@ class TokenPicker:
         token with it."""
         sampling, new_ids, text = self.sampling, self.new_ids, self.text
         banned = self.banned() if banned is None else list(banned)
+        allows = getattr(self.decode, "allows", None)  # a closed vocabulary (core/words.BoundedDecode)
+        last = len(new_ids) + 1 == sampling.max_new_tokens or self.prompt_len + len(new_ids) + 1 == self.max_seq_len
         while True:
             if len(set(banned)) >= logits.numel():
                 return self._end()  # nothing left to say
             token = first if first is not None else sample_token(logits, sampling, self.seen, self.generator, banned)
             first = None
             if token == self.eos_id:
+                if allows is not None and not allows(text, final=True):
+                    banned.append(token)  # not in the middle of a word of no text
+                    continue
                 return self._end()
-            if sampling.max_sentences or sampling.stop_repeat:
+            if self.tracks_text:
                 candidate = self.decode(new_ids + [token])
                 if sampling.suppress_tokens and count_labels(candidate) > self.labels:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
+                    continue
+                if allows is not None and not allows(candidate, final=last):
+                    banned.append(token)  # it would spell a word of no text it was given
                     continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):
                 break
@@ -304,7 +314,7 @@ class TokenPicker:
                 return self._end()  # the answer started saying again what it said: its whole sentences are out
             banned.append(token)  # not even one sentence yet: say something else instead
         new_ids.append(token)
-        if sampling.max_sentences or sampling.stop_repeat:
+        if self.tracks_text:
             self.text = candidate
             self.labels = count_labels(candidate) if sampling.suppress_tokens else 0
         if sampling.max_sentences:

@@ -51,6 +51,7 @@ import numpy as np
 
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_directory, write_jsonl
+from minillm.core.words import Vocabulary
 from minillm.data.records import Article, read_records
 from minillm.prompt import passage_separator
 from minillm.retrieval.dense import (
@@ -148,6 +149,7 @@ class Index:
         self.passages = passages
         self.bm25 = bm25
         self.embeddings = embeddings  # unit vectors, one row per passage; None: lexical only
+        self._vocabulary: Vocabulary | None = None
         titles: dict[str, str] = {}
         for p in passages:
             titles.setdefault(p.article_id, p.title)
@@ -199,6 +201,13 @@ class Index:
         question: ~0.3 s for 10,000 sentences)."""
         sentences = ((i, j, s) for i, p in enumerate(self.passages) for j, s in enumerate(_SENTENCE_END.split(p.text)))
         return SuperlativeIndex(sentences, lambda i: self.titles.bases[self.passage_article[i]])
+
+    def vocabulary(self) -> Vocabulary:
+        """The words of every passage (core/words.py), built on first use: what an open-book answer may spell
+        besides its question's words."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.of_texts(p.text for p in self.passages)
+        return self._vocabulary
 
     def search(self, question: str, k: int = 3) -> list[Passage]:
         """The k best passages for the question, best first; none that share no word with it."""

@@ -39,6 +39,7 @@ from typing import Any
 from minillm.answering.answer import ANSWER_SAMPLING, answer, stream_answer
 from minillm.answering.attribution import attribution, passage_source
 from minillm.answering.confidence import Calibration, Recalled, answer_from_memory, shown_text
+from minillm.core.words import Vocabulary
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import retrieve
 from minillm.serve.errors import ApiError
@@ -141,6 +142,10 @@ class ModelWorker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._reply, question, sampling, mode)
 
+    def _vocabulary(self) -> Vocabulary | None:
+        """The words an open-book answer may spell (retrieval.Index.vocabulary); None without an index."""
+        return None if self.index is None else self.index.vocabulary()
+
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
         with self._index_lock:
@@ -166,7 +171,7 @@ class ModelWorker:
         if mode == "closed" and self.calibration is not None:
             return self._recalled_reply(question, sampling)
         passages, context = self._retrieve(question, mode)
-        result = answer(self.model, self.tokenizer, question, sampling, context=context)
+        result = answer(self.model, self.tokenizer, question, sampling, context=context, vocabulary=self._vocabulary())
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
                             self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
         return Reply(result.text, _sources(passages), finished, attribution(result.text, passages) if passages else {})
@@ -207,7 +212,8 @@ class ModelWorker:
             emit(_sources(passages))
             metered = _Metered(self.model, cancelled)
             start = time.perf_counter()
-            for piece in stream_answer(metered, self.tokenizer, question, sampling, context=context):
+            for piece in stream_answer(metered, self.tokenizer, question, sampling, context=context,
+                                      vocabulary=self._vocabulary()):
                 emit(piece)
             seconds = time.perf_counter() - start
             if not cancelled.is_set():

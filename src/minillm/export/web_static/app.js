@@ -5,6 +5,7 @@
 import { PatternReading, contextSentences } from "./reading.js";
 import { Index, passagesContext, pyStrip } from "./retrieval.js";
 import { Tokenizer } from "./tokenizer.js";
+import { Vocabulary } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, tok: null, index: null, session: null, busy: false };
@@ -124,8 +125,11 @@ class Decoder {
   }
 }
 
-async function generate(promptIds) {  // engine.sample_tokens, temperature 0
+// engine.sample_tokens, temperature 0; ``extra`` (open book: the question's and passages' words) keeps the
+// answer to the index's vocabulary and its own (core/words.BoundedDecode)
+async function generate(promptIds, extra = null) {
   const s = state.config.sampling;
+  const vocabulary = extra ? indexVocabulary() : null;
   const maxSeqLen = state.config.max_seq_len;
   const decoder = new Decoder(state.session, state.config);
   decoder.reset(promptIds);
@@ -143,13 +147,24 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
     }
     const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
+    const last = newIds.length + 1 === s.max_new_tokens || promptIds.length + newIds.length + 1 === maxSeqLen;
     for (;;) {
       const bannedSet = new Set(banned);
       if (bannedSet.size >= logits.length) return newIds;
       token = greedyToken(logits, seen, bannedSet, s.repetition_penalty);
-      if (token === state.config.eos_id) return newIds;
+      if (token === state.config.eos_id) {
+        if (vocabulary && !vocabulary.allows(text, extra, true)) {  // not in the middle of a word of no text
+          banned.push(token);
+          continue;
+        }
+        return newIds;
+      }
       candidate = state.tok.decode([...newIds, token]);
       if (s.suppress_tokens.length && labels(candidate) > labels(text)) {  // never the prompt's "Answer:"
+        banned.push(token);
+        continue;
+      }
+      if (vocabulary && !vocabulary.allows(candidate, extra, last)) {  // a word of no text it was given
         banned.push(token);
         continue;
       }
@@ -172,6 +187,11 @@ async function generate(promptIds) {  // engine.sample_tokens, temperature 0
     decoder.ids.push(token);
     logits = await decoder.logits();
   }
+}
+
+function indexVocabulary() {  // retrieval.Index.vocabulary: the words of every passage, built on first use
+  if (!state.vocabulary) state.vocabulary = Vocabulary.ofTexts(state.index.passages.map((p) => p.text));
+  return state.vocabulary;
 }
 
 // models.pattern.answer_ids under reader.PatternReading: whole sentences while they fit the token budget
@@ -204,7 +224,7 @@ export async function answer(question, mode) {
   } else {
     const room = Math.min(config.sampling.max_new_tokens, Math.floor(config.max_seq_len / 2));
     promptIds = fitPrompt(question, context, config.max_seq_len - room);
-    newIds = await generate(promptIds);
+    newIds = await generate(promptIds, context ? Vocabulary.ofTexts([question, context]) : null);
   }
   const seconds = (performance.now() - start) / 1000;
   return { answer: wholeSentences(pyStrip(state.tok.decode(newIds))), passages, newIds,

@@ -1,0 +1,87 @@
+"""Words of letters, and a closed vocabulary: the words an answer may spell.
+
+    >>> vocabulary = Vocabulary.of_texts(["Mars has two moons."])
+    >>> vocabulary.allows("Mars has two moo")      # the last word is still being written
+    True
+    >>> vocabulary.allows("Mars has two moo", final=True)  # ... unless nothing may follow it
+    False
+    >>> vocabulary.allows("Mars has two moonsies")  # no word of the vocabulary starts so
+    False
+    >>> vocabulary.allows("Mars has 2 moons, Phobos", extra=Vocabulary.of_texts(["Phobos and Deimos"]))
+    True
+
+A small network reading passages sometimes glues two copied spans into a word no text holds
+("functionchange", "hasin"). Decoding with a closed vocabulary (models/generation.TokenPicker asks
+``allows`` of each token it is about to pick, through the decode it is given: ``BoundedDecode``) rules such
+words out: an answer can only spell words of the texts it was given, numbers and punctuation aside.
+
+Design choices:
+- A word is a run of letters (``[^\\W\\d_]+``: a number is not a word), lowercased: the same words
+  answering/attribution.invented_words counts, so an answer decoded so has none by construction. Lowercase,
+  not casefold, so that the browser (JavaScript's toLowerCase, export/web_static/app.js) spells the same.
+- The word being written is checked as a prefix (a set of every word's prefixes, built once per
+  vocabulary): a token that starts a word no text holds is refused at once, not after the word is out.
+- Only whole words are checked, not phrases: "two moons" and "moons two" are both allowed. What an answer
+  says is the model's; this only keeps its spelling to real words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def letter_words(text: str) -> list[str]:
+    """The lowercased runs of letters of ``text``: "Mars' 2 moons" -> ['mars', 'moons']."""
+    return LETTERS.findall(text.lower())
+
+
+class Vocabulary:
+    """A set of words and every prefix of them."""
+
+    def __init__(self, words: Iterable[str]):
+        self.words = frozenset(words)
+        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w)))
+
+    @classmethod
+    def of_texts(cls, texts: Iterable[str]) -> Vocabulary:
+        return cls(w for text in texts for w in letter_words(text))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def allows(self, text: str, extra: Vocabulary | None = None, final: bool = False) -> bool:
+        """Whether every whole word of ``text`` is a word of this vocabulary (or of ``extra``) and the word
+        it ends in, if it ends in one, at least the start of one (a whole one too if ``final``: nothing
+        comes after it)."""
+        lowered = text.lower()
+        found = list(LETTERS.finditer(lowered))
+        if not found:
+            return True
+        ending = found[-1].end() == len(lowered)
+        whole = found[:-1] if ending else found
+        if any(not self._has(m.group(), extra) for m in whole):
+            return False
+        last = found[-1].group()
+        return not ending or self._has(last, extra) or not final and (
+            last in self.prefixes or (extra is not None and last in extra.prefixes))
+
+    def _has(self, word: str, extra: Vocabulary | None) -> bool:
+        return word in self.words or (extra is not None and word in extra.words)
+
+
+class BoundedDecode:
+    """A tokenizer's decode that also keeps answers to a vocabulary: ``allows(text)`` for the token picker.
+    ``texts`` (the question and its passages) add their words to the shared ``vocabulary``."""
+
+    def __init__(self, decode: Callable[[list[int]], str], vocabulary: Vocabulary, texts: Iterable[str] = ()):
+        self.decode, self.vocabulary = decode, vocabulary
+        self.extra = Vocabulary.of_texts(texts)
+
+    def __call__(self, ids: list[int]) -> str:
+        return self.decode(ids)
+
+    def allows(self, text: str, final: bool = False) -> bool:
+        return self.vocabulary.allows(text, self.extra, final)

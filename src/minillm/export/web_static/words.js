@@ -1,0 +1,41 @@
+// minillm.core.words: a closed vocabulary, the words an open-book answer may spell (the words of the
+// index's passages, the question and its context). A word is a run of letters (Python's [^\W\d_]+: letters,
+// letter-like and other numerals, no decimal digits), lowercased as Python's str.lower does.
+const LETTERS = /[\p{L}\p{Nl}\p{No}]+/gu;
+
+export function letterWords(text) {
+  return Array.from(text.toLowerCase().matchAll(LETTERS), (m) => m[0]);
+}
+
+export class Vocabulary {
+  constructor(words) {
+    this.words = new Set(words);
+    this.prefixes = new Set();
+    for (const word of this.words) {
+      const chars = Array.from(word);  // code points, as Python slices
+      for (let i = 1; i < chars.length; i++) this.prefixes.add(chars.slice(0, i).join(""));
+    }
+  }
+
+  static ofTexts(texts) {
+    return new Vocabulary(texts.flatMap((text) => letterWords(text)));
+  }
+
+  has(word, extra) {
+    return this.words.has(word) || (extra != null && extra.words.has(word));
+  }
+
+  // Vocabulary.allows: every whole word known, the word it ends in at least the start of one (whole if final)
+  allows(text, extra = null, final = false) {
+    const lowered = text.toLowerCase();
+    const found = Array.from(lowered.matchAll(LETTERS));
+    if (!found.length) return true;
+    const lastMatch = found[found.length - 1];
+    const ending = lastMatch.index + lastMatch[0].length === lowered.length;
+    const whole = ending ? found.slice(0, -1) : found;
+    if (whole.some((m) => !this.has(m[0], extra))) return false;
+    const last = lastMatch[0];
+    return !ending || this.has(last, extra) || (!final &&
+      (this.prefixes.has(last) || (extra != null && extra.prefixes.has(last))));
+  }
+}
