@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import asdict
 from typing import Any
 
+from minillm.core.words import LETTERS
 from minillm.data.sentences import split_sentences
 from minillm.retrieval.index import Passage
 
@@ -79,12 +80,11 @@ def sentence_sources(answer: str, passages: Sequence[str]) -> list[dict]:
     return sources
 
 
-_LETTERS = re.compile(r"[^\W\d_]+")  # words of letters: a number is not a word here
 
 
 def words_of(texts: Iterable[str]) -> set[str]:
     """The casefolded words (runs of letters) of ``texts``: "Mars' moons, 2" -> {'mars', 'moons'}."""
-    return {w for text in texts for w in _LETTERS.findall(text.casefold())}
+    return {w for text in texts for w in LETTERS.findall(text.casefold())}
 
 
 def invented_words(answer: str, sources: Sequence[str], known: AbstractSet[str]) -> list[str]:
@@ -96,5 +96,5 @@ def invented_words(answer: str, sources: Sequence[str], known: AbstractSet[str])
     ['moonsies']
     """
     seen = words_of(sources)
-    found = [w for w in _LETTERS.findall(answer.casefold()) if w not in seen and w not in known]
+    found = [w for w in LETTERS.findall(answer.casefold()) if w not in seen and w not in known]
     return list(dict.fromkeys(found))
