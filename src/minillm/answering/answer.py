@@ -88,16 +88,24 @@ def answer_decode(tokenizer: Any, question: str, context: str | None,
     return BoundedDecode(tokenizer.decode, vocabulary, (question, context))
 
 
+def answer_text(decoded: str, decode: Callable[[list[int]], str]) -> str:
+    """The answer shown for its decoded tokens: whole sentences, and with a closed vocabulary no last word
+    left unfinished by the token limit (BoundedDecode.finish)."""
+    text = whole_sentences(decoded.strip())
+    return decode.finish(text) if isinstance(decode, BoundedDecode) else text
+
+
 def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
            context: str | None = None, vocabulary: Vocabulary | None = None) -> Answer:
     """Answer one question (open-book when a context passage is given; its words kept to ``vocabulary``
     and the passage's, when given)."""
     prompt_ids = answer_prompt(model, tokenizer, question, sampling, context)
     start = time.perf_counter()
+    decode = answer_decode(tokenizer, question, context, vocabulary)
     new_ids = list(model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                  decode=answer_decode(tokenizer, question, context, vocabulary)))
+                                  decode=decode))
     seconds = time.perf_counter() - start
-    return Answer(text=whole_sentences(tokenizer.decode(new_ids).strip()), token_ids=new_ids,
+    return Answer(text=answer_text(tokenizer.decode(new_ids), decode), token_ids=new_ids,
                   prompt_tokens=len(prompt_ids),
                   new_tokens=len(new_ids), seconds=seconds,
                   tokens_per_second=len(new_ids) / seconds if seconds > 0 else 0.0)
@@ -111,8 +119,9 @@ def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling:
     prompt_ids = answer_prompt(model, tokenizer, question, sampling, context)
     new_ids: list[int] = []
     shown = 0
+    decode = answer_decode(tokenizer, question, context, vocabulary)
     for token in model.generate(prompt_ids, answer_sampling(tokenizer, sampling), eos_id=tokenizer.eos_id,
-                                decode=answer_decode(tokenizer, question, context, vocabulary)):
+                                decode=decode):
         new_ids.append(token)
         # decoding all ids so far, not one token alone, keeps multi-byte characters split over byte-level
         # tokens whole; an end followed by more text is confirmed ("9." may still become "9.59")
@@ -121,6 +130,6 @@ def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling:
         if confirmed and confirmed[-1] > shown:
             yield text[shown:confirmed[-1]]
             shown = confirmed[-1]
-    text = whole_sentences(tokenizer.decode(new_ids).strip())
+    text = answer_text(tokenizer.decode(new_ids), decode)
     if len(text) > shown:
         yield text[shown:]

@@ -5,6 +5,10 @@
     True
     >>> vocabulary.allows("Mars has two moo", final=True)  # ... unless nothing may follow it
     False
+    >>> Vocabulary(["wrocław"]).allows("Wroc\ufffd")  # "ł"'s first byte: the word goes on
+    True
+    >>> vocabulary.finish("Mars has two moo")  # what is shown when the answer stopped there
+    'Mars has two'
     >>> vocabulary.allows("Mars has two moonsies")  # no word of the vocabulary starts so
     False
     >>> vocabulary.allows("Mars has 2 moons, Phobos", extra=Vocabulary.of_texts(["Phobos and Deimos"]))
@@ -21,6 +25,8 @@ Design choices:
   not casefold, so that the browser (JavaScript's toLowerCase, export/web_static/app.js) spells the same.
 - The word being written is checked as a prefix (a set of every word's prefixes, built once per
   vocabulary): a token that starts a word no text holds is refused at once, not after the word is out.
+- A byte-level tokenizer spells "ł" in two tokens: after the first, the text ends in U+FFFD. The word
+  before it is still being written ("Wroc" + "\ufffd" may become "Wrocław"), not a word ended by a sign.
 - Only whole words are checked, not phrases: "two moons" and "moons two" are both allowed. What an answer
   says is the model's; this only keeps its spelling to real words.
 """
@@ -31,6 +37,7 @@ import re
 from collections.abc import Callable, Iterable
 
 LETTERS = re.compile(r"[^\W\d_]+")
+UNFINISHED = "\ufffd"  # what a byte-level decode shows for a character whose last bytes are still to come
 
 
 def letter_words(text: str) -> list[str]:
@@ -57,16 +64,27 @@ class Vocabulary:
         it ends in, if it ends in one, at least the start of one (a whole one too if ``final``: nothing
         comes after it)."""
         lowered = text.lower()
-        found = list(LETTERS.finditer(lowered))
+        unfinished = lowered.rstrip(UNFINISHED)  # a character whose bytes are not all out yet may go on a word
+        found = list(LETTERS.finditer(unfinished))
         if not found:
             return True
-        ending = found[-1].end() == len(lowered)
+        ending = found[-1].end() == len(unfinished)
+        final = final and len(unfinished) == len(lowered)
         whole = found[:-1] if ending else found
         if any(not self._has(m.group(), extra) for m in whole):
             return False
         last = found[-1].group()
         return not ending or self._has(last, extra) or not final and (
             last in self.prefixes or (extra is not None and last in extra.prefixes))
+
+    def finish(self, text: str, extra: Vocabulary | None = None) -> str:
+        """``text`` as an answer may end: without a last word that is no whole word of the vocabulary (one cut
+        short by the token limit, or a character left unfinished), and without the space before it."""
+        stripped = text.rstrip(UNFINISHED)
+        found = list(LETTERS.finditer(stripped))
+        if not found or found[-1].end() != len(stripped) or self._has(found[-1].group().lower(), extra):
+            return stripped
+        return stripped[:found[-1].start()].rstrip()
 
     def _has(self, word: str, extra: Vocabulary | None) -> bool:
         return word in self.words or (extra is not None and word in extra.words)
@@ -85,3 +103,6 @@ class BoundedDecode:
 
     def allows(self, text: str, final: bool = False) -> bool:
         return self.vocabulary.allows(text, self.extra, final)
+
+    def finish(self, text: str) -> str:
+        return self.vocabulary.finish(text, self.extra)

@@ -253,6 +253,9 @@ def sample_tokens(logits: torch.Tensor, step: Callable[[int], torch.Tensor], pro
         logits = step(token)
 
 
+VOCABULARY_TRIES = 64  # tokens a closed vocabulary may refuse between words before the answer ends there
+
+
 class TokenPicker:
     """One sequence's sampling and stop rules, fed the logits after each token it picked: ``pick`` gives the
     next token (None: the sequence ends without one), and ``done`` says that no token may follow.
@@ -290,13 +293,15 @@ class TokenPicker:
         banned = self.banned() if banned is None else list(banned)
         allows = getattr(self.decode, "allows", None)  # a closed vocabulary (core/words.BoundedDecode)
         last = len(new_ids) + 1 == sampling.max_new_tokens or self.prompt_len + len(new_ids) + 1 == self.max_seq_len
+        refused = 0  # tokens the vocabulary refused at this step
+        mid_word = allows is not None and not allows(text, final=True)  # inside a word no text has whole
         while True:
             if len(set(banned)) >= logits.numel():
                 return self._end()  # nothing left to say
             token = first if first is not None else sample_token(logits, sampling, self.seen, self.generator, banned)
             first = None
             if token == self.eos_id:
-                if allows is not None and not allows(text, final=True):
+                if mid_word:
                     banned.append(token)  # not in the middle of a word of no text
                     continue
                 return self._end()
@@ -306,6 +311,9 @@ class TokenPicker:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
                 if allows is not None and not allows(candidate, final=last):
+                    refused += 1
+                    if refused > VOCABULARY_TRIES and not mid_word:
+                        return self._end()  # no word of the texts is in sight: the answer is over
                     banned.append(token)  # it would spell a word of no text it was given
                     continue
             if not (sampling.stop_repeat and repeats_word_ngram(candidate, sampling.stop_repeat)):

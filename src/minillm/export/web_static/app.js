@@ -5,7 +5,7 @@
 import { PatternReading, contextSentences } from "./reading.js";
 import { Index, passagesContext, pyStrip } from "./retrieval.js";
 import { Tokenizer } from "./tokenizer.js";
-import { Vocabulary } from "./words.js";
+import { VOCABULARY_TRIES, Vocabulary } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, tok: null, index: null, session: null, busy: false };
@@ -148,13 +148,15 @@ async function generate(promptIds, extra = null) {
     const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
     const last = newIds.length + 1 === s.max_new_tokens || promptIds.length + newIds.length + 1 === maxSeqLen;
+    let refused = 0;
+    const midWord = vocabulary && !vocabulary.allows(text, extra, true);  // inside a word no text has whole
     for (;;) {
       const bannedSet = new Set(banned);
       if (bannedSet.size >= logits.length) return newIds;
       token = greedyToken(logits, seen, bannedSet, s.repetition_penalty);
       if (token === state.config.eos_id) {
-        if (vocabulary && !vocabulary.allows(text, extra, true)) {  // not in the middle of a word of no text
-          banned.push(token);
+        if (midWord) {
+          banned.push(token);  // not in the middle of a word of no text
           continue;
         }
         return newIds;
@@ -165,6 +167,7 @@ async function generate(promptIds, extra = null) {
         continue;
       }
       if (vocabulary && !vocabulary.allows(candidate, extra, last)) {  // a word of no text it was given
+        if (++refused > VOCABULARY_TRIES && !midWord) return newIds;  // no word of the texts in sight: over
         banned.push(token);
         continue;
       }
@@ -218,16 +221,19 @@ export async function answer(question, mode) {
     context = passagesContext(passages, config.context_chars) || null;
   }
   const start = performance.now();
-  let promptIds, newIds;
+  let promptIds, newIds, extra = null;
   if (state.reading && passages.length) {  // reader.PatternReading: the pattern rung reads the passages
     [promptIds, newIds] = readAnswer(question, passages);
   } else {
     const room = Math.min(config.sampling.max_new_tokens, Math.floor(config.max_seq_len / 2));
     promptIds = fitPrompt(question, context, config.max_seq_len - room);
-    newIds = await generate(promptIds, context ? Vocabulary.ofTexts([question, context]) : null);
+    extra = context ? Vocabulary.ofTexts([question, context]) : null;
+    newIds = await generate(promptIds, extra);
   }
   const seconds = (performance.now() - start) / 1000;
-  return { answer: wholeSentences(pyStrip(state.tok.decode(newIds))), passages, newIds,
+  let text = wholeSentences(pyStrip(state.tok.decode(newIds)));
+  if (extra) text = indexVocabulary().finish(text, extra);  // answer.answer_text
+  return { answer: text, passages, newIds,
     promptTokens: promptIds.length, seconds, tokensPerSecond: seconds > 0 ? newIds.length / seconds : 0 };
 }
 

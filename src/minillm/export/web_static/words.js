@@ -2,6 +2,9 @@
 // index's passages, the question and its context). A word is a run of letters (Python's [^\W\d_]+: letters,
 // letter-like and other numerals, no decimal digits), lowercased as Python's str.lower does.
 const LETTERS = /[\p{L}\p{Nl}\p{No}]+/gu;
+const PY_TRAILING_SPACE = /(?:[^\S\ufeff]|[\x1c-\x1f\x85])+$/u;  // Python's str.rstrip()
+const UNFINISHED = /\ufffd+$/u;  // a character whose last bytes are still to come: its word goes on
+export const VOCABULARY_TRIES = 64;  // generation.VOCABULARY_TRIES
 
 export function letterWords(text) {
   return Array.from(text.toLowerCase().matchAll(LETTERS), (m) => m[0]);
@@ -25,13 +28,25 @@ export class Vocabulary {
     return this.words.has(word) || (extra != null && extra.words.has(word));
   }
 
+  // Vocabulary.finish: the answer without a last word that is no whole word (cut short, or unfinished)
+  finish(text, extra = null) {
+    const stripped = text.replace(UNFINISHED, "");
+    const found = Array.from(stripped.matchAll(LETTERS));
+    if (!found.length) return stripped;
+    const last = found[found.length - 1];
+    if (last.index + last[0].length !== stripped.length || this.has(last[0].toLowerCase(), extra)) return stripped;
+    return stripped.slice(0, last.index).replace(PY_TRAILING_SPACE, "");
+  }
+
   // Vocabulary.allows: every whole word known, the word it ends in at least the start of one (whole if final)
   allows(text, extra = null, final = false) {
     const lowered = text.toLowerCase();
-    const found = Array.from(lowered.matchAll(LETTERS));
+    const unfinished = lowered.replace(UNFINISHED, "");
+    const found = Array.from(unfinished.matchAll(LETTERS));
     if (!found.length) return true;
     const lastMatch = found[found.length - 1];
-    const ending = lastMatch.index + lastMatch[0].length === lowered.length;
+    const ending = lastMatch.index + lastMatch[0].length === unfinished.length;
+    final = final && unfinished.length === lowered.length;
     const whole = ending ? found.slice(0, -1) : found;
     if (whole.some((m) => !this.has(m[0], extra))) return false;
     const last = lastMatch[0];
