@@ -18,7 +18,8 @@ TEXTS = ["Mars has two moons, Phobos and Deimos.", "Wrocław is a city; its Ryne
 PROBES = ["Mars has two moons", "mars HAS two moo", "Mars has two moonsies", "Mars has 2 moons.", "Wroc\ufffd",
           "Wrocław is", "wroclaw", "Deimos,", "STRASSE", "straße", "ﬁne", "² Ⅻ", "Ⅻx", "", "  ...  ", "Rynek's",
           "it is a city", "Phob", "Phobos and D", "Mars has two moo \x1c", "Two moons of Wroc\ufffd",
-          "Wrocław\ufffd\ufffd", "zorbleflax", "Mars zorble"]
+          "Wrocław\ufffd\ufffd", "zorbleflax", "Mars zorble", "Wroc\ufffd\ufffd", "micropre\ufffd\ufffd\ufffd",
+          "Micropre\ufffd", "Wrocław is\ufffd", "Deimos\ufffd"]
 
 
 def test_docstring_examples():

@@ -170,7 +170,7 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=DEFAULT_ARTICLES)
     p.add_argument("--output", required=True, help="a text file: the documents, a blank line between them")
     p.add_argument("--orders", type=int, default=3, help="shuffled orders of each article besides its own "
-                                                          "(default 3, as data.orders in tiny-cpu)")
+                                                          "(default 3: the augmented arm of minillm extraction)")
     p.add_argument("--no-names", action="store_true", help="keep pronouns (data.name_subject = false)")
     p.add_argument("--seed", type=int, default=0, help="the shuffles' seed (training uses train.seed)")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")

@@ -7,6 +7,8 @@
     False
     >>> Vocabulary(["wrocław"]).allows("Wroc\ufffd")  # "ł"'s first byte: the word goes on
     True
+    >>> Vocabulary(["wrocław"]).allows("Wroc\ufffd\ufffd")  # two bytes that make no character
+    False
     >>> vocabulary.finish("Mars has two moo")  # what is shown when the answer stopped there
     'Mars has two'
     >>> vocabulary.allows("Mars has two moonsies")  # no word of the vocabulary starts so
@@ -51,6 +53,8 @@ class Vocabulary:
     def __init__(self, words: Iterable[str]):
         self.words = frozenset(words)
         self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w)))
+        # the prefixes a character of several bytes follows ("wroc" of "wrocław"): where one may be on its way
+        self.before_wide = frozenset(w[:i] for w in self.words for i in range(1, len(w)) if not w[i].isascii())
 
     @classmethod
     def of_texts(cls, texts: Iterable[str]) -> Vocabulary:
@@ -65,11 +69,19 @@ class Vocabulary:
         comes after it)."""
         lowered = text.lower()
         unfinished = lowered.rstrip(UNFINISHED)  # a character whose bytes are not all out yet may go on a word
+        pending = len(lowered) - len(unfinished)
+        if pending > 1:
+            return False  # bytes that make no character: one unfinished character shows as one U+FFFD
         found = list(LETTERS.finditer(unfinished))
         if not found:
             return True
         ending = found[-1].end() == len(unfinished)
-        final = final and len(unfinished) == len(lowered)
+        if pending and ending:  # the word goes on with that character, or it is whole and a sign follows
+            last = found[-1].group()
+            wide = last in self.before_wide or (extra is not None and last in extra.before_wide)
+            if not (wide or self._has(last, extra)):
+                return False
+            final = False
         whole = found[:-1] if ending else found
         if any(not self._has(m.group(), extra) for m in whole):
             return False

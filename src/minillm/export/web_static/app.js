@@ -149,14 +149,16 @@ async function generate(promptIds, extra = null) {
     let token, candidate;
     const last = newIds.length + 1 === s.max_new_tokens || promptIds.length + newIds.length + 1 === maxSeqLen;
     let refused = 0;
+    // with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word
     const midWord = vocabulary && !vocabulary.allows(text, extra, true);  // inside a word no text has whole
+    const midSentence = vocabulary && pyStrip(text) !== "" && !sentenceEnds(text).length;
     for (;;) {
       const bannedSet = new Set(banned);
       if (bannedSet.size >= logits.length) return newIds;
       token = greedyToken(logits, seen, bannedSet, s.repetition_penalty);
       if (token === state.config.eos_id) {
-        if (midWord) {
-          banned.push(token);  // not in the middle of a word of no text
+        if (midWord || midSentence) {
+          banned.push(token);  // not in the middle of a word of no text, nor of its first sentence
           continue;
         }
         return newIds;
@@ -167,7 +169,7 @@ async function generate(promptIds, extra = null) {
         continue;
       }
       if (vocabulary && !vocabulary.allows(candidate, extra, last)) {  // a word of no text it was given
-        if (++refused > VOCABULARY_TRIES && !midWord) return newIds;  // no word of the texts in sight: over
+        if (++refused > VOCABULARY_TRIES && !(midWord || midSentence)) return newIds;  // none in sight: over
         banned.push(token);
         continue;
       }

@@ -14,9 +14,14 @@ export class Vocabulary {
   constructor(words) {
     this.words = new Set(words);
     this.prefixes = new Set();
+    this.beforeWide = new Set();  // the prefixes a character of several bytes follows
     for (const word of this.words) {
       const chars = Array.from(word);  // code points, as Python slices
-      for (let i = 1; i < chars.length; i++) this.prefixes.add(chars.slice(0, i).join(""));
+      for (let i = 1; i < chars.length; i++) {
+        const prefix = chars.slice(0, i).join("");
+        this.prefixes.add(prefix);
+        if (chars[i].codePointAt(0) > 127) this.beforeWide.add(prefix);
+      }
     }
   }
 
@@ -42,11 +47,17 @@ export class Vocabulary {
   allows(text, extra = null, final = false) {
     const lowered = text.toLowerCase();
     const unfinished = lowered.replace(UNFINISHED, "");
+    const pending = lowered.length - unfinished.length;
+    if (pending > 1) return false;  // bytes that make no character
     const found = Array.from(unfinished.matchAll(LETTERS));
     if (!found.length) return true;
     const lastMatch = found[found.length - 1];
     const ending = lastMatch.index + lastMatch[0].length === unfinished.length;
-    final = final && unfinished.length === lowered.length;
+    if (pending && ending) {  // the word goes on with that character, or it is whole and a sign follows
+      const wide = this.beforeWide.has(lastMatch[0]) || (extra != null && extra.beforeWide.has(lastMatch[0]));
+      if (!(wide || this.has(lastMatch[0], extra))) return false;
+      final = false;
+    }
     const whole = ending ? found.slice(0, -1) : found;
     if (whole.some((m) => !this.has(m[0], extra))) return false;
     const last = lastMatch[0];
