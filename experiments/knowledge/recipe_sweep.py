@@ -48,7 +48,7 @@ def run(cmd: list[str], log: Path) -> None:
 
 def summary(path: Path) -> dict:
     data = json.loads(path.read_text())
-    s, sel = data["qa"]["summary"], data["qa"].get("selective") or {}
+    s, sel = data["qa"], data["qa"].get("selective") or {}
     out = {k: s.get(k) for k in ("keyword_hit_rate", "fact_hit_rate", "degenerate", "invented_words",
                                  "answers_with_invented_words", "faithfulness")}
     out.update({k: sel.get(k) for k in ("threshold", "coverage", "precision") if k in sel})
