@@ -19,7 +19,8 @@ PROBES = ["Mars has two moons", "mars HAS two moo", "Mars has two moonsies", "Ma
           "Wrocław is", "wroclaw", "Deimos,", "STRASSE", "straße", "ﬁne", "² Ⅻ", "Ⅻx", "", "  ...  ", "Rynek's",
           "it is a city", "Phob", "Phobos and D", "Mars has two moo \x1c", "Two moons of Wroc\ufffd",
           "Wrocław\ufffd\ufffd", "zorbleflax", "Mars zorble", "Wroc\ufffd\ufffd", "micropre\ufffd\ufffd\ufffd",
-          "Micropre\ufffd", "Wrocław is\ufffd", "Deimos\ufffd"]
+          "Micropre\ufffd", "Wrocław is\ufffd", "Deimos\ufffd", "Mars has two moons, " * 12 + "Phob",
+          "Mars has two moons, " * 12 + "Phobx", "x" * 230 + " Mars has", "zorble Mars has two moons"]
 
 
 def test_docstring_examples():
@@ -30,6 +31,8 @@ def test_a_word_is_refused_once_no_word_starts_so_and_a_last_word_must_be_whole(
     vocabulary = Vocabulary.of_texts(TEXTS)
     assert vocabulary.allows("Mars has two moo") and not vocabulary.allows("Mars has two moo", final=True)
     assert not vocabulary.allows("Mars hasin")  # two spans glued
+    assert not vocabulary.allows("two zorble Mars") and vocabulary.allows("zorble Mars has two moons")  # the
+    # picker asks of each text one token longer than one it allowed: only the last RECENT whole words count
     assert vocabulary.allows("MARS, 95 moons!") and vocabulary.allows("95 % - 3")  # numbers and signs pass
     assert vocabulary.allows("Wroc\ufffd") and vocabulary.allows("Wroc\ufffd", final=True)  # "ł" on its way
     assert not vocabulary.allows("Wroc.")  # ... but a word ended by a sign must be whole

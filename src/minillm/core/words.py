@@ -39,6 +39,7 @@ import re
 from collections.abc import Callable, Iterable
 
 LETTERS = re.compile(r"[^\W\d_]+")
+WINDOW, RECENT = 200, 3  # Vocabulary.allows checks the last RECENT whole words in the last WINDOW characters
 UNFINISHED = "\ufffd"  # what a byte-level decode shows for a character whose last bytes are still to come
 
 
@@ -64,15 +65,19 @@ class Vocabulary:
         return len(self.words)
 
     def allows(self, text: str, extra: Vocabulary | None = None, final: bool = False) -> bool:
-        """Whether every whole word of ``text`` is a word of this vocabulary (or of ``extra``) and the word
-        it ends in, if it ends in one, at least the start of one (a whole one too if ``final``: nothing
-        comes after it)."""
+        """Whether the last RECENT whole words of ``text`` (in its last WINDOW characters) are words of this
+        vocabulary (or of ``extra``) and the word it ends in, if it ends in one, at least the start of one (a
+        whole one too if ``final``: nothing comes after it). The token picker asks this of each text one
+        token longer than a text it allowed: the words before were checked then."""
         lowered = text.lower()
         unfinished = lowered.rstrip(UNFINISHED)  # a character whose bytes are not all out yet may go on a word
         pending = len(lowered) - len(unfinished)
         if pending > 1:
             return False  # bytes that make no character: one unfinished character shows as one U+FFFD
-        found = list(LETTERS.finditer(unfinished))
+        start = max(0, len(unfinished) - WINDOW)
+        found = list(LETTERS.finditer(unfinished, start))
+        if start and found and found[0].start() == start:
+            found = found[1:]  # the window may begin inside a word
         if not found:
             return True
         ending = found[-1].end() == len(unfinished)
@@ -83,7 +88,7 @@ class Vocabulary:
                 return False
             final = False
         whole = found[:-1] if ending else found
-        if any(not self._has(m.group(), extra) for m in whole):
+        if any(not self._has(m.group(), extra) for m in whole[-RECENT:]):
             return False
         last = found[-1].group()
         return not ending or self._has(last, extra) or not final and (

@@ -5,6 +5,7 @@ const LETTERS = /[\p{L}\p{Nl}\p{No}]+/gu;
 const PY_TRAILING_SPACE = /(?:[^\S\ufeff]|[\x1c-\x1f\x85])+$/u;  // Python's str.rstrip()
 const UNFINISHED = /\ufffd+$/u;  // a character whose last bytes are still to come: its word goes on
 export const VOCABULARY_TRIES = 64;  // generation.VOCABULARY_TRIES
+const WINDOW = 200, RECENT = 3;  // allows checks the last RECENT whole words in the last WINDOW characters
 
 export function letterWords(text) {
   return Array.from(text.toLowerCase().matchAll(LETTERS), (m) => m[0]);
@@ -49,17 +50,19 @@ export class Vocabulary {
     const unfinished = lowered.replace(UNFINISHED, "");
     const pending = lowered.length - unfinished.length;
     if (pending > 1) return false;  // bytes that make no character
-    const found = Array.from(unfinished.matchAll(LETTERS));
+    const start = Math.max(0, unfinished.length - WINDOW);
+    let found = Array.from(unfinished.slice(start).matchAll(LETTERS));
+    if (start && found.length && found[0].index === 0) found = found.slice(1);  // it may begin inside a word
     if (!found.length) return true;
     const lastMatch = found[found.length - 1];
-    const ending = lastMatch.index + lastMatch[0].length === unfinished.length;
+    const ending = start + lastMatch.index + lastMatch[0].length === unfinished.length;
     if (pending && ending) {  // the word goes on with that character, or it is whole and a sign follows
       const wide = this.beforeWide.has(lastMatch[0]) || (extra != null && extra.beforeWide.has(lastMatch[0]));
       if (!(wide || this.has(lastMatch[0], extra))) return false;
       final = false;
     }
     const whole = ending ? found.slice(0, -1) : found;
-    if (whole.some((m) => !this.has(m[0], extra))) return false;
+    if (whole.slice(-RECENT).some((m) => !this.has(m[0], extra))) return false;
     const last = lastMatch[0];
     return !ending || this.has(last, extra) || (!final &&
       (this.prefixes.has(last) || (extra != null && extra.prefixes.has(last))));
