@@ -86,9 +86,10 @@ def test_chat_resolves_follow_ups(open_run, monkeypatch, capsys):
     asked = []
     stream_answer = minillm.answering.answer.stream_answer
 
-    def spy(model, tok, question, sampling, context=None):
+    def spy(model, tok, question, sampling, context=None, vocabulary=None):
         asked.append((question, context))
-        return stream_answer(model, tok, question, sampling, context=context)
+        assert vocabulary is not None  # chat reads open book with the index's vocabulary
+        return stream_answer(model, tok, question, sampling, context=context, vocabulary=vocabulary)
 
     monkeypatch.setattr(minillm.answering.answer, "stream_answer", spy)
     assert main(["chat", str(open_run), "--max-new-tokens", "6"]) == 0

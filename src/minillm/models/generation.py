@@ -292,7 +292,6 @@ class TokenPicker:
         sampling, new_ids, text = self.sampling, self.new_ids, self.text
         banned = self.banned() if banned is None else list(banned)
         allows = getattr(self.decode, "allows", None)  # a closed vocabulary (core/words.BoundedDecode)
-        last = len(new_ids) + 1 == sampling.max_new_tokens or self.prompt_len + len(new_ids) + 1 == self.max_seq_len
         refused = 0  # tokens the vocabulary refused at this step
         # with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word
         mid_word = allows is not None and not allows(text, final=True)  # inside a word no text has whole
@@ -312,7 +311,7 @@ class TokenPicker:
                 if sampling.suppress_tokens and count_labels(candidate) > self.labels:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
-                if allows is not None and not allows(candidate, final=last):
+                if allows is not None and not allows(candidate):
                     refused += 1
                     if refused > VOCABULARY_TRIES and not (mid_word or mid_sentence):
                         return self._end()  # no word of the texts is in sight: the answer is over

@@ -147,7 +147,6 @@ async function generate(promptIds, extra = null) {
     }
     const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
-    const last = newIds.length + 1 === s.max_new_tokens || promptIds.length + newIds.length + 1 === maxSeqLen;
     let refused = 0;
     // with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word
     const midWord = vocabulary && !vocabulary.allows(text, extra, true);  // inside a word no text has whole
@@ -168,7 +167,7 @@ async function generate(promptIds, extra = null) {
         banned.push(token);
         continue;
       }
-      if (vocabulary && !vocabulary.allows(candidate, extra, last)) {  // a word of no text it was given
+      if (vocabulary && !vocabulary.allows(candidate, extra)) {  // a word of no text it was given
         if (++refused > VOCABULARY_TRIES && !(midWord || midSentence)) return newIds;  // none in sight: over
         banned.push(token);
         continue;
