@@ -2,7 +2,8 @@
 
     python benchmarks/bench_serve.py RUN [--clients 8] [--seconds 10] [--url http://127.0.0.1:8000]
                                          [--max-tokens 32] [--stream] [--max-requests 100000]
-                                         [--reader model|pattern] [--max-batch N] [--check-answers]
+                                         [--reader model|pattern] [--max-batch N] [--engine E]
+                                         [--check-answers]
 
 Without --url the script starts ``python -m minillm serve RUN`` on a free port itself, as a separate
 process (so the clients' threads do not share the server's GIL), and stops it at the end; with --url it
@@ -14,7 +15,7 @@ request comes first and is not counted.
 
 An error is a reply other than 200, a transport error or a timeout (--timeout). Latency is per request,
 send to last byte; percentiles are nearest-rank over the successful requests. ``--reader`` and
-``--max-batch`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
+``--max-batch`` and ``--engine`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
 ``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
 
 ``--check-answers``: every reply's text is kept, and once the clients are done the script starts a second
@@ -395,7 +396,7 @@ def check_answers(run: str, answers: dict[str, list[str]], max_tokens: int, time
                   common_args: tuple[str, ...]) -> dict:
     """Each question asked once of a server answering one request at a time; how many of the replies kept
     in answers differ from that answer."""
-    one_at_a_time = (*common_args, "--max-batch", "1")
+    one_at_a_time = (*common_args, "--max-batch", "1", "--engine", "minillm")
     differing, first = 0, None
     with started_server(run, startup_seconds=120, serve_args=one_at_a_time) as url, \
             httpx.Client(timeout=timeout) as http:
@@ -430,11 +431,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="passed to minillm serve: its torch threads (default, as serve's: cores minus one)")
     parser.add_argument("--max-batch", type=int, help="passed to minillm serve (default: serve's)")
+    parser.add_argument("--engine", choices=["auto", "minillm", "onnxruntime"],
+                        help="passed to minillm serve (default: serve's)")
     parser.add_argument("--check-answers", action="store_true",
                         help="compare every reply with the answer of a server answering one at a time")
     args = parser.parse_args()
     common_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
-    serve_args = common_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ())
+    serve_args = common_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ()) + (
+        ("--engine", args.engine) if args.engine else ())
     if args.clients is None:
         args.clients = 32 if args.soak is not None else 8
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:

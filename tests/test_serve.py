@@ -533,3 +533,30 @@ def test_a_failing_generation_is_an_error_without_a_traceback(url, monkeypatch):
         events = [line for line in r.iter_lines() if line]
     assert "error" in json.loads(events[-1][6:]) and "[DONE]" not in events[-1]
     assert not any("secret" in e or "Traceback" in e for e in events)
+
+
+def test_the_engine_choice(open_run, library, tmp_path, monkeypatch):
+    """--engine: batched minillm when the batch allows (auto), onnxruntime one at a time when asked (its
+    answers those of the onnxruntime engine `ask` uses), and without onnxruntime one line and minillm's own."""
+    from minillm.answering.engine import with_engine
+    from minillm.answering.open_book import answer_open
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path))
+    model, tok, index = library
+    assert create_app(open_run, max_batch=4, engine="auto").state.engine == "minillm, batched (4)"
+    app = create_app(open_run, max_batch=4, engine="onnxruntime")
+    assert app.state.engine == "onnxruntime" and app.state.engine_note is None
+    engine, _ = with_engine(model, "onnxruntime", tmp_path / "onnx")
+    with running_server(app) as base_url:
+        for question in ("What is the Sun?", "Where is the Nile?"):
+            reply = httpx.post(f"{base_url}/v1/answer", json={"question": question, "mode": "open"}).json()
+            assert reply["answer"] == answer_open(engine, tok, index, question, Sampling(**DEFAULT_SAMPLING))[0].text
+        assert httpx.get(f"{base_url}/v1/models").json()["data"][0]["meta"]["engine"] == "onnxruntime"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        create_app(open_run, engine="fastest")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    app = create_app(open_run, max_batch=1, engine="auto")
+    assert app.state.engine == "minillm" and "onnxruntime is not installed" in app.state.engine_note
+    with pytest.raises(ValueError, match="the onnxruntime engine cannot run"):
+        create_app(open_run, max_batch=1, engine="onnxruntime")

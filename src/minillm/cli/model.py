@@ -257,9 +257,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key = resolve_api_key(args.api_key, os.environ)
         app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
                          cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader,
-                         max_batch=args.max_batch)
+                         max_batch=args.max_batch, engine=args.engine)
     except ValueError as e:
         raise InputError(f"serve: {e}") from None
+    if app.state.engine_note:
+        print(f"minillm serve: {app.state.engine_note}", file=sys.stderr, flush=True)
     torch.set_num_threads(args.threads)  # after loading, so a bad run changes nothing in the process
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     print(f"minillm serve: {args.run} at {url}/ (chat page) and {url}/v1 (OpenAI API); Ctrl-C stops",
@@ -286,6 +288,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
                    help="torch CPU threads for generation (default: the number of cores minus one)")
     p.add_argument("--max-batch", type=int, default=32,
                    help="answers a transformer decodes together, one forward a step (default 32; 1: one at a time)")
+    p.add_argument("--engine", choices=["auto", "minillm", "onnxruntime"], default="auto",
+                   help="who decodes a transformer's answers: auto (default: minillm's engine, batched, when "
+                        "--max-batch > 1; else onnxruntime where it is installed), minillm, or onnxruntime "
+                        "(one answer at a time, about twice minillm's tokens/s at batch 1)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on the API (the page asks for it "
                                      "once); default $MINILLM_API_KEY, which, unlike a flag, other users' ps "

@@ -69,6 +69,7 @@ from starlette.requests import cookie_parser
 
 from minillm.answering.confidence import load_calibration
 from minillm.answering.conversation import Turn, resolve
+from minillm.answering.engine import ENGINES, OnnxRuntimeEngine, with_engine
 from minillm.answering.reader import with_reader
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import load_index
@@ -201,19 +202,29 @@ def _page_routes(app: FastAPI, auth: _Auth | None, web_files: dict[str, Path]) -
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
                cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
-               reader: str | None = None, max_batch: int = MAX_BATCH) -> FastAPI:
+               reader: str | None = None, max_batch: int = MAX_BATCH, engine: str = "minillm") -> FastAPI:
     """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
     ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
     origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
     served at /web/, the page's "answer in this browser" choice (ValueError if it is not one); ``reader``:
     who answers open book (answering/reader.py; None: the run's ``[answer] reader``); ``max_batch``: answers
-    decoded together (serve/batching.py; 1: one at a time, as models that cannot batch always are)."""
+    decoded together (serve/batching.py; 1: one at a time, as models that cannot batch always are);
+    ``engine`` (answering/engine.py): who decodes one at a time; "auto" batches with minillm's engine when
+    ``max_batch`` > 1, else takes onnxruntime where it runs; "onnxruntime" answers one at a time through it.
+    ``app.state.engine`` names the engine, ``app.state.engine_note`` says why auto fell back (or None)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     origins = [check_origin(origin) for origin in cors_origins]
     web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
     network, tokenizer, cfg = load_run(run_dir, device=device)
-    batching = BatchingModel(network, max_batch) if max_batch > 1 and can_batch(network) else None
+    batching = None
+    if max_batch > 1 and can_batch(network) and engine != "onnxruntime":
+        batching, note, engine_name = BatchingModel(network, max_batch), None, f"minillm, batched ({max_batch})"
+    else:
+        network, note = with_engine(network, engine)  # ValueError: an unknown engine, or onnxruntime unable
+        engine_name = "onnxruntime" if isinstance(network, OnnxRuntimeEngine) else "minillm"
     try:
         model = with_reader(batching or network, tokenizer, reader or cfg.answer.reader)
     except ValueError:
@@ -227,7 +238,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
             "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
             "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
-            "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None}
+            "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None,
+            "engine": engine_name}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -237,6 +249,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             batching.close()
 
     app = FastAPI(title="minillm", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.engine, app.state.engine_note = engine_name, note
     allowed_hosts = LOOPBACK_NAMES | {host} if is_loopback(host) else None
     auth = _Auth(api_key) if api_key else None
     app.add_middleware(_Guard, allowed_hosts=allowed_hosts, max_body_bytes=max_body_bytes, auth=auth)
