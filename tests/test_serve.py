@@ -548,6 +548,8 @@ def test_the_engine_choice(open_run, library, tmp_path, monkeypatch):
     app = create_app(open_run, max_batch=4, engine="onnxruntime")
     assert app.state.engine == "onnxruntime" and app.state.engine_note is None
     engine, _ = with_engine(model, "onnxruntime", tmp_path / "onnx")
+    alone, _ = with_engine(model, "onnxruntime", tmp_path / "onnx", threads=1)  # serve passes its --threads
+    assert alone.decoder.step.get_session_options().intra_op_num_threads == 1
     with running_server(app) as base_url:
         for question in ("What is the Sun?", "Where is the Nile?"):
             reply = httpx.post(f"{base_url}/v1/answer", json={"question": question, "mode": "open"}).json()

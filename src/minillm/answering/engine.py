@@ -48,9 +48,11 @@ class OnnxRuntimeEngine:
         return getattr(self.model, name)
 
 
-def with_engine(model: Any, engine: str = "auto", folder: str | Path | None = None) -> tuple[Any, str | None]:
+def with_engine(model: Any, engine: str = "auto", folder: str | Path | None = None,
+                threads: int | None = None) -> tuple[Any, str | None]:
     """``model`` answering through ``engine``, and a one-line note when ``auto`` fell back to minillm's
-    engine (None otherwise); ``folder`` keeps the step graphs (default: the cache's ``onnx``)."""
+    engine (None otherwise); ``folder`` keeps the step graphs (default: the cache's ``onnx``); ``threads``:
+    onnxruntime's (default: torch's)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "minillm":
@@ -64,7 +66,7 @@ def with_engine(model: Any, engine: str = "auto", folder: str | Path | None = No
         problem = f"onnxruntime is not installed ({INSTALL})"
     else:
         try:
-            decoder = OnnxStepDecoder(step_graphs(model, Path(folder) if folder else cache_dir() / "onnx"))
+            decoder = OnnxStepDecoder(step_graphs(model, Path(folder) if folder else cache_dir() / "onnx"), threads)
         except ImportError as exc:  # onnx or onnxscript, which the first export needs
             problem = f"exporting the decode step needs {exc.name} ({INSTALL})"
         except Exception as exc:  # an exporter or runtime failure: the model still answers, with our engine

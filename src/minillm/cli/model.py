@@ -257,7 +257,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key = resolve_api_key(args.api_key, os.environ)
         app = create_app(args.run, device=args.device, host=args.host, api_key=api_key,
                          cors_origins=args.cors_origin, web_dir=args.web, reader=args.reader,
-                         max_batch=args.max_batch, engine=args.engine)
+                         max_batch=args.max_batch, engine=args.engine, threads=args.threads)
     except ValueError as e:
         raise InputError(f"serve: {e}") from None
     if app.state.engine_note:

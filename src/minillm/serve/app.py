@@ -202,7 +202,8 @@ def _page_routes(app: FastAPI, auth: _Auth | None, web_files: dict[str, Path]) -
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
                cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
-               reader: str | None = None, max_batch: int = MAX_BATCH, engine: str = "minillm") -> FastAPI:
+               reader: str | None = None, max_batch: int = MAX_BATCH, engine: str = "minillm",
+               threads: int | None = None) -> FastAPI:
     """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
     ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
     origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
@@ -211,7 +212,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     decoded together (serve/batching.py; 1: one at a time, as models that cannot batch always are);
     ``engine`` (answering/engine.py): who decodes one at a time; "auto" batches with minillm's engine when
     ``max_batch`` > 1, else takes onnxruntime where it runs; "onnxruntime" answers one at a time through it.
-    ``app.state.engine`` names the engine, ``app.state.engine_note`` says why auto fell back (or None)."""
+    ``app.state.engine`` names the engine, ``app.state.engine_note`` says why auto fell back (or None);
+    ``threads``: onnxruntime's (default: torch's now; the CLI passes serve's --threads)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     if engine not in ENGINES:
@@ -223,7 +225,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     if max_batch > 1 and can_batch(network) and engine != "onnxruntime":
         batching, note, engine_name = BatchingModel(network, max_batch), None, f"minillm, batched ({max_batch})"
     else:
-        network, note = with_engine(network, engine)  # ValueError: an unknown engine, or onnxruntime unable
+        network, note = with_engine(network, engine, threads=threads)  # ValueError: onnxruntime cannot run
         engine_name = "onnxruntime" if isinstance(network, OnnxRuntimeEngine) else "minillm"
     try:
         model = with_reader(batching or network, tokenizer, reader or cfg.answer.reader)
