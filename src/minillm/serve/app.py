@@ -199,6 +199,16 @@ def _page_routes(app: FastAPI, auth: _Auth | None, web_files: dict[str, Path]) -
         return response
 
 
+def _engine(network: Any, max_batch: int, engine: str,
+            threads: int | None) -> tuple[BatchingModel | None, Any, str, str | None]:
+    """(the batching model or None, what decodes the answers, the engine's name, auto's fallback note)."""
+    if max_batch > 1 and can_batch(network) and engine != "onnxruntime":
+        batching = BatchingModel(network, max_batch)
+        return batching, batching, f"minillm, batched ({max_batch})", None
+    decoder, note = with_engine(network, engine, threads=threads)  # ValueError: onnxruntime cannot run
+    return None, decoder, "onnxruntime" if isinstance(decoder, OnnxRuntimeEngine) else "minillm", note
+
+
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
                cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
@@ -221,14 +231,9 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     origins = [check_origin(origin) for origin in cors_origins]
     web_files = _web_files(Path(web_dir)) if web_dir is not None else {}
     network, tokenizer, cfg = load_run(run_dir, device=device)
-    batching = None
-    if max_batch > 1 and can_batch(network) and engine != "onnxruntime":
-        batching, note, engine_name = BatchingModel(network, max_batch), None, f"minillm, batched ({max_batch})"
-    else:
-        network, note = with_engine(network, engine, threads=threads)  # ValueError: onnxruntime cannot run
-        engine_name = "onnxruntime" if isinstance(network, OnnxRuntimeEngine) else "minillm"
+    batching, decoder, engine_name, note = _engine(network, max_batch, engine, threads)
     try:
-        model = with_reader(batching or network, tokenizer, reader or cfg.answer.reader)
+        model = with_reader(decoder, tokenizer, reader or cfg.answer.reader)
     except ValueError:
         if batching is not None:
             batching.close()
