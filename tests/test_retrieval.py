@@ -380,7 +380,7 @@ def test_answer_open_answers_from_the_retrieved_passages(tiny_run):
     result, passages = answer_open(model, tok, index, "What does the heart pump?", sampling, k=2)
     assert passages and passages[0].title == "Heart" and len(passages) <= 2
     expected = answer(model, tok, "What does the heart pump?", sampling, context=passages_context(passages),
-                      vocabulary=index.vocabulary())
+                      vocabulary=index.vocabulary)
     assert result.token_ids == expected.token_ids
     closed = answer(model, tok, "What does the heart pump?", sampling)
     assert result.prompt_tokens > closed.prompt_tokens  # the context went into the prompt
@@ -404,7 +404,7 @@ def test_open_book_answers_spell_only_words_of_the_articles_and_question(tiny_ru
         texts = [p.text for p in passages] + [question]
         unbounded = answer(model, tok, question, sampling, context=context)
         free += len(invented_words(unbounded.text, texts, set()))
-        kept = answer(model, tok, question, sampling, context=context, vocabulary=index.vocabulary())
+        kept = answer(model, tok, question, sampling, context=context, vocabulary=index.vocabulary)
         assert invented_words(kept.text, texts, words_of(p.text for p in index.passages)) == []
     assert free > 0  # without the vocabulary this network does make words up: the test has something to catch
 

@@ -146,7 +146,7 @@ def answer_from_memory(model: Any, tok: Any, question: str, sampling: Any, calib
         return Recalled(result, confidence, known)
     passages, context = retrieve(index, question, k, model)
     return Recalled(result, confidence, False, answer(model, tok, question, sampling, context=context,
-                                                      vocabulary=index.vocabulary()),
+                                                      vocabulary=index.vocabulary),
                     tuple(passages))
 
 

@@ -24,7 +24,7 @@ words out: an answer can only spell words of the texts it was given, numbers and
 Design choices:
 - A word is a run of letters (``[^\\W\\d_]+``: a number is not a word), lowercased: the same words
   answering/attribution.invented_words counts, so an answer decoded so has none by construction. Lowercase,
-  not casefold, so that the browser (JavaScript's toLowerCase, export/web_static/app.js) spells the same.
+  not casefold, so that the browser (JavaScript's toLowerCase, export/web_static/words.js) spells the same.
 - The word being written is checked as a prefix (a set of every word's prefixes, built once per
   vocabulary): a token that starts a word no text holds is refused at once, not after the word is out.
 - A byte-level tokenizer spells "ł" in two tokens: after the first, the text ends in U+FFFD. The word
@@ -53,9 +53,13 @@ class Vocabulary:
 
     def __init__(self, words: Iterable[str]):
         self.words = frozenset(words)
-        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w)))
-        # the prefixes a character of several bytes follows ("wroc" of "wrocław"): where one may be on its way
-        self.before_wide = frozenset(w[:i] for w in self.words for i in range(1, len(w)) if not w[i].isascii())
+        prefixes, before_wide = set(), set()
+        for word in self.words:
+            for i in range(1, len(word)):
+                prefixes.add(word[:i])
+                if not word[i].isascii():  # a character of several bytes follows: one may be on its way
+                    before_wide.add(word[:i])
+        self.prefixes, self.before_wide = frozenset(prefixes), frozenset(before_wide)
 
     @classmethod
     def of_texts(cls, texts: Iterable[str]) -> Vocabulary:

@@ -293,16 +293,17 @@ class TokenPicker:
         banned = self.banned() if banned is None else list(banned)
         allows = getattr(self.decode, "allows", None)  # a closed vocabulary (core/words.BoundedDecode)
         refused = 0  # tokens the vocabulary refused at this step
-        # with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word
-        mid_word = allows is not None and not allows(text, final=True)  # inside a word no text has whole
-        mid_sentence = allows is not None and bool(text.strip()) and not sentence_ends(text)
+        # with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word: not
+        # inside a word no text has whole, nor inside its first sentence
+        open_end = allows is not None and (not allows(text, final=True)
+                                           or bool(text.strip()) and not sentence_ends(text))
         while True:
             if len(set(banned)) >= logits.numel():
                 return self._end()  # nothing left to say
             token = first if first is not None else sample_token(logits, sampling, self.seen, self.generator, banned)
             first = None
             if token == self.eos_id:
-                if mid_word or mid_sentence:
+                if open_end:
                     banned.append(token)  # not in the middle of a word of no text, nor of its first sentence
                     continue
                 return self._end()
@@ -313,7 +314,7 @@ class TokenPicker:
                     continue
                 if allows is not None and not allows(candidate):
                     refused += 1
-                    if refused > VOCABULARY_TRIES and not (mid_word or mid_sentence):
+                    if refused > VOCABULARY_TRIES and not open_end:
                         return self._end()  # no word of the texts is in sight: the answer is over
                     banned.append(token)  # it would spell a word of no text it was given
                     continue

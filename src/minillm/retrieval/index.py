@@ -149,7 +149,6 @@ class Index:
         self.passages = passages
         self.bm25 = bm25
         self.embeddings = embeddings  # unit vectors, one row per passage; None: lexical only
-        self._vocabulary: Vocabulary | None = None
         titles: dict[str, str] = {}
         for p in passages:
             titles.setdefault(p.article_id, p.title)
@@ -202,12 +201,11 @@ class Index:
         sentences = ((i, j, s) for i, p in enumerate(self.passages) for j, s in enumerate(_SENTENCE_END.split(p.text)))
         return SuperlativeIndex(sentences, lambda i: self.titles.bases[self.passage_article[i]])
 
+    @cached_property
     def vocabulary(self) -> Vocabulary:
         """The words of every passage (core/words.py), built on first use: what an open-book answer may spell
         besides its question's words."""
-        if self._vocabulary is None:
-            self._vocabulary = Vocabulary.of_texts(p.text for p in self.passages)
-        return self._vocabulary
+        return Vocabulary.of_texts(p.text for p in self.passages)
 
     def search(self, question: str, k: int = 3) -> list[Passage]:
         """The k best passages for the question, best first; none that share no word with it."""

@@ -144,7 +144,7 @@ class ModelWorker:
 
     def _vocabulary(self) -> Vocabulary | None:
         """The words an open-book answer may spell (retrieval.Index.vocabulary); None without an index."""
-        return None if self.index is None else self.index.vocabulary()
+        return None if self.index is None else self.index.vocabulary
 
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""

@@ -148,15 +148,16 @@ async function generate(promptIds, extra = null) {
     const banned = [...s.suppress_tokens, ...repeats];
     let token, candidate;
     let refused = 0;
-    // with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word
-    const midWord = vocabulary && !vocabulary.allows(text, extra, true);  // inside a word no text has whole
-    const midSentence = vocabulary && pyStrip(text) !== "" && !sentenceEnds(text).length;
+    // with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word: not
+    // inside a word no text has whole, nor inside its first sentence
+    const openEnd = vocabulary && (!vocabulary.allows(text, extra, true)
+      || (pyStrip(text) !== "" && !sentenceEnds(text).length));
     for (;;) {
       const bannedSet = new Set(banned);
       if (bannedSet.size >= logits.length) return newIds;
       token = greedyToken(logits, seen, bannedSet, s.repetition_penalty);
       if (token === state.config.eos_id) {
-        if (midWord || midSentence) {
+        if (openEnd) {
           banned.push(token);  // not in the middle of a word of no text, nor of its first sentence
           continue;
         }
@@ -168,7 +169,7 @@ async function generate(promptIds, extra = null) {
         continue;
       }
       if (vocabulary && !vocabulary.allows(candidate, extra)) {  // a word of no text it was given
-        if (++refused > VOCABULARY_TRIES && !(midWord || midSentence)) return newIds;  // none in sight: over
+        if (++refused > VOCABULARY_TRIES && !openEnd) return newIds;  // none in sight: over
         banned.push(token);
         continue;
       }
