@@ -44,6 +44,19 @@ def skipped_note(path: str, skipped: list[int]) -> None:
         print(f"{path}: skipped {len(skipped)} invalid line(s): {head}", file=sys.stderr)
 
 
+def read_noted(read: Callable[..., list], path: str, skip_invalid: bool) -> list:
+    """``read(path)`` (read_articles, read_qa_pairs), with --skip-invalid; the lines it skipped said on stderr."""
+    skipped: list[int] = []
+    items = read(path, skip_invalid=skip_invalid, skipped=skipped)
+    skipped_note(path, skipped)
+    return items
+
+
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """A comma-separated option as its names: "a, b,," -> ('a', 'b'); None -> ()."""
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else ()
+
+
 def sampling_from_args(args: argparse.Namespace):
     from minillm.models.generation import Sampling
 

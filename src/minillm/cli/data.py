@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minillm.cli.common import DEFAULT_ARTICLES, DEFAULT_QA, DEFAULT_SPLITS, print_counts, progress_bar, skipped_note
+from minillm.cli.common import DEFAULT_ARTICLES, DEFAULT_QA, DEFAULT_SPLITS, print_counts, progress_bar, read_noted
 from minillm.core.errors import InputError
 from minillm.core.lock import output_lock
 from minillm.training.runs import TOKENIZER_FILE
@@ -62,9 +62,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.paraphrases < 0:
         raise InputError(f"--paraphrases: must be 0 or more, got {args.paraphrases}")
-    skipped: list[int] = []
-    articles = read_articles(args.input, skip_invalid=args.skip_invalid, skipped=skipped)
-    skipped_note(args.input, skipped)
+    articles = read_noted(read_articles, args.input, args.skip_invalid)
     update, close = progress_bar("generate", not args.no_progress)
     try:
         pairs, stats = generate_qa_pairs(articles, paraphrases=args.paraphrases, seed=args.seed,
@@ -89,9 +87,7 @@ def _split(args: argparse.Namespace) -> int:
     from minillm.data.split import check_ratios, split_qa_pairs, write_split
 
     check_ratios(args.train_size, args.val_size, args.test_size)  # before reading a possibly large file
-    skipped: list[int] = []
-    pairs = read_qa_pairs(args.input, skip_invalid=args.skip_invalid, skipped=skipped)
-    skipped_note(args.input, skipped)
+    pairs = read_noted(read_qa_pairs, args.input, args.skip_invalid)
     split = split_qa_pairs(pairs, args.train_size, args.val_size, args.test_size, args.group_by, args.seed)
     paths = write_split(split, args.output_dir)
     for name, part in split.as_dict().items():
@@ -112,9 +108,7 @@ def _augment(args: argparse.Namespace) -> int:
 
     if args.orders < 0:
         raise InputError(f"--orders: must be 0 or more, got {args.orders}")
-    skipped: list[int] = []
-    articles = read_articles(args.input, skip_invalid=args.skip_invalid, skipped=skipped)
-    skipped_note(args.input, skipped)
+    articles = read_noted(read_articles, args.input, args.skip_invalid)
     documents = augment_articles(articles, orders=args.orders, name_subject=not args.no_names, seed=args.seed)
     with atomic_write(args.output) as fh:
         fh.write("\n\n".join(documents) + "\n")
@@ -188,9 +182,7 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
     from minillm.data.records import read_articles
     from minillm.tokenizer import train_tokenizer
 
-    skipped: list[int] = []
-    articles = read_articles(args.input, skip_invalid=args.skip_invalid, skipped=skipped)
-    skipped_note(args.input, skipped)
+    articles = read_noted(read_articles, args.input, args.skip_invalid)
     start = time.perf_counter()
     tok = train_tokenizer((a.text for a in articles), kind=args.kind, vocab_size=args.vocab_size)
     tok.save(args.output)

@@ -9,9 +9,10 @@ from minillm.cli.common import (
     DEFAULT_SPLITS,
     add_reader_flag,
     add_sampling_flags,
+    comma_list,
     progress_bar,
+    read_noted,
     sampling_from_args,
-    skipped_note,
 )
 from minillm.core.errors import InputError
 from minillm.training.runs import EVAL_FILE
@@ -156,8 +157,8 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_ladder(args: argparse.Namespace) -> int:
     from minillm.workflows.ladder import run_ladder
 
-    rungs = tuple(r.strip() for r in args.rungs.split(",") if r.strip()) if args.rungs else ()
-    result = run_ladder(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, rungs=rungs,
+    result = run_ladder(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data,
+                        rungs=comma_list(args.rungs),
                         overwrite=args.overwrite, device=args.device, reevaluate=args.reevaluate,
                         log=lambda line: print(f"ladder: {line}", flush=True))
     print(result.table)
@@ -177,9 +178,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
     with output_lock(run_dir / INDEX_DIR):  # one writer per index
-        skipped: list[int] = []
-        articles = read_articles(args.articles, skip_invalid=args.skip_invalid, skipped=skipped)
-        skipped_note(args.articles, skipped)
+        articles = read_noted(read_articles, args.articles, args.skip_invalid)
         start = time.perf_counter()
         index = Index.build(articles, dense=args.dense, show_progress=args.dense)
         index.save(run_dir / INDEX_DIR)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from minillm.cli.common import comma_list
+
 
 def add_experiment(sub: argparse._SubParsersAction) -> None:
     from minillm.workflows.extraction import ARMS, BUDGETS
@@ -26,8 +28,8 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
 def cmd_extraction(args: argparse.Namespace) -> int:
     from minillm.workflows.extraction import run_extraction
 
-    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else ()
-    result = run_extraction(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data, arms=arms,
+    result = run_extraction(args.budget, out_dir=args.out, runs_dir=args.runs, data_dir=args.data,
+                            arms=comma_list(args.arms),
                             seed=args.seed, overwrite=args.overwrite, rescore=args.rescore,
                             device=args.device,
                             log=lambda line: print(f"extraction: {line}", flush=True))

@@ -4,6 +4,7 @@ and the numbers a config dataclass validates in its ``__post_init__``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from minillm.core.errors import InputError
@@ -51,3 +52,10 @@ def check_positive_int(name: str, value: Any) -> None:
 
 def not_int(value: Any) -> bool:
     return isinstance(value, bool) or not isinstance(value, int)
+
+
+def check_names(flag: str, given: Iterable[str], known: Sequence[str], what: str) -> None:
+    """InputError naming every name of ``given`` not in ``known``: "--arms: unknown arm(s) x; choose from a, b"."""
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise InputError(f"{flag}: unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}")

@@ -56,6 +56,7 @@ from typing import Any
 from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
 from minillm.answering.attribution import content_words
 from minillm.answering.reader import load_answerer
+from minillm.core.checks import check_names
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write, write_jsonl
 from minillm.core.numbers import format_number, human_count, human_seconds
@@ -258,10 +259,7 @@ def run_extraction(budget: str = "small", out_dir: str | Path = "experiments/ext
     ``rescore``: an arm trained before is scored again (after a change to the scores), not retrained."""
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: unknown budget; choose one of {', '.join(BUDGETS)}")
-    known = [a.label for a in ARMS]
-    unknown = [name for name in arms if name not in known]
-    if unknown:
-        raise InputError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    check_names("--arms", arms, [a.label for a in ARMS], "arm")
     start, plan = time.perf_counter(), BUDGETS[budget]
     out_dir, runs_dir = Path(out_dir), Path(runs_dir)
     if overwrite and runs_dir.exists():

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minillm.core.checks import check_names
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write
 from minillm.core.numbers import DASH, format_number, human_bytes, human_count, human_seconds
@@ -144,10 +145,7 @@ def run_ladder(budget: str = "small", out_dir: str | Path = "experiments/ladder"
     retrieval, decoding or the metrics); one never trained is trained."""
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: unknown budget; choose one of {', '.join(BUDGETS)}")
-    known = [r.label for r in RUNGS]
-    unknown = [name for name in rungs if name not in known]
-    if unknown:
-        raise InputError(f"--rungs: unknown rung(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    check_names("--rungs", rungs, [r.label for r in RUNGS], "rung")
     chosen = [r for r in RUNGS if not rungs or r.label in rungs]
     if any(r.label == "hybrid" for r in chosen) and HYBRID_NEURAL not in [r.label for r in chosen]:
         chosen.insert(next(i for i, r in enumerate(chosen) if r.label == "hybrid"),
