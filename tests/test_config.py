@@ -119,6 +119,8 @@ def test_model_config_needs_the_vocab_size_resolved():
     ("[data]\nheldout_fraction = 1.0\n", [], "x.toml: data.heldout_fraction: must be in [0, 1), got 1.0"),
     ("[data]\nheldout_fraction = -0.1\n", [], "data.heldout_fraction: must be in [0, 1)"),
     ("[tokenizer]\nkind = \"wordpiece\"\n", [], "tokenizer.kind: must be one of bpe, char, word"),
+    ("", ["data.domains=weather,plants"], "x.toml: data.domains: unknown domain(s) plants; choose from"),
+    ("[data]\ndomains = 3\n", [], "x.toml: data.domains: expected str, got int 3"),
     ("", ["model.emb_dim=33"], "x.toml: model: emb_dim (33) must be divisible by num_heads (2)"),
     ("", ["model.dropout=1.5"], "x.toml: model: dropout must be in [0, 1)"),
     ("", ["model.vocab_size=-1"], "model.vocab_size: must be >= 0"),

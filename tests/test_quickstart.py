@@ -36,6 +36,23 @@ def test_quickstart_builds_everything_and_answers_open_book_first(tmp_path, caps
     assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
+def test_data_domains_picks_the_offline_articles_fetched(tmp_path, monkeypatch):
+    articles, split = quickstart.build_data(tmp_path, domains="weather, chemistry")
+    assert {a.domain for a in articles} == {"weather", "chemistry"}
+    assert len(split.train) > 0 and (tmp_path / "splits" / "test.jsonl").is_file()
+    asked = []
+
+    def fetch(source, output, **kwargs):
+        asked.append(kwargs["domains"])
+        raise InputError("stop here")
+
+    monkeypatch.setattr(quickstart, "fetch_articles", fetch)
+    for domains in ("all", ""):
+        with pytest.raises(InputError, match="stop here"):
+            quickstart.build_data(tmp_path / "other", domains=domains)
+    assert asked == [("all",), None]  # every offline summary; the six domains
+
+
 def test_the_index_is_hybrid_where_the_dense_extra_is_installed(monkeypatch):
     import minillm.workflows.quickstart as quickstart
 

@@ -52,11 +52,6 @@ def read_noted(read: Callable[..., list], path: str, skip_invalid: bool) -> list
     return items
 
 
-def comma_list(text: str | None) -> tuple[str, ...]:
-    """A comma-separated option as its names: "a, b,," -> ('a', 'b'); None -> ()."""
-    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else ()
-
-
 def sampling_from_args(args: argparse.Namespace):
     from minillm.models.generation import Sampling
 

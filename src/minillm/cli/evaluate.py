@@ -9,11 +9,11 @@ from minillm.cli.common import (
     DEFAULT_SPLITS,
     add_reader_flag,
     add_sampling_flags,
-    comma_list,
     progress_bar,
     read_noted,
     sampling_from_args,
 )
+from minillm.core.checks import comma_list
 from minillm.core.errors import InputError
 from minillm.training.runs import EVAL_FILE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from minillm.cli.common import comma_list
+from minillm.core.checks import comma_list
 
 
 def add_experiment(sub: argparse._SubParsersAction) -> None:

@@ -10,6 +10,11 @@ from typing import Any
 from minillm.core.errors import InputError
 
 
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """A comma-separated option as its names: "a, b,," -> ('a', 'b'); None -> ()."""
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else ()
+
+
 def string_field(obj: Any, name: str, where: str, required: bool = True) -> str | None:
     """A non-empty string field of a decoded JSON line, or None when optional and absent.
 

@@ -41,8 +41,10 @@ from typing import Any
 
 import tomli_w
 
+from minillm.core.checks import comma_list
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write
+from minillm.data.fetch import parse_domains
 from minillm.models import DEFAULT_ARCH, MODELS, ModelConfig, model_class
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"  # shipped inside the package; configs/ in the repo links here
@@ -67,6 +69,8 @@ class DataConfig:
     name_subject: bool = False  # every sentence about an article's subject names it ("It has" -> "Jupiter has")
     orders: int = 0  # each article again in this many shuffled orders of its sentences (0 = as written only)
     mix_qa: int = 0  # the training split's QA pairs interleaved in the pretraining text, each this many times
+    # which offline articles the quickstart's pipeline fetches where data/ has none yet
+    domains: str = ""  # "" = the six domains; "all" = every offline summary; or names, "animals,weather"
 
 
 @dataclass
@@ -174,6 +178,11 @@ def _range_error(key: str, value: Any) -> str | None:
         return None
     if key in _CHOICES and value not in _CHOICES[key]:
         return f"must be one of {', '.join(_CHOICES[key])}, got {value!r}"
+    if key == "data.domains":
+        try:
+            parse_domains(comma_list(value))
+        except InputError as e:
+            return str(e).removeprefix("--domains: ")
     if key == "train.device" and not _DEVICE.fullmatch(value):
         return f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}"
     if key in _AT_LEAST and value < _AT_LEAST[key]:

@@ -32,6 +32,7 @@ from minillm.answering.answer import ANSWER_SAMPLING as ENGINE_ANSWER_SAMPLING
 from minillm.answering.confidence import answer_from_memory, save_calibration, shown_text
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer
+from minillm.core.checks import comma_list
 from minillm.core.errors import InputError
 from minillm.core.files import write_jsonl
 from minillm.data.fetch import fetch_articles
@@ -85,7 +86,7 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
         shutil.rmtree(run_dir)
     cfg = load_config(shipped_config(config), overrides)  # a bad config fails before any work is done
 
-    articles, split = build_data(data, seed, log)
+    articles, split = build_data(data, seed, log, domains=cfg.data.domains)
     tokenizer_path = data / TOKENIZER_FILE
     tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
                           vocab_size=cfg.tokenizer.vocab_size)
@@ -130,10 +131,12 @@ def _data_paths(data: Path) -> dict[str, str]:
             "val_qa": str(data / "splits" / "val.jsonl")}
 
 
-def build_data(data: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> tuple[list[Article], Split]:
-    """fetch (offline) -> generate -> split into ``data``: (the articles, the split)."""
+def build_data(data: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None,
+               domains: str = "") -> tuple[list[Article], Split]:
+    """fetch (offline) -> generate -> split into ``data``: (the articles, the split). ``domains`` as a config's
+    ``data.domains``: "" the six, "all" every offline summary, or comma-separated names."""
     articles_path = data / "raw" / "articles.jsonl"
-    report = fetch_articles("offline", articles_path, seed=seed)
+    report = fetch_articles("offline", articles_path, seed=seed, domains=comma_list(domains) or None)
     log(f"fetch: {report.total} articles -> {articles_path} "
         f"({', '.join(f'{d} {n}' for d, n in sorted(report.written.items()))})")
 
@@ -161,7 +164,7 @@ def index_is_dense(kind: str, log: Callable[[str], None]) -> bool:
 
 
 def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "bpe", vocab_size: int = 4096,
-                 seed: int = 0, log: Callable[[str], None] = lambda _: None) -> dict[str, str]:
+                 seed: int = 0, log: Callable[[str], None] = lambda _: None, domains: str = "") -> dict[str, str]:
     """The files a config's [data] section names, made only where missing: the offline pipeline's articles
     and splits (``build_data``; reused when ``data`` holds them) and a tokenizer trained on the articles
     (reused when ``tokenizer_path`` exists). Returns the [data] values: articles, train_qa, val_qa, tokenizer."""
@@ -171,7 +174,7 @@ def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "b
     if all(Path(p).is_file() for p in paths.values()) and test_path.is_file():
         log(f"data: reusing {paths['articles']} and {data / 'splits'}")
     else:
-        build_data(data, seed, log)
+        build_data(data, seed, log, domains)
     if not tokenizer_path.is_file():
         tok = train_tokenizer((a.text for a in read_articles(paths["articles"])), kind=kind, vocab_size=vocab_size)
         tok.save(tokenizer_path)
