@@ -25,7 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 DEFAULT_VARIANTS = {
@@ -89,16 +89,17 @@ def main() -> None:
     variants = dict(v.split("=", 1) for v in args.variant) if args.variant else DEFAULT_VARIANTS
     Path(args.out).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    results = []
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {name: pool.submit(one_variant, name, sets, args) for name, sets in variants.items()}
-        results = []
-        for name, future in futures.items():
+        futures = {pool.submit(one_variant, name, sets, args): name for name, sets in variants.items()}
+        for future in as_completed(futures):  # written as each ends, in case the rest is cut off
             try:
                 results.append(future.result())
             except subprocess.CalledProcessError as e:
-                results.append({"variant": name, "error": f"{e.cmd[3]} exited {e.returncode}"})
+                results.append({"variant": futures[future], "error": f"{e.cmd[3]} exited {e.returncode}"})
+            results.sort(key=lambda r: list(variants).index(r["variant"]))
             report = json.dumps({"device": args.device, "index": args.index, "variants": results}, indent=1)
-            (Path(args.out) / "results.json").write_text(report + "\n")  # so far, in case the rest is cut off
+            (Path(args.out) / "results.json").write_text(report + "\n")
     print(report)
 
 
