@@ -55,6 +55,10 @@ def test_every_sentence_about_the_subject_names_it():
     assert name_sentence(subject, "Its atmosphere is mostly hydrogen.") == "Jupiter's atmosphere is mostly hydrogen."
     assert name_sentence(subject, "The Galilean moons are the largest.") == "The Galilean moons are the largest."
     assert name_sentence(subject, "It is thought that it formed first.") == "It is thought that it formed first."
+    assert name_sentence(subject, "It is possible to see it by eye.") == "It is possible to see it by eye."
+    assert name_sentence(subject, "It is visible to the naked eye.") == "Jupiter is visible to the naked eye."
+    panda = find_subject("Giant panda", "Species of bear", ["The giant panda is a bear species."], "animals")
+    assert name_sentence(panda, "It is native to China.") == "The giant panda is native to China."
     adana = find_subject("Adana", "City in Turkey", ["Adana is a city in southern Turkey."], "geography")
     assert name_sentence(adana, "The city is situated on the Seyhan River.") == \
         "Adana is situated on the Seyhan River."

@@ -193,8 +193,11 @@ class Subject:
         return sentence[:clause.ref_start] + replacement + sentence[clause.ref_end:]
 
 
-_EXPLETIVE = re.compile(r"(?:is|was)\s+(?:\w+\s+)?(?:that|to|believed|thought|estimated|known that|said|"
-                        r"possible|likely|unclear|unknown)\b")
+# "It is thought that ...", "It is possible to ...": the "it" names nothing. "It is native to Asia" does: a
+# "to" after one word counts only after the adjectives that take an expletive subject.
+_EXPLETIVE = re.compile(r"(?:is|was)\s+(?:(?:\w+\s+)?(?:that|believed|thought|estimated|known that|said|"
+                        r"possible|likely|unclear|unknown)|(?:(?:difficult|easy|hard|important|necessary|"
+                        r"impossible|common|usual|customary|rare)\s+)?to)\b")
 
 
 def head_noun(description: str | None) -> str | None:

@@ -47,7 +47,6 @@ import json
 import random
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -361,9 +360,6 @@ def _write_results(out_dir: Path, budget: str, plan: dict[str, int], counts: dic
                    rows: list[dict[str, Any]], table: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     _plot(rows, out_dir / "extraction.png")
-    kinds = Counter()
-    for r in rows[:1]:
-        kinds.update({k: v["count"] for k, v in r["by_kind"].items()})
     with atomic_write(out_dir / "results.json") as fh:
         json.dump({"budget": budget, "plan": plan, "questions": counts, "arms": rows}, fh, indent=2)
     text = [f"# Extraction, budget `{budget}`", "",
