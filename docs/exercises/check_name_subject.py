@@ -25,7 +25,7 @@ from minillm.data.records import Article
 from minillm.data.sentences import split_sentences
 
 # "Its"/"Their", "They", an "It is estimated that" that stays, "Italian ..." that is no pronoun, and
-# "It is home to" / "It is native to", which minillm's EXPLETIVE also leaves as written
+# "It is home to" / "It is native to", whose "It" is the subject (minillm names it there too)
 TITLES = ("Jupiter", "Brazil", "Iceland", "Futurism", "Coccinellidae", "Bivalvia", "Mentha", "Cairo", "Beetroot")
 JUPITER = ("Jupiter is the fifth planet from the Sun. It has 95 known moons. The Galilean moons are the largest. "
            "Its atmosphere is mostly hydrogen.")  # src/minillm/data/augment.py's example

@@ -28,9 +28,11 @@ from __future__ import annotations
 import re
 
 # minillm's test for an "It" that stands for no one (src/minillm/data/subject.py), to match right after
-# "It " or "They ": "is thought that", "is estimated to", "was possible that", ...
-EXPLETIVE = re.compile(r"(?:is|was)\s+(?:\w+\s+)?(?:that|to|believed|thought|estimated|known that|said|"
-                       r"possible|likely|unclear|unknown)\b")
+# "It " or "They ": "is thought that", "is estimated to", "was possible that", "is possible to", ... but not
+# "is native to" or "is home to", whose "It" is the subject
+EXPLETIVE = re.compile(r"(?:is|was)\s+(?:(?:\w+\s+)?(?:that|believed|thought|estimated|known that|said|"
+                       r"possible|likely|unclear|unknown)|(?:(?:difficult|easy|hard|important|necessary|"
+                       r"impossible|common|usual|customary|rare)\s+)?to)\b")
 
 
 def name_subject(title: str, sentences: list[str]) -> list[str]:

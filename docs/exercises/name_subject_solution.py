@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-EXPLETIVE = re.compile(r"(?:is|was)\s+(?:\w+\s+)?(?:that|to|believed|thought|estimated|known that|said|"
-                       r"possible|likely|unclear|unknown)\b")
+EXPLETIVE = re.compile(r"(?:is|was)\s+(?:(?:\w+\s+)?(?:that|believed|thought|estimated|known that|said|"
+                       r"possible|likely|unclear|unknown)|(?:(?:difficult|easy|hard|important|necessary|"
+                       r"impossible|common|usual|customary|rare)\s+)?to)\b")
 DISAMBIGUATION = re.compile(r"\s*\([^)]*\)$")
 LEADING_PRONOUN = re.compile(r"(It|They|Its|Their)(?= )")
 
