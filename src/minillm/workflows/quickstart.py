@@ -164,7 +164,7 @@ def index_is_dense(kind: str, log: Callable[[str], None]) -> bool:
 
 
 def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "bpe", vocab_size: int = 4096,
-                 seed: int = 0, log: Callable[[str], None] = lambda _: None, domains: str = "") -> dict[str, str]:
+                 seed: int = 0, log: Callable[[str], None] = lambda _: None) -> dict[str, str]:
     """The files a config's [data] section names, made only where missing: the offline pipeline's articles
     and splits (``build_data``; reused when ``data`` holds them) and a tokenizer trained on the articles
     (reused when ``tokenizer_path`` exists). Returns the [data] values: articles, train_qa, val_qa, tokenizer."""
@@ -174,7 +174,7 @@ def prepare_data(data: str | Path, tokenizer_path: str | Path, *, kind: str = "b
     if all(Path(p).is_file() for p in paths.values()) and test_path.is_file():
         log(f"data: reusing {paths['articles']} and {data / 'splits'}")
     else:
-        build_data(data, seed, log, domains)
+        build_data(data, seed, log)
     if not tokenizer_path.is_file():
         tok = train_tokenizer((a.text for a in read_articles(paths["articles"])), kind=kind, vocab_size=vocab_size)
         tok.save(tokenizer_path)
