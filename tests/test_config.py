@@ -78,6 +78,8 @@ def test_overrides_parse_values_as_toml_or_bare_strings(tmp_path):
     assert cfg.data.tokenizer == "a b.json"
     assert cfg.train.finetune_peak_lr == 1e-4 and cfg.model["position"] == "rotary" and cfg.train.ddp == "flat"
     assert parse_override("train.seed = 5") == ("train", "seed", 5)
+    for domains in ("all", "animals, weather", ""):  # every summary, names, the six domains
+        assert load_config(path, [f"data.domains={domains}"]).data.domains == domains
 
 
 def test_save_and_load_give_back_the_same_config(tmp_path):
