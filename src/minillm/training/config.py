@@ -44,6 +44,7 @@ import tomli_w
 from minillm.core.checks import comma_list
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write
+from minillm.data.fetch import parse_domains
 from minillm.models import DEFAULT_ARCH, MODELS, ModelConfig, model_class
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"  # shipped inside the package; configs/ in the repo links here
@@ -177,9 +178,7 @@ def _range_error(key: str, value: Any) -> str | None:
         return None
     if key in _CHOICES and value not in _CHOICES[key]:
         return f"must be one of {', '.join(_CHOICES[key])}, got {value!r}"
-    if key == "data.domains" and value:  # "" = the six domains; names are checked against the domains module's
-        from minillm.data.fetch import parse_domains  # imported only then: it compiles its cue patterns at import
-
+    if key == "data.domains":
         try:
             parse_domains(comma_list(value))
         except InputError as e:
