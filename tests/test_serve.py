@@ -32,7 +32,7 @@ from minillm.cli import main  # noqa: E402
 from minillm.models.generation import Sampling  # noqa: E402
 from minillm.prompt import encode_prompt  # noqa: E402
 from minillm.serve import create_app  # noqa: E402
-from minillm.serve.batching import BatchingModel  # noqa: E402
+from minillm.serve.batching import HAND_EVERY, BatchingModel  # noqa: E402
 from minillm.serve.worker import ModelWorker  # noqa: E402
 from minillm.training.runs import load_run  # noqa: E402
 
@@ -402,6 +402,31 @@ def test_an_abandoned_answer_leaves_the_batch_and_the_others_go_on(library):
         batching.close()
     with pytest.raises(ValueError, match="the prompt is empty"):
         batching.generate([], long)  # checked when called, as generate checks
+
+
+def test_tokens_are_handed_over_in_groups_the_first_at_once(library):
+    """The batching thread wakes a request's thread once per HAND_EVERY tokens (the first alone, the rest
+    when the sequence ends), not once per token; the request's iterator still gives every id in order."""
+    model, tok, _ = library
+    prompt, sampling = encode_prompt(tok, "What is the Sun?"), Sampling(max_new_tokens=2 * HAND_EVERY + 3)
+    expected = list(model.generate(prompt, sampling))
+    batching = BatchingModel(model, 4)
+    try:
+        tokens = batching.generate(prompt, sampling)
+        deadline = time.monotonic() + 10
+        while (tokens.request.held or batching.batch.sequences or tokens.request.tokens.empty()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        handed = []
+        while not tokens.request.tokens.empty():
+            handed.append(tokens.request.tokens.get())
+        assert [len(group) for group in handed[:-1]] == [1, HAND_EVERY, HAND_EVERY, 2]
+        assert sum(handed[:-1], []) == expected and len(expected) == 2 * HAND_EVERY + 3
+        for group in handed:  # what the iterator reads: every id in order, then the end
+            tokens.request.tokens.put(group)
+        assert list(tokens) == expected
+    finally:
+        batching.close()
 
 
 def test_closing_the_batch_fails_the_answers_in_it(library):
