@@ -40,7 +40,12 @@ def test_shipped_configs_load_and_comment_every_field(name):
     for line in path.read_text().splitlines():
         if re.match(r"\w+ = ", line):
             assert "#" in line, f"{name}: no comment on '{line}'"
-    fields = {line.split(" = ")[0] for line in path.read_text().splitlines() if re.match(r"\w+ = ", line)}
+    fields = set()
+    while path is not None:  # a config with a base states only what it changes: the base has the rest
+        text = path.read_text()
+        fields |= {line.split(" = ")[0] for line in text.splitlines() if re.match(r"\w+ = ", line)}
+        base = re.search(r'^base = "([^"]+)"', text, re.MULTILINE)
+        path = CONFIGS / f"{base.group(1)}.toml" if base else None
     if name in OWN_LOOP:
         read = {"seed", "device", "batch_size", "pretrain_steps", "finetune_steps", "lr", "min_lr", "warmup_steps",
                 "weight_decay", "beta1", "beta2", "grad_clip", "finetune_lr"}
@@ -167,3 +172,28 @@ def test_shipped_config_names_and_paths(tmp_path):
     assert shipped_config(str(tmp_path / "x")) == tmp_path / "x"
     with pytest.raises(InputError, match="config 'tiny': no such shipped config .*seed-3m, .*tiny-cpu"):
         shipped_config("tiny")
+
+
+def test_a_config_with_a_base_states_only_what_it_changes(tmp_path):
+    (tmp_path / "wide.toml").write_text('base = "tiny-cpu"\n[model]\nemb_dim = 256\n[train]\nlr = 1e-3\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "long.toml").write_text('base = "../wide.toml"\n[train]\nbatch_size = 64\n')
+    cfg = load_config(tmp_path / "sub" / "long.toml", ["train.lr=2e-3"])
+    tiny = load_config(shipped_config("tiny-cpu"))
+    assert (cfg.model["emb_dim"], cfg.train.batch_size, cfg.train.lr) == (256, 64, 2e-3)
+    assert cfg.model["num_layers"] == tiny.model["num_layers"] and cfg.data == tiny.data  # the rest: tiny-cpu's
+    save_config(cfg, tmp_path / "saved.toml")  # a run's config.toml is whole, no base
+    assert "base" not in (tmp_path / "saved.toml").read_text() and load_config(tmp_path / "saved.toml") == cfg
+
+
+@pytest.mark.parametrize("text, message", [
+    ('base = "nosuch"\n', "x.toml: base: config 'nosuch': no such shipped config"),
+    ("base = 3\n", "x.toml: base: expected the name of a shipped config or a .toml path, got 3"),
+    ('base = "x.toml"\n', "x.toml: base: x.toml is based on this config again (a loop)"),
+    ('base = "missing.toml"\n', "missing.toml: no such config file"),
+    ('base = "tiny-cpu"\n[train]\nlr = -1\n', "x.toml: train.lr: must be > 0"),
+    ('base = "tiny-cpu"\n[modle]\nemb_dim = 8\n', "x.toml: modle: unknown section"),
+])
+def test_bad_bases_name_the_file(tmp_path, text, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(write(tmp_path, text))

@@ -19,6 +19,9 @@ Design choices:
   ``configs/x.toml: train.lr: must be > 0``, and says when the value came from ``--set``.
 - An override ``section.key=value`` parses ``value`` as TOML (``3e-4``, ``true``, ``"x"``) and falls back to
   the bare string, so ``--set data.text=input.txt`` needs no quotes.
+- A config may start from another: ``base = "tiny-cpu"`` (a shipped name, or a .toml path relative to this
+  file) at the top takes every key of that config, and this file's keys replace its keys one by one (as
+  litgpt's and Hydra's defaults do), so a variant states only what it changes.
 - Paths in ``[data]`` are relative to the working directory (the project root), not to the config file.
 - Named configs (``tiny-cpu``, ``seed-3m``) are the files in the repository's ``configs/`` folder;
   ``shipped_config`` turns a name into that path and passes a path through.
@@ -287,9 +290,8 @@ def shipped_config(name: str) -> Path:
     return path
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a TOML config, apply ``section.key=value`` overrides, check everything; raises InputError."""
-    path = Path(path)
+def _read_tables(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The TOML tables of ``path``, on top of those of its ``base`` config when it names one."""
     try:
         tables = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -298,6 +300,32 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise InputError(f"{path}: is a directory, expected a TOML config file") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{path}: invalid TOML ({e})") from None
+    if "base" not in tables:
+        return tables
+    base = tables.pop("base")
+    if not isinstance(base, str) or not base:
+        raise InputError(f"{path}: base: expected the name of a shipped config or a .toml path, got {base!r}")
+    try:
+        base_path = shipped_config(base)
+    except InputError as e:
+        raise InputError(f"{path}: base: {e}") from None
+    if base_path == Path(base):
+        base_path = path.parent / base_path  # a path is relative to the config that names it
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise InputError(f"{path}: base: {base} is based on this config again (a loop)")
+    merged = _read_tables(base_path, (*seen, path.resolve()))
+    for name, table in tables.items():
+        if isinstance(table, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **table}
+        else:
+            merged[name] = table  # a wrong shape is config_from_dict's error to report
+    return merged
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML config, apply ``section.key=value`` overrides, check everything; raises InputError."""
+    path = Path(path)
+    tables = _read_tables(path, ())
     overridden = set()
     for item in overrides:
         section, name, value = parse_override(item)
