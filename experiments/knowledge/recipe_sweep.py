@@ -4,8 +4,8 @@
         [--index bm25] [--variant NAME='data.mix_qa=1 data.orders=3' ...]
 
 Each variant is `minillm quickstart` with its `--set` overrides (its own data folder and run folder), then
-`minillm eval` closed book on `natural`, `natural-heldout` and `natural-third`, and open book with the
-network reading (`--reader model`) on the same three sets. Prints one JSON object: per variant its
+`minillm eval` closed book on `natural`, `natural-heldout` and `natural-third`, open book with the
+network reading (`--reader model`) and with the run's own reader (``reading``) on the same three sets. Prints one JSON object: per variant its
 settings, training seconds and, per set and mode, the keyword hit rate, the fact hit rate, degenerate
 answers, invented words (open book) and, closed book, the coverage and precision at the run's calibrated
 threshold. With no --variant, the default grid below. The step counts stay the quickstart's, so a variant
@@ -69,12 +69,14 @@ def one_variant(name: str, sets: str, args: argparse.Namespace) -> dict:
     if fit.exists():
         result["fit"] = json.loads(fit.read_text())
     for split in SETS:
-        for mode, extra in (("closed", []), ("open", ["--reader", "model"])):
-            path = out / "evals" / f"{name}.{split}.{mode}.json"
+        # open: the network reading; reading: the run's own open-book reader (tiny-cpu's: the pattern rung)
+        for label, mode, extra in (("closed", "closed", []), ("open", "open", ["--reader", "model"]),
+                                   ("reading", "open", [])):
+            path = out / "evals" / f"{name}.{split}.{label}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             run([*py, "eval", str(run_dir), "--split", split, "--mode", mode, *extra, "--no-progress",
                  "--device", args.device, "--out", str(path)], log)
-            result[f"{split}/{mode}"] = summary(path)
+            result[f"{split}/{label}"] = summary(path)
     return result
 
 
