@@ -5,11 +5,12 @@
 
 Each variant is `minillm quickstart` with its `--set` overrides (its own data folder and run folder), then
 `minillm eval` closed book on `natural`, `natural-heldout` and `natural-third`, open book with the
-network reading (`--reader model`) and with the run's own reader (``reading``) on the same three sets. Prints one JSON object: per variant its
-settings, training seconds and, per set and mode, the keyword hit rate, the fact hit rate, degenerate
-answers, invented words (open book) and, closed book, the coverage and precision at the run's calibrated
-threshold. With no --variant, the default grid below. The step counts stay the quickstart's, so a variant
-costs the same CPU training time as the quickstart: what changes is only the text it reads.
+network reading (`--reader model`) and with the run's own reader (``reading``) on the same three sets.
+Prints one JSON object: per variant its settings, training seconds and, per set and mode, the keyword
+hit rate, the fact hit rate, degenerate answers, invented words (open book) and, closed book, the coverage
+and precision at the run's calibrated threshold. With no --variant, the default grid below. The step
+counts stay the quickstart's, so a variant costs the same CPU training time as the quickstart: what
+changes is only the text it reads.
 
 Variants run in parallel (--jobs); on a GPU machine the small model leaves the GPU mostly idle, so six at
 once take about as long as one. Figures from a GPU differ from a CPU's in the last digits (other kernels),
