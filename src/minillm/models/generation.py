@@ -294,27 +294,36 @@ class TokenPicker:
         allows = getattr(self.decode, "allows", None)  # a closed vocabulary (core/words.BoundedDecode)
         refused = 0  # tokens the vocabulary refused at this step
         # with a closed vocabulary (open-book reading) an answer ends at the end of a sentence and a word: not
-        # inside a word no text has whole, nor inside its first sentence
-        open_end = allows is not None and (not allows(text, final=True)
-                                           or bool(text.strip()) and not sentence_ends(text))
+        # inside a word no text has whole, nor inside its first sentence (asked only when it matters: at eos,
+        # or when the vocabulary refused too many tokens; most steps are neither)
+        ends_open = None
+
+        def open_end() -> bool:
+            nonlocal ends_open
+            if ends_open is None:
+                ends_open = allows is not None and (not allows(text, final=True)
+                                                    or bool(text.strip()) and not sentence_ends(text))
+            return ends_open
+
         while True:
             if len(set(banned)) >= logits.numel():
                 return self._end()  # nothing left to say
             token = first if first is not None else sample_token(logits, sampling, self.seen, self.generator, banned)
             first = None
             if token == self.eos_id:
-                if open_end:
+                if open_end():
                     banned.append(token)  # not in the middle of a word of no text, nor of its first sentence
                     continue
                 return self._end()
             if self.tracks_text:
                 candidate = self.decode(new_ids + [token])
-                if sampling.suppress_tokens and count_labels(candidate) > self.labels:
+                labels = count_labels(candidate) if sampling.suppress_tokens else 0
+                if labels > self.labels:
                     banned.append(token)  # an answer never writes the prompt's "Answer:" (as suppress_tokens)
                     continue
                 if allows is not None and not allows(candidate):
                     refused += 1
-                    if refused > VOCABULARY_TRIES and not open_end:
+                    if refused > VOCABULARY_TRIES and not open_end():
                         return self._end()  # no word of the texts is in sight: the answer is over
                     banned.append(token)  # it would spell a word of no text it was given
                     continue
@@ -325,8 +334,7 @@ class TokenPicker:
             banned.append(token)  # not even one sentence yet: say something else instead
         new_ids.append(token)
         if self.tracks_text:
-            self.text = candidate
-            self.labels = count_labels(candidate) if sampling.suppress_tokens else 0
+            self.text, self.labels = candidate, labels
         if sampling.max_sentences:
             ends = sentence_ends(candidate)
             if len(ends) >= sampling.max_sentences:
