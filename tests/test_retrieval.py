@@ -503,6 +503,16 @@ def test_dense_embeddings_are_the_encoders_own(dense_index):
 
 
 @needs_dense
+def test_cosines_are_the_dot_products_with_the_questions_embedding(dense_index):
+    """dense.cosines (torch's product, which keeps to torch's threads) is numpy's product, per passage."""
+    from minillm.retrieval.dense import cosines, embed
+
+    question = "What is the closest planet to the Sun?"
+    expected = dense_index.embeddings @ embed([question])[0]
+    assert cosines(dense_index.embeddings, question) == pytest.approx(expected, abs=1e-6)
+
+
+@needs_dense
 @pytest.mark.parametrize("question, title", [
     ("What is the closest planet to the Sun?", "Mercury (planet)"),       # the article says "first planet"
     ("What is the only natural satellite of our planet?", "Moon"),

@@ -62,6 +62,7 @@ from minillm.retrieval.dense import (
     load_encoder,
     save_embeddings,
 )
+from minillm.retrieval.dense import cosines as dense_cosines
 from minillm.retrieval.dense import embed as dense_embed
 from minillm.retrieval.match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
 
@@ -190,8 +191,7 @@ class Index:
         for found in self.superlatives.best(phrase, question) if phrase else []:  # of equals, BM25 decides
             scores[found.group] += SUPERLATIVE_BONUS
         if self.embeddings is not None:
-            cosines = self.embeddings @ dense_embed([question])[0]
-            scores = np.where(scores > 0, scores + DENSE_WEIGHT * cosines, 0.0)
+            scores = np.where(scores > 0, scores + DENSE_WEIGHT * dense_cosines(self.embeddings, question), 0.0)
         return scores
 
     @cached_property
