@@ -2,7 +2,7 @@
 
     python benchmarks/bench_serve.py RUN [--clients 8] [--seconds 10] [--url http://127.0.0.1:8000]
                                          [--max-tokens 32] [--stream] [--max-requests 100000]
-                                         [--reader model|pattern] [--max-batch N] [--engine E]
+                                         [--reader model|pattern] [--max-batch N] [--engine E] [--workers N]
                                          [--check-answers]
 
 Without --url the script starts ``python -m minillm serve RUN`` on a free port itself, as a separate
@@ -15,7 +15,7 @@ request comes first and is not counted.
 
 An error is a reply other than 200, a transport error or a timeout (--timeout). Latency is per request,
 send to last byte; percentiles are nearest-rank over the successful requests. ``--reader`` and
-``--max-batch`` and ``--engine`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
+``--max-batch``, ``--engine`` and ``--workers`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
 ``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
 
 ``--check-answers``: every reply's text is kept, and once the clients are done the script starts a second
@@ -187,16 +187,18 @@ class BrokenReply(ValueError):
 
 
 def rss_kib(pid: int | None) -> int | None:
-    """The resident memory (VmRSS, KiB) of process pid from /proc/PID/status; None without a pid or /proc."""
+    """The resident memory (VmRSS, KiB) of process pid and its descendants (``serve --workers N``: the
+    worker processes) from /proc/PID/status; None without a pid or /proc."""
     if pid is None:
         return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
+        rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS:"))
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, StopIteration):
         return None
-    return None
+    return rss + sum(rss_kib(child) or 0 for child in children)
 
 
 def soak_body(path: str, stream: bool, mode: str | None, question: str, max_tokens: int) -> dict:
@@ -431,6 +433,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="passed to minillm serve: its torch threads (default, as serve's: cores minus one)")
     parser.add_argument("--max-batch", type=int, help="passed to minillm serve (default: serve's)")
+    parser.add_argument("--workers", type=int, help="passed to minillm serve: its processes (default: serve's)")
     parser.add_argument("--engine", choices=["auto", "minillm", "onnxruntime"],
                         help="passed to minillm serve (default: serve's)")
     parser.add_argument("--check-answers", action="store_true",
@@ -438,7 +441,7 @@ def main() -> None:
     args = parser.parse_args()
     common_args = (("--reader", args.reader) if args.reader else ()) + ("--threads", str(args.threads))
     serve_args = common_args + (("--max-batch", str(args.max_batch)) if args.max_batch else ()) + (
-        ("--engine", args.engine) if args.engine else ())
+        ("--engine", args.engine) if args.engine else ()) + (("--workers", str(args.workers)) if args.workers else ())
     if args.clients is None:
         args.clients = 32 if args.soak is not None else 8
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:

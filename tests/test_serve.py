@@ -502,30 +502,60 @@ def test_streaming_leaves_the_event_loop_free_and_stops_when_abandoned(library):
     assert reply.finished.completion_tokens == 5 and reply.finished.finish_reason == "length"
 
 
-def test_cli_serve_starts_a_server(open_run):
+@contextmanager
+def cli_server(run, *args, env=None):
+    """`minillm serve RUN ARGS` in a process on a free port: yields (process, url); its output is in
+    process.output once it stopped."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     src = str(Path(__file__).resolve().parents[1] / "src")
-    process = subprocess.Popen([sys.executable, "-m", "minillm", "serve", str(open_run), "--port", str(port),
-                                "--log-level", "warning"], env={**os.environ, "PYTHONPATH": src},
+    process = subprocess.Popen([sys.executable, "-m", "minillm", "serve", str(run), "--port", str(port),
+                                "--log-level", "warning", *args], env={**os.environ, "PYTHONPATH": src, **(env or {})},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"minillm serve did not start:\n{process.communicate()[0]}")
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                httpx.get(f"{url}/health", timeout=1)
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert health.json() == {"status": "ok", "model": "run"}
+        yield process, url
     finally:
         process.terminate()
-        output = process.communicate(timeout=20)[0]
-    assert f"http://127.0.0.1:{port}/" in output
+        process.output = process.communicate(timeout=30)[0]
+
+
+def test_cli_serve_starts_a_server(open_run):
+    with cli_server(open_run) as (process, url):
+        assert httpx.get(f"{url}/health").json() == {"status": "ok", "model": "run"}
+    assert f"{url}/" in process.output
+
+
+def test_cli_serve_with_two_worker_processes(open_run, library):
+    """--workers 2: two processes answer on one port, the same answers, and the page's login session (made
+    by one process) is known to both."""
+    model, tok, _ = library
+    key = "k" * 24
+    with cli_server(open_run, "--workers", "2", env={"MINILLM_API_KEY": key}) as (process, url):
+        workers = [c for task in Path(f"/proc/{process.pid}/task").iterdir()
+                   for c in (task / "children").read_text().split()]
+        assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+        cookie = httpx.post(f"{url}/login", data={"key": key}).cookies  # a redirect to / that sets it
+        session = httpx.Cookies({"minillm_session": cookie.get("minillm_session")} if cookie else {})
+        expected = answer(model, tok, "What is water?", Sampling(**{**DEFAULT_SAMPLING, "max_new_tokens": 20})).text
+        for _ in range(6):  # a new connection each time: each may reach either process
+            assert httpx.get(f"{url}/v1/models", cookies=session).status_code == 200
+            reply = httpx.post(f"{url}/v1/answer", json={"question": "What is water?", "max_new_tokens": 20,
+                                                         "mode": "closed"},
+                               headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            assert reply.json()["answer"] == expected
+    assert f"{url}/" in process.output
 
 
 def test_cli_serve_of_a_missing_run_or_bad_threads_exits_2(tmp_path, tiny_run, capsys):
@@ -533,6 +563,8 @@ def test_cli_serve_of_a_missing_run_or_bad_threads_exits_2(tmp_path, tiny_run, c
     assert "nope" in capsys.readouterr().err
     assert main(["serve", str(tiny_run), "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
+    assert main(["serve", str(tiny_run), "--workers", "0"]) == 2
+    assert "serve: --workers must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_a_failing_generation_is_an_error_without_a_traceback(url, monkeypatch):

@@ -52,7 +52,9 @@ from __future__ import annotations
 import hmac
 import html
 import ipaddress
+import json
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -209,11 +211,27 @@ def _engine(network: Any, max_batch: int, engine: str,
     return None, decoder, "onnxruntime" if isinstance(decoder, OnnxRuntimeEngine) else "minillm", note
 
 
+WORKER_ENV = "MINILLM_SERVE_WORKER"  # create_app's arguments (JSON) for each worker process of `serve --workers`
+
+
+def app_for_worker() -> FastAPI:
+    """The app of one worker process of ``minillm serve --workers N`` (uvicorn's factory, in each process):
+    create_app with the arguments the parent process checked and put in WORKER_ENV, and its torch threads."""
+    import torch
+
+    kwargs = json.loads(os.environ[WORKER_ENV])
+    threads = kwargs.get("threads")
+    app = create_app(kwargs.pop("run_dir"), **kwargs)
+    if threads:
+        torch.set_num_threads(threads)
+    return app
+
+
 def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_HOST,
                max_body_bytes: int = MAX_BODY_BYTES, api_key: str | None = None,
                cors_origins: list[str] | tuple[str, ...] = (), web_dir: str | Path | None = None,
                reader: str | None = None, max_batch: int = MAX_BATCH, engine: str = "minillm",
-               threads: int | None = None) -> FastAPI:
+               threads: int | None = None, session: str | None = None) -> FastAPI:
     """The app serving the run in run_dir; ``host`` is the address it will be bound to (the Host check);
     ``api_key``: required of every request but the page's (None: no key); ``cors_origins``: the other
     origins whose pages may call the API (none by default); ``web_dir``: a folder from ``minillm export web``
@@ -223,7 +241,8 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     ``engine`` (answering/engine.py): who decodes one at a time; "auto" batches with minillm's engine when
     ``max_batch`` > 1, else takes onnxruntime where it runs; "onnxruntime" answers one at a time through it.
     ``app.state.engine`` names the engine, ``app.state.engine_note`` says why auto fell back (or None);
-    ``threads``: onnxruntime's (default: torch's now; the CLI passes serve's --threads)."""
+    ``threads``: onnxruntime's (default: torch's now; the CLI passes serve's --threads); ``session``: the login
+    cookie's token (None: a new random one; worker processes of one server share one)."""
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     if engine not in ENGINES:
@@ -248,17 +267,21 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
             "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None,
             "engine": engine_name}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
+    def close() -> None:  # the worker's threads and the batching thread
         worker.close()
         if batching is not None:
             batching.close()
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        close()
+
     app = FastAPI(title="minillm", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine, app.state.engine_note = engine_name, note
+    app.state.close = close  # for an app that is never served (serve --workers checks the run with one)
     allowed_hosts = LOOPBACK_NAMES | {host} if is_loopback(host) else None
-    auth = _Auth(api_key) if api_key else None
+    auth = _Auth(api_key, session) if api_key else None
     app.add_middleware(_Guard, allowed_hosts=allowed_hosts, max_body_bytes=max_body_bytes, auth=auth)
     if origins:  # added last, so outermost: it answers preflights, which carry no key, before the guard
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
@@ -349,9 +372,10 @@ def _login_page(problem: str = "") -> str:
 class _Auth:
     """The API key, and the session token that the login form gives a browser in its stead."""
 
-    def __init__(self, api_key: str):
+    def __init__(self, api_key: str, session: str | None = None):
         self.key = api_key.encode("utf-8")
-        self.session = secrets.token_urlsafe(32)  # new at each start: restarting the server logs browsers out
+        # new at each start (restarting the server logs browsers out); shared by the worker processes
+        self.session = session or secrets.token_urlsafe(32)
 
     def key_matches(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.encode("utf-8"), self.key)
