@@ -299,9 +299,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="torch CPU threads for generation (default: the number of cores minus one)")
     p.add_argument("--workers", type=int, default=1,
-                   help="server processes, each with the model and its own batch (default 1). Python runs one "
-                        "thread at a time per process: one process keeps one core busy however many it has; "
-                        "--workers 2 on two cores answered 1.7x the requests a second (experiments/README.md)")
+                   help="server processes, each with the model, the index and its own batch (default 1). Python "
+                        "runs one thread at a time in a process: on two cores, --workers 2 answered 1.25x (hybrid "
+                        "index) to 1.7x (BM25) the requests a second of one process (experiments/README.md)")
     p.add_argument("--max-batch", type=int, default=32,
                    help="answers a transformer decodes together, one forward a step (default 32; 1: one at a time)")
     p.add_argument("--engine", choices=["auto", "minillm", "onnxruntime"], default="auto",
