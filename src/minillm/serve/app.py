@@ -211,6 +211,15 @@ def _engine(network: Any, max_batch: int, engine: str,
     return None, decoder, "onnxruntime" if isinstance(decoder, OnnxRuntimeEngine) else "minillm", note
 
 
+def _model_meta(model: Any, worker: ModelWorker, web: bool, engine_name: str) -> dict:
+    """What /v1/models says of the model beside its id."""
+    return {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
+            "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
+            "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
+            "open_book": worker.index is not None, "browser_engine": "/web/" if web else None,
+            "engine": engine_name}
+
+
 WORKER_ENV = "MINILLM_SERVE_WORKER"  # create_app's arguments (JSON) for each worker process of `serve --workers`
 
 
@@ -261,11 +270,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     worker = ModelWorker(model, tokenizer, load_index(run_dir), calibration=load_calibration(run_dir),
                          concurrency=2 * max_batch if batching else 1)
     model_id = Path(run_dir).resolve().name
-    meta = {"parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
-            "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
-            "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
-            "open_book": worker.index is not None, "browser_engine": "/web/" if web_files else None,
-            "engine": engine_name}
+    meta = _model_meta(model, worker, bool(web_files), engine_name)
 
     def close() -> None:  # the worker's threads and the batching thread
         worker.close()
