@@ -14,9 +14,9 @@ drives a server already running there. Each client is a thread with its own HTTP
 request comes first and is not counted.
 
 An error is a reply other than 200, a transport error or a timeout (--timeout). Latency is per request,
-send to last byte; percentiles are nearest-rank over the successful requests. ``--reader`` and
-``--max-batch``, ``--engine`` and ``--workers`` are passed to ``minillm serve`` (a transformer's answers are decoded together, up to
-``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
+send to last byte; percentiles are nearest-rank over the successful requests. ``--reader``,
+``--max-batch``, ``--engine`` and ``--workers`` are passed to ``minillm serve`` (a transformer's answers are
+decoded together, up to ``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
 
 ``--check-answers``: every reply's text is kept, and once the clients are done the script starts a second
 server answering one request at a time (``--max-batch 1``: minillm's own engine, the model's numbers to the
