@@ -14,9 +14,10 @@ Design choices:
   ended. With nothing to decode it sleeps on the queue.
 - Tokens are handed over in groups: a request's first token at once, then HAND_EVERY at a time and the
   rest when its sequence ends. Each hand-over wakes the request's thread, which then competes for the GIL
-  with the batching thread; once a token, for 32 sequences, that cost 12% of the answers per second
-  (benchmarks/bench_serve.py). A stream shows whole sentences anyway (answering.stream_answer), so eight
-  tokens (one step each, a few ms) later is not seen.
+  with the batching thread; once a token, for 32 sequences answering in one process (32 threads calling
+  the worker, no HTTP), that cost 12% of the answers per second; over HTTP the difference was within the
+  noise (experiments/README.md, "Serving on two cores"). A stream shows whole sentences anyway
+  (answering.stream_answer), so eight tokens (one step each, a few ms) later is not seen.
 - Cancellation: an iterator (``Tokens``) closed or dropped before its end (a client that went away:
   worker.py stops reading) marks its request, whose sequence leaves the batch at the next step; a request
   given up before its prompt was read is never read.
