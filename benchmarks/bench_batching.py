@@ -21,7 +21,7 @@ import threading
 import time
 
 import torch
-from bench_serve import QUESTIONS
+from bench_serve import QUESTIONS, run_threads
 from machine import machine_info
 
 from minillm.answering.reader import with_reader
@@ -63,11 +63,7 @@ def main() -> None:
                 answers.setdefault(question, reply.text)
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(client, args.clients)
     seconds = time.perf_counter() - start
     worker.close()
     batching.close()

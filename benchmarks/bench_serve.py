@@ -167,11 +167,7 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
                             answers.setdefault(question, []).append(text)
                 turn += 1
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(client, clients)
     wall = time.perf_counter() - start
     latencies.sort()
     return {"clients": clients, "seconds": round(wall, 2), "stream": stream, "max_tokens": max_tokens,
@@ -184,6 +180,15 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
 
 class BrokenReply(ValueError):
     """A 2xx reply whose body or event stream is not what the route promises."""
+
+
+def run_threads(target, count: int) -> None:
+    """target(0) .. target(count - 1), each in its own thread, all at once; returns when all have ended."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def rss_kib(pid: int | None) -> int | None:
