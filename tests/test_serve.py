@@ -425,6 +425,10 @@ def test_tokens_are_handed_over_in_groups_the_first_at_once(library):
         for group in handed:  # what the iterator reads: every id in order, then the end
             tokens.request.tokens.put(group)
         assert list(tokens) == expected
+        closed = batching.generate(prompt, sampling)
+        assert [next(closed), next(closed)] == expected[:2]  # the second from a group of HAND_EVERY
+        closed.close()  # as a client that went away: the rest of its group is not read
+        assert list(closed) == []
     finally:
         batching.close()
 

@@ -72,10 +72,10 @@ class Tokens:
         return self
 
     def __next__(self) -> int:
-        if self.ready:
-            return self.ready.pop()
         if self.finished:
             raise StopIteration
+        if self.ready:
+            return self.ready.pop()
         item = self.request.tokens.get()
         if isinstance(item, list):
             self.ready = item[::-1]
