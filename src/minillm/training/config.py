@@ -311,9 +311,10 @@ def _read_tables(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise InputError(f"{path}: base: {e}") from None
     if base_path == Path(base):
         base_path = path.parent / base_path  # a path is relative to the config that names it
-    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+    seen = (*seen, path.resolve())  # this config and those based on it
+    if base_path.resolve() in seen:
         raise InputError(f"{path}: base: {base} is based on this config again (a loop)")
-    merged = _read_tables(base_path, (*seen, path.resolve()))
+    merged = _read_tables(base_path, seen)
     for name, table in tables.items():
         if isinstance(table, dict) and isinstance(merged.get(name), dict):
             merged[name] = {**merged[name], **table}
