@@ -197,3 +197,10 @@ def test_a_config_with_a_base_states_only_what_it_changes(tmp_path):
 def test_bad_bases_name_the_file(tmp_path, text, message):
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(write(tmp_path, text))
+
+
+def test_a_loop_through_two_bases_is_an_error(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(InputError, match=re.escape("b.toml: base: a.toml is based on this config again (a loop)")):
+        load_config(tmp_path / "a.toml")
