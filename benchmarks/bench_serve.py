@@ -14,7 +14,9 @@ drives a server already running there. Each client is a thread with its own HTTP
 request comes first and is not counted.
 
 An error is a reply other than 200, a transport error or a timeout (--timeout). Latency is per request,
-send to last byte; percentiles are nearest-rank over the successful requests. ``--reader``,
+send to last byte; percentiles are nearest-rank over the successful requests. ``server_cpu_ms_per_request``
+is the CPU time (user + system, /proc) of the server's processes over the timed part, per answered request:
+on a shared machine it moves less than requests/s (null with --url). ``--reader``,
 ``--max-batch``, ``--engine`` and ``--workers`` are passed to ``minillm serve`` (a transformer's answers are
 decoded together, up to ``--max-batch`` at once: serve/batching.py; 1: one at a time, as before batching).
 
@@ -130,9 +132,10 @@ def request(http: httpx.Client, url: str, question: str, max_tokens: int, stream
 
 
 def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens: int, stream: bool,
-          timeout: float, answers: dict[str, list[str]] | None = None) -> dict:
+          timeout: float, answers: dict[str, list[str]] | None = None, pid: int | None = None) -> dict:
     """clients threads sending chat completions until seconds have passed; the figures. Each reply's text
-    is appended to answers[question] where answers is given."""
+    is appended to answers[question] where answers is given; with the server's pid, the CPU time its
+    processes used per answered request."""
     latencies: list[float] = []
     errors: list[str] = []
     tokens = 0
@@ -140,6 +143,7 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
     lock = threading.Lock()
     with httpx.Client(timeout=timeout) as http:
         request(http, url, QUESTIONS[0], max_tokens, stream)  # warm-up
+    cpu_start = cpu_seconds(pid)
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -169,13 +173,17 @@ def drive(url: str, clients: int, seconds: float, max_requests: int, max_tokens:
 
     run_threads(client, clients)
     wall = time.perf_counter() - start
+    cpu_end = cpu_seconds(pid)
     latencies.sort()
+    cpu_ms = (None if cpu_start is None or cpu_end is None or not latencies
+              else round(1000 * (cpu_end - cpu_start) / len(latencies), 1))
     return {"clients": clients, "seconds": round(wall, 2), "stream": stream, "max_tokens": max_tokens,
             "requests": len(latencies) + len(errors), "errors": len(errors), "first_errors": errors[:3],
             "requests_per_s": round(len(latencies) / wall, 2),
             "completion_tokens_per_s": round(tokens / wall, 1),
             "latency_ms": {name: round(1000 * percentile(latencies, p), 1)
-                           for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}}
+                           for name, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
+            "server_cpu_ms_per_request": cpu_ms}
 
 
 class BrokenReply(ValueError):
@@ -204,6 +212,21 @@ def rss_kib(pid: int | None) -> int | None:
     except (OSError, StopIteration):
         return None
     return rss + sum(rss_kib(child) or 0 for child in children)
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, s) used so far by process pid and its descendants, from /proc/PID/stat;
+    None without a pid or /proc. Less noisy than requests/s on a shared machine: what a request costs."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, IndexError):
+        return None
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    return own + sum(cpu_seconds(child) or 0.0 for child in children)
 
 
 def soak_body(path: str, stream: bool, mode: str | None, question: str, max_tokens: int) -> dict:
@@ -473,9 +496,10 @@ def main() -> None:
         result = drive(args.url.rstrip("/"), args.clients, args.seconds, args.max_requests, args.max_tokens,
                        args.stream, args.timeout, answers)
     else:
-        with started_server(args.run, startup_seconds=120, serve_args=serve_args) as url:
+        with started_server(args.run, startup_seconds=120, with_process=True,
+                            serve_args=serve_args) as (url, process):
             result = drive(url, args.clients, args.seconds, args.max_requests, args.max_tokens, args.stream,
-                           args.timeout, answers)
+                           args.timeout, answers, process.pid)
     if answers is not None:
         result["answers"] = check_answers(args.run, answers, args.max_tokens, args.timeout, common_args)
     print(json.dumps({"run": args.run if not args.url else None, "url": args.url, "serve_args": serve_args,

@@ -3,6 +3,7 @@ deliberate mid-stream disconnects, answered without errors and still answering a
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,3 +86,26 @@ def test_soak_arguments_are_checked(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_serve.py"), str(tmp_path),
                           "--soak", "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--soak must be > 0" in out.stderr
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "benchmarks" / "bench_serve.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_server_cpu_seconds_add_up_the_process_and_its_children():
+    """server_cpu_ms_per_request's source: the CPU time of a process and its descendants (serve --workers)."""
+    bench = load_bench()
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\nprint(flush=True)\ninput()"
+    child = subprocess.Popen([sys.executable, "-c", busy], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()  # it has used its 0.5 s of CPU and waits
+        mine, theirs, both = sum(os.times()[:2]), bench.cpu_seconds(child.pid), bench.cpu_seconds(os.getpid())
+        assert theirs >= 0.45
+        assert both == pytest.approx(mine + theirs, abs=0.1)
+    finally:
+        child.communicate("")
+    assert bench.cpu_seconds(None) is None and bench.cpu_seconds(child.pid) is None  # gone: no /proc entry

@@ -314,3 +314,19 @@ def test_truncation_invariants(max_len, context, answer):
         prompt = BPE.decode(ids[:n_prompt])
         assert prompt.startswith("Context: ")
         assert context.startswith(prompt[len("Context: "):prompt.rindex("\nQuestion:")])
+
+
+def test_char_kind_trains_and_encodes_long_texts_in_pieces_with_the_ids_of_whole_texts(monkeypatch):
+    """Long char texts are cut into pieces (HF parallelises a batch, never one text): the tokenizer and
+    the ids are those of HF's own training and encoding of the whole texts."""
+    from minillm import tokenizer as module
+
+    monkeypatch.setattr(module, "CHAR_PIECE", 7)
+    texts = ["The Sun is a star.\nIt shines — über alles.\n\n", "", "short", "Zwölf Boxkämpfer jagen Viktor." * 3]
+    whole, trainer = module._untrained("char", 40)
+    whole.train_from_iterator(texts, trainer)
+    tok = train_tokenizer(texts, kind="char", vocab_size=40)
+    assert tok.hf.to_str() == whole.to_str()
+    expected = [e.ids for e in whole.encode_batch(texts + ["unseen ✓ text"], add_special_tokens=False)]
+    assert tok.encode_batch(texts + ["unseen ✓ text"]) == expected
+    assert list(module.char_pieces(["abcdefghij", ""])) == ["abcdefg", "hij", ""]
