@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 nproc >> $W/machine.txt
 F="python3 benchmarks/bench_train.py --config shakespeare-char-fast --device cuda --full"
 summary() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); f=r['full']; print(sys.argv[2], f['seconds_to_target'], f['best_val_loss'], f['best_step'], f['ms_per_step'], f['compile_s'], f['total_s'], f['val_curve'][:12])" $W/$1.json $1 2>&1 | tee -a $W/summary.txt; }
-timeout 150 .gpu29-shared/bin/py-spy record -r 100 -f raw -o $W/fast-cold.pyspy -- $F --out $W/fast-cold > $W/fast-cold.json 2> $W/fast-cold.err
+timeout 150 .gpu29-shared/bin/py-spy record -r 100 -f raw -o $W/fast-cold.pyspy -- $F --out $W/fast-cold 2> $W/fast-cold.err | grep -v "^py-spy>" > $W/fast-cold.json
 [ -s $W/fast-cold.json ] || { rm -rf $W/fast-cold; timeout 120 $F --out $W/fast-cold > $W/fast-cold.json 2>> $W/fast-cold.err; }
 summary fast-cold
 v() { local name=$1; shift; timeout 120 $F "$@" --out $W/$name > $W/$name.json 2> $W/$name.err; summary $name; }

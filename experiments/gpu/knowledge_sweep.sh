@@ -2,7 +2,8 @@
 # Issue 29, item 2: the knowledge recipe on one GPU, five quickstart variants side by side
 # (experiments/knowledge/recipe_sweep.py), cut at SWEEP_SECONDS so that one 10-minute device call holds it.
 # Run on the GPU machine from the repository root:  bash experiments/gpu/knowledge_sweep.sh [VARIANT ...]
-# With variant names (plain-10M-six, plain-10M-all, recipe-10M-all, recipe-3M-all, recipe-25M-all), only those
+# With variant names (plain-10M-six, plain-10M-all, recipe-10M-all, recipe-3M-all, recipe-25M-all,
+# recipe-10M-all-noft: no fine-tuning after the mixed pretraining), only those
 # run, all at once (one alone gets the whole GPU: ~4x the tokens/s of five sharing it).
 # Where minillm's dependencies are installed, the pip line only adds the wheels found in .whl/ (the device
 # image lacks bm25s, nltk, pysbd, ... and has no network); OUT names the folder the results tarball goes to.
@@ -19,7 +20,8 @@ M25="model.emb_dim=512 model.num_layers=8 model.num_heads=8 model.ffn_dim=1536"
 R="data.name_subject=true data.orders=3 data.mix_qa=1"
 A="data.domains=all"
 declare -A V=([plain-10M-six]="$C $M10" [plain-10M-all]="$C $M10 $A" [recipe-10M-all]="$C $M10 $R $A"
-               [recipe-3M-all]="$C $M3 $R $A" [recipe-25M-all]="$C $M25 $R $A")
+               [recipe-3M-all]="$C $M3 $R $A" [recipe-25M-all]="$C $M25 $R $A"
+               [recipe-10M-all-noft]="$C $M10 $R $A train.finetune_steps=0")
 NAMES=("$@"); [ $# -eq 0 ] && NAMES=(plain-10M-six plain-10M-all recipe-10M-all recipe-3M-all recipe-25M-all)
 ARGS=(); for n in "${NAMES[@]}"; do [ -n "${V[$n]+x}" ] || { echo "unknown variant $n"; exit 2; }; ARGS+=(--variant "$n=${V[$n]}"); done
 timeout ${SWEEP_SECONDS:-530} python3 experiments/knowledge/recipe_sweep.py --out /tmp/sweep --device cuda --jobs ${#NAMES[@]} --index bm25 \
