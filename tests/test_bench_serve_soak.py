@@ -46,7 +46,7 @@ def test_short_soak_has_no_errors_and_survives_disconnects(open_run):
     assert after["ok"] and after["abandoned_streams"] == 4 and after["answered"] == 6, after
     rss = result["rss_mib"]
     assert rss["start"] > 0 and rss["end"] > 0 and rss["peak"] >= rss["start"]
-    assert isinstance(rss["growth_percent"], float)
+    assert isinstance(rss["growth_percent"], float) and isinstance(rss["second_half_growth_percent"], float)
     assert result["goals"]["no_errors"] is True
 
 
