@@ -543,6 +543,67 @@ def test_dense_save_load_round_trip(dense_index, tmp_path):
         assert loaded.search(question, k=5) == dense_index.search(question, k=5)  # scores too
 
 
+@pytest.fixture
+def fresh_question_encoder(monkeypatch, tmp_path):
+    """The question encoder chosen again, its graph exported to an empty cache (and forgotten afterwards)."""
+    from minillm.retrieval import dense
+
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
+    dense._question_encoder.cache_clear()
+    dense._NOTES.clear()
+    yield dense
+    dense._question_encoder.cache_clear()
+    dense._NOTES.clear()
+
+
+QUESTIONS_TO_EMBED = ["What is the closest planet to the Sun?", "Ünïcode façade, naïve?", "x", "",
+                      "Why " * 400]  # the last is cut to the encoder's 256 tokens, as sentence-transformers cuts it
+
+
+@needs_dense
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_searched_questions_are_embedded_by_onnxruntime_as_by_the_encoder(dense_index, fresh_question_encoder,
+                                                                         tmp_path, monkeypatch):
+    dense = fresh_question_encoder
+    for question in QUESTIONS_TO_EMBED:
+        assert dense.question_vector(question) == pytest.approx(dense.embed([question])[0], abs=1e-5)
+    assert dense.question_encoder_note() is None
+    [graph] = (tmp_path / "cache" / "dense").iterdir()  # exported once, nothing else left there
+    assert graph.name.startswith("question-") and graph.suffix == ".onnx"
+    questions = ["What is the closest planet to the Sun?", "What do pandas eat?", "Which planet is the largest?"]
+    found = [dense_index.search(q, k=3) for q in questions]
+    monkeypatch.setattr(dense, "question_vector", lambda text: dense.embed([text])[0])
+    for ours, theirs in zip(found, [dense_index.search(q, k=3) for q in questions], strict=True):
+        assert [p.text for p in ours] == [p.text for p in theirs]
+        assert [p.score for p in ours] == pytest.approx([p.score for p in theirs], abs=1e-5)
+
+
+@needs_dense
+def test_questions_are_embedded_by_sentence_transformers_without_onnxruntime(fresh_question_encoder, monkeypatch):
+    dense = fresh_question_encoder
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a))
+    assert dense.question_encoder_note() == "onnxruntime is not installed"
+    assert np.array_equal(dense.question_vector("What do pandas eat?"), dense.embed(["What do pandas eat?"])[0])
+
+
+@needs_dense
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_a_failed_question_graph_export_falls_back_and_leaves_no_file(fresh_question_encoder, tmp_path,
+                                                                       monkeypatch):
+    dense = fresh_question_encoder
+
+    def broken(path):
+        path.write_bytes(b"half a graph")
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(dense, "_export_question_graph", broken)
+    assert "did not export or load (RuntimeError: exporter broke)" in dense.question_encoder_note()
+    assert np.array_equal(dense.question_vector("What do pandas eat?"), dense.embed(["What do pandas eat?"])[0])
+    assert list((tmp_path / "cache" / "dense").iterdir()) == []
+
+
 def fake_dense_index(directory, rows=None):
     """A saved index marked dense, made without the extra: lexical files plus random unit vectors."""
     index = Index.build(make_articles(CORPUS[:3]))

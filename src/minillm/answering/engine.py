@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from minillm.core.files import cache_dir
 from minillm.models.generation import Sampling, generate
 from minillm.models.onnx_step import OnnxStepDecoder, step_graphs
 from minillm.models.transformer import MiniTransformer, plain_modules
-from minillm.training.data import cache_dir
 
 ENGINES = ("auto", "minillm", "onnxruntime")
 INSTALL = "pip install 'minillm[export]'"

@@ -25,6 +25,14 @@ _UMASK = os.umask(0o022)  # read once: the process umask, for files made by mkst
 os.umask(_UMASK)  # and put back
 
 
+def cache_dir() -> Path:
+    """Where minillm keeps what it can make again (token arrays, tokenizers, ONNX graphs, npm packages):
+    ``$MINILLM_CACHE``, else ``$XDG_CACHE_HOME/minillm``, else ``~/.cache/minillm``."""
+    if os.environ.get("MINILLM_CACHE"):
+        return Path(os.environ["MINILLM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minillm"
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 

@@ -47,14 +47,13 @@ import numpy as np
 from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
 from minillm.answering.reader import READ_SEQ_LEN
 from minillm.core.errors import InputError
-from minillm.core.files import atomic_directory, check_new_output
+from minillm.core.files import atomic_directory, cache_dir, check_new_output
 from minillm.core.numbers import human_bytes
 from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, present_name
 from minillm.models.pattern import PatternConfig, PatternMatcher
 from minillm.retrieval.index import load_index
-from minillm.training.data import cache_dir
 from minillm.training.runs import TOKENIZER_FILE
 
 ORT_WEB = "onnxruntime-web"

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ import numpy as np
 import torch
 
 from minillm.core.errors import InputError
-from minillm.core.files import atomic_write
+from minillm.core.files import atomic_write, cache_dir
 from minillm.data.augment import augment_articles
 from minillm.data.records import read_articles, read_qa_pairs
 from minillm.models.base import FitData
@@ -68,12 +67,6 @@ from minillm.training.config import Config
 CACHE_FORMAT = 1  # bump when the cached arrays change meaning
 IGNORE_INDEX = -100
 TEXT_TRAIN_SHARE = 0.9
-
-
-def cache_dir() -> Path:
-    if os.environ.get("MINILLM_CACHE"):
-        return Path(os.environ["MINILLM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minillm"
 
 
 # where to download the public texts that shipped configs name, for the error when one is missing
