@@ -6,7 +6,9 @@
                                          [--check-answers]
 
 Without --url the script starts ``python -m minillm serve RUN`` on a free port itself, as a separate
-process (so the clients' threads do not share the server's GIL), and stops it at the end; with --url it
+process (so the clients' threads do not share the server's GIL), and stops it at the end; that server runs
+this checkout's ``src/`` (put first on its PYTHONPATH), so to compare two versions of the code run each
+checkout's own copy of this script; with --url it
 drives a server already running there. Each client is a thread with its own HTTP connection, sending
 ``POST /v1/chat/completions`` one after another (greedy, questions in turn from a fixed list; with
 --stream it reads the whole event stream). Clients stop starting requests after --seconds, or once
