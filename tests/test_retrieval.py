@@ -572,6 +572,12 @@ def test_searched_questions_are_embedded_by_onnxruntime_as_by_the_encoder(dense_
     assert graph.name.startswith("question-") and graph.suffix == ".onnx"
     questions = ["What is the closest planet to the Sun?", "What do pandas eat?", "Which planet is the largest?"]
     found = [dense_index.search(q, k=3) for q in questions]
+    dense_index.save(tmp_path / "index")
+    dense._load_encoder.cache_clear()
+    dense._question_encoder.cache_clear()
+    loaded = Index.load(tmp_path / "index")  # its graph exported: searching needs no sentence-transformers model
+    assert dense._load_encoder.cache_info().currsize == 0
+    assert [loaded.search(q, k=3) for q in questions] == found
     monkeypatch.setattr(dense, "question_vector", lambda text: dense.embed([text])[0])
     for ours, theirs in zip(found, [dense_index.search(q, k=3) for q in questions], strict=True):
         assert [p.text for p in ours] == [p.text for p in theirs]

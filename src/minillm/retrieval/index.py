@@ -59,7 +59,7 @@ from minillm.retrieval.dense import (
     DENSE_WEIGHT,
     as_saved,
     load_embeddings,
-    load_encoder,
+    prepare_questions,
     save_embeddings,
 )
 from minillm.retrieval.dense import cosines as dense_cosines
@@ -252,7 +252,7 @@ class Index:
             raise InputError(f"{directory}: corrupt retrieval index ({e}); rebuild it with "
                              "`minillm index build`") from None
         if embeddings is not None:
-            load_encoder(f"{directory} (built with --dense)")  # a missing extra fails here, not mid-search
+            prepare_questions(f"{directory} (built with --dense)")  # a missing extra fails here, not mid-search
         return cls(passages, bm25, embeddings)
 
 
