@@ -550,10 +550,8 @@ def fresh_question_encoder(monkeypatch, tmp_path):
 
     monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
     dense._question_encoder.cache_clear()
-    dense._NOTES.clear()
     yield dense
     dense._question_encoder.cache_clear()
-    dense._NOTES.clear()
 
 
 QUESTIONS_TO_EMBED = ["What is the closest planet to the Sun?", "Ünïcode façade, naïve?", "x", "",

@@ -113,7 +113,7 @@ def cosines(vectors: np.ndarray, text: str) -> np.ndarray:
 
 def question_vector(text: str) -> np.ndarray:
     """``embed([text])[0]``, through onnxruntime where it can run (see the design choices)."""
-    encoder = _question_encoder()
+    encoder, _ = _question_encoder()
     return embed([text])[0] if encoder is None else encoder(text)
 
 
@@ -121,32 +121,27 @@ def prepare_questions(where: str | Path) -> None:
     """Load now what a search needs to embed a question (the onnxruntime graph, else the encoder), so that a
     missing extra is an InputError naming ``where`` here rather than mid-search."""
     model_dir(where)
-    if _question_encoder() is None:
+    if _question_encoder()[0] is None:
         load_encoder(where)
 
 
 def question_encoder_note() -> str | None:
     """Why questions are embedded by sentence-transformers rather than onnxruntime; None when they are not."""
-    _question_encoder()
-    return _NOTES.get("question")
-
-
-_NOTES: dict[str, str] = {}
+    return _question_encoder()[1]
 
 
 @functools.lru_cache(maxsize=1)
-def _question_encoder() -> OnnxQuestionEncoder | None:
+def _question_encoder() -> tuple[OnnxQuestionEncoder | None, str | None]:
+    """(the onnxruntime encoder, None), or (None, why not), chosen once per process."""
     folder = model_dir("--dense")
     if importlib.util.find_spec("onnxruntime") is None:
-        _NOTES["question"] = "onnxruntime is not installed"
-        return None
+        return None, "onnxruntime is not installed"
     try:
-        return OnnxQuestionEncoder(question_graph(folder, cache_dir() / "dense"), folder)
+        return OnnxQuestionEncoder(question_graph(folder, cache_dir() / "dense"), folder), None
     except ImportError as exc:  # onnx, which the export needs
-        _NOTES["question"] = f"exporting the question encoder needs {exc.name}"
+        return None, f"exporting the question encoder needs {exc.name}"
     except Exception as exc:  # an exporter or runtime failure: sentence-transformers still embeds the question
-        _NOTES["question"] = f"the question encoder did not export or load ({type(exc).__name__}: {exc})"
-    return None
+        return None, f"the question encoder did not export or load ({type(exc).__name__}: {exc})"
 
 
 def question_graph(model_folder: Path, folder: Path) -> Path:
