@@ -208,31 +208,34 @@ def run_threads(target, count: int) -> None:
 def rss_kib(pid: int | None) -> int | None:
     """The resident memory (VmRSS, KiB) of process pid and its descendants (``serve --workers N``: the
     worker processes) from /proc/PID/status; None without a pid or /proc."""
-    if pid is None:
-        return None
-    try:
-        rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("VmRSS:"))
-        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (task / "children").read_text().split()]
-    except (OSError, StopIteration):
-        return None
-    return rss + sum(rss_kib(child) or 0 for child in children)
+    return tree_total(pid, lambda p: next(int(line.split()[1]) for line in
+                                          Path(f"/proc/{p}/status").read_text().splitlines()
+                                          if line.startswith("VmRSS:")))
 
 
 def cpu_seconds(pid: int | None) -> float | None:
     """CPU time (user + system, s) used so far by process pid and its descendants, from /proc/PID/stat;
     None without a pid or /proc. Less noisy than requests/s on a shared machine: what a request costs."""
+
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+    return tree_total(pid, own)
+
+
+def tree_total(pid: int | None, read):
+    """read(pid) plus the same of each descendant process (from /proc/PID/task/*/children); None without a
+    pid or when pid's own entries cannot be read; a descendant that cannot be read counts 0."""
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        value = read(pid)
         children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
                     for c in (task / "children").read_text().split()]
-    except (OSError, IndexError):
+    except (OSError, StopIteration, IndexError):
         return None
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
-    return own + sum(cpu_seconds(child) or 0.0 for child in children)
+    return value + sum(tree_total(child, read) or 0 for child in children)
 
 
 def soak_body(path: str, stream: bool, mode: str | None, question: str, max_tokens: int) -> dict:
