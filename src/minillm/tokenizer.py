@@ -100,9 +100,9 @@ class Tokenizer:
         """Encode many texts at once; HF spreads the batch over all cores (char kind: long texts in pieces)."""
         if self.kind != "char" or all(len(text) <= CHAR_PIECE for text in texts):
             return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
-        counts = [max(1, -(-len(text) // CHAR_PIECE)) for text in texts]
-        encoded = iter(self.hf.encode_batch(list(char_pieces(texts)), add_special_tokens=False))
-        return [[i for _ in range(count) for i in next(encoded).ids] for count in counts]
+        pieces = [list(char_pieces([text])) for text in texts]
+        encoded = iter(self.hf.encode_batch([p for ps in pieces for p in ps], add_special_tokens=False))
+        return [[i for _ in ps for i in next(encoded).ids] for ps in pieces]
 
     def decode(self, ids: list[int], skip_special: bool = True) -> str:
         return self.hf.decode(ids, skip_special_tokens=skip_special)
