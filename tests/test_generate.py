@@ -205,6 +205,43 @@ def test_vague_superlative_is_not_asked():
     assert not [p for p in pairs if p.kind == "superlative"]
 
 
+def test_described_asks_the_first_sentence_the_other_way_round():
+    panda = article("Giant panda", "animals", "The giant panda is a bear species endemic to China. It is "
+                    "characterised by its black-and-white coat. Its diet is mostly bamboo.", "Species of bear")
+    plain, _ = generate_qa_pairs([panda])
+    pairs, stats = generate_qa_pairs([panda], described=True)
+    described = [p for p in pairs if p.kind == "described"]
+    assert not [p for p in plain if p.kind == "described"] and stats.by_kind["described"] == 1
+    assert described[0].question == "What is a bear species endemic to China?"
+    assert described[0].answer.startswith("The giant panda is a bear species endemic to China.")
+    assert len(pairs) == len(plain) + 1
+
+
+@pytest.mark.parametrize("text", [
+    "The giant panda is a panda of China. It eats bamboo.",    # the description names the subject
+    "Ceres is a dwarf planet. It orbits the Sun.",              # too short to single anything out
+    "Ceres is the one it orbits among many small bodies of its belt. It orbits the Sun.",  # a pronoun
+    "Ceres orbits the Sun. It is a dwarf planet.",              # the first sentence says no "is a"
+])
+def test_described_skips_what_would_not_single_out_its_subject(text):
+    title = "Giant panda" if "panda" in text else "Ceres"
+    pairs, _ = generate_qa_pairs([article(title, "astronomy", text, "Dwarf planet")], described=True)
+    assert not [p for p in pairs if p.kind == "described"]
+
+
+def test_generate_cli_described(tmp_path):
+    articles = tmp_path / "articles.jsonl"
+    panda = article("Giant panda", "animals", "The giant panda is a bear species endemic to China. It eats "
+                    "bamboo.", "Species of bear")
+    articles.write_text(json.dumps(asdict(panda)) + "\n", encoding="utf-8")
+    out = tmp_path / "qa.jsonl"
+    from minillm.cli import main
+    assert main(["data", "generate", "--input", str(articles), "--output", str(out), "--described",
+                 "--no-progress"]) == 0
+    kinds = [json.loads(line)["kind"] for line in out.read_text().splitlines()]
+    assert "described" in kinds
+
+
 def test_pronoun_is_resolved_but_expletive_it_is_not():
     text = ("Ceres is a dwarf planet. It was the first asteroid found. It is thought that water lies below "
             "its surface. It has a diameter of 940 km. It orbits in the asteroid belt.")

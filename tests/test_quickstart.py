@@ -6,8 +6,9 @@ from minillm.answering.confidence import load_calibration
 from minillm.cli import main
 from minillm.core.errors import InputError
 from minillm.retrieval.index import load_index
+from minillm.training.config import load_config
 from minillm.workflows import quickstart
-from minillm.workflows.quickstart import index_is_dense
+from minillm.workflows.quickstart import index_is_dense, shipped_config
 
 TINY = ["model.emb_dim=16", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32",
         "train.pretrain_steps=2", "train.finetune_steps=2", "train.eval_batches=1", "tokenizer.vocab_size=300"]
@@ -51,6 +52,22 @@ def test_data_domains_picks_the_offline_articles_fetched(tmp_path, monkeypatch):
         with pytest.raises(InputError, match="stop here"):
             quickstart.build_data(tmp_path / "other", domains=domains)
     assert asked == [("all",), None]  # every offline summary; the six domains
+
+
+def test_data_described_reaches_the_generator(tmp_path, monkeypatch):
+    asked = []
+
+    def generate(articles, **kwargs):
+        asked.append(kwargs["described"])
+        raise InputError("stop here")
+
+    monkeypatch.setattr(quickstart, "generate_qa_pairs", generate)
+    for described in (True, False):
+        with pytest.raises(InputError, match="stop here"):
+            quickstart.build_data(tmp_path / str(described), domains="weather", described=described)
+    assert asked == [True, False]
+    cfg = load_config(shipped_config("tiny-cpu"), ["data.described=true"])
+    assert cfg.data.described and not load_config(shipped_config("tiny-cpu")).data.described
 
 
 def test_the_index_is_hybrid_where_the_dense_extra_is_installed(monkeypatch):

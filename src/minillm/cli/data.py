@@ -66,7 +66,7 @@ def _generate(args: argparse.Namespace) -> int:
     update, close = progress_bar("generate", not args.no_progress)
     try:
         pairs, stats = generate_qa_pairs(articles, paraphrases=args.paraphrases, seed=args.seed,
-                                         progress=update)
+                                         described=args.described, progress=update)
     finally:
         close()
     if not pairs:
@@ -142,6 +142,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=DEFAULT_ARTICLES)
     p.add_argument("--output", default=DEFAULT_QA)
     p.add_argument("--paraphrases", type=int, default=0, help="K extra phrasings per question (default 0)")
+    p.add_argument("--described", action="store_true",
+                   help="also ask each first sentence the other way round: \"What is a bear species endemic to "
+                        "China?\" -> the lead (subjects found from a description, closed book)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
     p.add_argument("--no-progress", action="store_true")

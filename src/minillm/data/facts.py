@@ -47,6 +47,7 @@ _VAGUE_SCOPE = re.compile(r"the\s+(?!world\b|universe\b|body\b|sky\b)[a-z]+|the\
                           r"region|province|city|area|county|nation)\s+\w+")
 _NOT_A_NOUN = {"in", "of", "on", "from", "to", "at", "among", "for", "by", "and", "or", "the", "a", "an",
                "one", "known", "ever", "such", "so", "time", "two", "three", "most", "largest"}
+_DESCRIBED_NP = re.compile(rf"{BE}(?P<np>(?:a|an|the|one of the)\s+[^,;:()\"“”]+)")
 _PRONOUN_WORDS = re.compile(r"\b(?:its|their|his|her|it|they|this|these|those)\b", re.IGNORECASE)
 _NUMBER_WORDS = "two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
 _COUNT = re.compile(rf"(?:has|have|had|contains?|contained)\s+{ABOUT}(?:\d[\d,]*|{_NUMBER_WORDS}|"
@@ -89,6 +90,7 @@ _WEAK_MODIFIERS = {"large", "small", "big", "major", "minor", "common", "main", 
                    "very", "well-known", "famous", "chemical", "natural", "single", "specific", "particular"}
 
 SUPERLATIVE = ("{who} {be} {np}?", "Can you name {np}?", "Do you know {who_lower} {np} {be}?", "Name {np}.")
+DESCRIBED = ("{who} {be} {np}?", "Can you name {np}?", "{who} do we call {np}?", "Name {np}.")
 TYPE = ("What type of {heads} {be} {x}?", "What kind of {heads} {be} {x}?", "What sort of {heads} {be} {x}?",
         "Which type of {heads} {be} {x}?")
 COUNT = ("How many {noun} {do} {x} have?", "What is the number of {noun} {x} {have}?",
@@ -149,6 +151,24 @@ def _superlatives(subject: Subject, predicate: str) -> list[Fact]:
     slots = {"be": subject.be, "who": who.title(), "who_lower": who}
     return [Fact("superlative", f"superlative:{np.lower()}", _ask(SUPERLATIVE, {**slots, "np": np}),
                  names_subject=False) for np in noun_phrases]
+
+
+def _described(subject: Subject, predicate: str) -> list[Fact]:
+    """The first sentence turned around: "The giant panda is a bear species endemic to China" -> "What is a
+    bear species endemic to China?", answered by the lead, which names the subject. A model that learnt
+    "X is Y" does not answer "What is Y?" unless it was taught that direction too (Berglund et al. 2023,
+    "The Reversal Curse", arXiv 2309.12288); questions that describe their subject are common."""
+    m = _DESCRIBED_NP.match(predicate)
+    if m is None:
+        return []
+    np = _NP_CUT.sub("", m.group("np")).strip()
+    words = np.split()
+    if (not 4 <= len(words) <= 14 or words[-1].lower() in _NOT_A_NOUN or _PRONOUN_WORDS.search(np)
+            or subject.named_in(np)):
+        return []
+    who = "who" if subject.kind == PERSON else "what"
+    slots = {"be": subject.be, "who": who.title(), "np": np}
+    return [Fact("described", "described", _ask(DESCRIBED, slots), names_subject=False)]
 
 
 def _definition(subject: Subject, predicate: str, slots: dict[str, str]) -> list[Fact]:
@@ -218,8 +238,10 @@ def _capital_of(predicate: str) -> list[Fact]:
     return [Fact("property", "capital of", _ask(CAPITAL, {"x": m.group("of")}), names_subject=False)]
 
 
-def sentence_facts(subject: Subject, sentence: str, *, first: bool, domain: str) -> list[Fact]:
-    """Every fact question one sentence answers about the subject (none if it is about something else)."""
+def sentence_facts(subject: Subject, sentence: str, *, first: bool, domain: str,
+                   described: bool = False) -> list[Fact]:
+    """Every fact question one sentence answers about the subject (none if it is about something else); with
+    ``described``, the first sentence also asked the other way round (``_described``)."""
     clause = subject.clause(sentence, first=first)
     facts: list[Fact] = []
     if clause is None:
@@ -232,6 +254,7 @@ def sentence_facts(subject: Subject, sentence: str, *, first: bool, domain: str)
     if clause.predicate is not None:
         predicate = clause.predicate
         facts += _superlatives(subject, predicate) + _definition(subject, predicate, slots)
+        facts += _described(subject, predicate) if described and first else []
         facts += _alias(subject, sentence, predicate, slots) + _counts(predicate, slots)
         facts += _history(subject, predicate, slots)
         if subject.kind == PLACE:

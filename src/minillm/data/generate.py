@@ -141,7 +141,7 @@ def _candidate(kind: str, phrasings: tuple[str, ...], subject: Subject, sentence
     return _Candidate(kind, phrasings, " ".join(answer).strip(), context, end - start)
 
 
-def _article_candidates(article: Article, stats: GenerateStats) -> list[_Candidate]:
+def _article_candidates(article: Article, stats: GenerateStats, described: bool = False) -> list[_Candidate]:
     sentences = split_sentences(article.text)
     if not sentences:
         stats.dropped["article without text"] += 1
@@ -153,7 +153,8 @@ def _article_candidates(article: Article, stats: GenerateStats) -> list[_Candida
         asked.add(intent)
         candidates.append(_candidate("overview", phrasings, subject, sentences, start, end))
     for index, sentence in enumerate(sentences):
-        for fact in sentence_facts(subject, sentence, first=index == 0, domain=article.domain):
+        for fact in sentence_facts(subject, sentence, first=index == 0, domain=article.domain,
+                                   described=described):
             if fact.intent in asked:
                 stats.dropped["intent already asked"] += 1
                 continue
@@ -180,12 +181,13 @@ def _pair(article: Article, kind: str, question: str, candidate: _Candidate, sta
 
 
 def generate_qa_pairs(articles: Iterable[Article], *, paraphrases: int = 0, seed: int = 0,
-                      progress: Callable[[int, int], None] | None = None,
+                      described: bool = False, progress: Callable[[int, int], None] | None = None,
                       ) -> tuple[list[QAPair], GenerateStats]:
     """QA pairs for ``articles``, grouped by article in input order, and what was made and dropped.
 
-    ``paraphrases``: extra phrasings per question (0 = off). ``progress(n_done, n_total)`` is called after
-    each article.
+    ``paraphrases``: extra phrasings per question (0 = off). ``described``: also each article's first
+    sentence asked the other way round ("What is a bear species endemic to China?", kind "described",
+    answered by the lead). ``progress(n_done, n_total)`` is called after each article.
     """
     if paraphrases < 0:
         raise InputError(f"--paraphrases: must be 0 or more, got {paraphrases}")
@@ -195,7 +197,7 @@ def generate_qa_pairs(articles: Iterable[Article], *, paraphrases: int = 0, seed
     kept: list[list[_Candidate]] = []
     for done, article in enumerate(articles, start=1):
         kept.append([])
-        for candidate in _article_candidates(article, stats):
+        for candidate in _article_candidates(article, stats, described):
             key = normalize_question(candidate.phrasings[0])
             if not candidate.answer:
                 stats.dropped["empty answer"] += 1

@@ -74,6 +74,7 @@ class DataConfig:
     mix_qa: int = 0  # the training split's QA pairs interleaved in the pretraining text, each this many times
     # which offline articles the quickstart's pipeline fetches where data/ has none yet
     domains: str = ""  # "" = the six domains; "all" = every offline summary; or names, "animals,weather"
+    described: bool = False  # its QA pairs also ask each lead the other way round (generate --described)
 
 
 @dataclass

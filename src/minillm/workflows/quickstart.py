@@ -86,7 +86,7 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
         shutil.rmtree(run_dir)
     cfg = load_config(shipped_config(config), overrides)  # a bad config fails before any work is done
 
-    articles, split = build_data(data, seed, log, domains=cfg.data.domains)
+    articles, split = build_data(data, seed, log, domains=cfg.data.domains, described=cfg.data.described)
     tokenizer_path = data / TOKENIZER_FILE
     tok = train_tokenizer((a.text for a in articles), kind=cfg.tokenizer.kind,
                           vocab_size=cfg.tokenizer.vocab_size)
@@ -132,16 +132,17 @@ def _data_paths(data: Path) -> dict[str, str]:
 
 
 def build_data(data: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None,
-               domains: str = "") -> tuple[list[Article], Split]:
+               domains: str = "", described: bool = False) -> tuple[list[Article], Split]:
     """fetch (offline) -> generate -> split into ``data``: (the articles, the split). ``domains`` as a config's
-    ``data.domains``: "" the six, "all" every offline summary, or comma-separated names."""
+    ``data.domains``: "" the six, "all" every offline summary, or comma-separated names; ``described`` as
+    its ``data.described`` (generate_qa_pairs)."""
     articles_path = data / "raw" / "articles.jsonl"
     report = fetch_articles("offline", articles_path, seed=seed, domains=comma_list(domains) or None)
     log(f"fetch: {report.total} articles -> {articles_path} "
         f"({', '.join(f'{d} {n}' for d, n in sorted(report.written.items()))})")
 
     articles = read_articles(articles_path)
-    pairs, _ = generate_qa_pairs(articles, seed=seed)
+    pairs, _ = generate_qa_pairs(articles, seed=seed, described=described)
     qa_path = data / "processed" / "qa_pairs.jsonl"
     write_jsonl(qa_path, pairs)
     log(f"generate: {len(pairs)} QA pairs -> {qa_path}")
