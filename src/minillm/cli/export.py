@@ -44,7 +44,7 @@ def cmd_export_qr(args: argparse.Namespace) -> int:
 def cmd_export_web(args: argparse.Namespace) -> int:
     from minillm.export.web import export_web
 
-    print(export_web(args.run, args.out))
+    print(export_web(args.run, args.out, dense=not args.no_dense))
     return 0
 
 
@@ -78,4 +78,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p = export.add_parser("web", help="a static folder that answers questions in the browser (onnxruntime-web)")
     p.add_argument("run", help="run directory of a neural run (transformer, attention, mlp)")
     p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    p.add_argument("--no-dense", action="store_true",
+                   help="a hybrid index searched by its words alone in the page: 87 MB lighter, and its answers "
+                        "may differ from `minillm ask` where the dense part decides")
     p.set_defaults(func=cmd_export_web)

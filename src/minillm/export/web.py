@@ -6,7 +6,8 @@
 The folder holds everything the page needs; nothing is computed server-side and nothing is fetched from
 another host (after loading, the page keeps working with the network cut off):
 
-    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, words.js, style.css   (web_static/)
+    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, words.js, wordpiece.js,
+    style.css   (web_static/)
     model.onnx       export_onnx's float32 decoder with its KV cache (as onnx_greedy runs it)
     tokenizer.json   the run's own: app's tokenizer.js reads it (byte-level BPE, GPT-2 pre-tokenizer)
     config.json      prompt/sampling settings: engine.ANSWER_SAMPLING, the suppressed tokens
@@ -17,7 +18,9 @@ another host (after loading, the page keeps working with the network cut off):
                      data/sentences.py: the page splits none), the bm25s score matrix as raw little-endian
                      arrays (data.f32, indices.i32, indptr.i32) with its vocabulary (vocab.json, the terms
                      in id order) and the title list: retrieval.js re-does retrieval.Index.scores exactly
-                     (stemming with a JS Snowball English stemmer, stemmer.js)
+                     (stemming with a JS Snowball English stemmer, stemmer.js); a hybrid index adds the
+                     passages' vectors (embeddings.f32, float32 rows)
+    encoder/         (a hybrid index) question.onnx and tokenizer.json: the question encoder, below
     vendor/          onnxruntime-web's WebAssembly build (ort.wasm.min.js, ort-wasm-simd-threaded.wasm/.mjs),
                      from ``npm pack onnxruntime-web@ORT_WEB_VERSION`` into the cache (MINILLM_CACHE, else
                      ~/.cache/minillm), and vendor.json naming the packages and versions.
@@ -26,8 +29,14 @@ Design choices:
 - Greedy only, with the rules of ``minillm ask`` (ANSWER_SAMPLING: repetition penalty on the answer's own
   tokens, no_repeat_ngram, stop_repeat, max_sentences, whole_sentences; prompts shortened by fit_prompt's
   rule). Single-threaded WebAssembly: no cross-origin isolation headers needed, any static server works.
-- Dense retrieval is left out (it needs a sentence encoder in the page): a dense index exports its lexical
-  part only, and the summary line says so.
+- A hybrid index (BM25 + all-MiniLM-L6-v2, the quickstart's where the ``[dense]`` extra is installed) is
+  searched in the page as ``Index.scores`` searches it: the question embedded by the same exported graph
+  ``minillm ask`` runs in onnxruntime (retrieval.dense.question_files, in ``encoder/``: question.onnx, 87 MB
+  float32, and the encoder's tokenizer.json, read by wordpiece.js), the passage vectors as saved
+  (index/embeddings.f32), the cosine added with the same weight. Without it the page searched words only
+  and answered unlike ``ask`` wherever the dense part decided (the third natural set: 0.652 against 0.818).
+  ``--no-dense`` leaves it out for a page 87 MB lighter (the summary line says so). Loading a hybrid index
+  needs the ``[dense]`` extra, here as everywhere.
 - ``--int8`` is left out: the float32 model is small, and int8 greedy answers were not checked to match.
 - The page escapes everything (textContent only) and its Content-Security-Policy allows only its own
   scripts (plus WebAssembly compilation).
@@ -53,6 +62,7 @@ from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, present_name
 from minillm.models.pattern import PatternConfig, PatternMatcher
+from minillm.retrieval.dense import DENSE_MODEL, DENSE_WEIGHT, DIMENSIONS, question_files
 from minillm.retrieval.index import load_index
 from minillm.training.runs import TOKENIZER_FILE
 
@@ -61,7 +71,7 @@ ORT_WEB_VERSION = "1.31.1"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 STATIC = Path(__file__).parent / "web_static"
 STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "words.js",
-                "style.css", "favicon.svg")
+                "wordpiece.js", "style.css", "favicon.svg")
 WEB_FORMAT = 1
 
 
@@ -113,6 +123,17 @@ def _write_index(index, folder: Path) -> None:
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
 
 
+def _write_encoder(index, tmp: Path) -> dict:
+    """The question encoder and the passages' vectors of a hybrid index (the design choices); its settings
+    for config.json."""
+    graph, tokenizer, max_length = question_files("export web")
+    (tmp / "encoder").mkdir()
+    shutil.copyfile(graph, tmp / "encoder" / "question.onnx")
+    shutil.copyfile(tokenizer, tmp / "encoder" / "tokenizer.json")
+    np.asarray(index.embeddings, dtype="<f4").tofile(tmp / "index" / "embeddings.f32")
+    return {"model": DENSE_MODEL, "weight": DENSE_WEIGHT, "dimensions": DIMENSIONS, "max_length": max_length}
+
+
 def _cache_inputs(model) -> list[dict]:
     """The past inputs of export_onnx's graph with their empty shapes (past length 0), as onnx_greedy's."""
     config, inputs = model.config, []
@@ -139,8 +160,9 @@ def web_config(model, tok) -> dict:
             "presents": {c["name"]: present_name(c["name"]) for c in cache}}
 
 
-def export_web(run_dir: str | Path, out: str | Path) -> str:
-    """Write the static site for the run to ``out`` (new or empty); returns a one-line summary."""
+def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
+    """Write the static site for the run to ``out`` (new or empty); returns a one-line summary. With
+    ``dense`` a hybrid index is searched in the page as ``ask`` searches it (the design choices)."""
     out = check_new_output(out)
     run_dir = Path(run_dir)
     model, tok, cfg = neural_run(run_dir, "web")
@@ -163,19 +185,28 @@ def export_web(run_dir: str | Path, out: str | Path) -> str:
             reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
             config["reading"] = {"rules": [r.to_strings() for r in reading.rules],
                                  "max_sentences": reading.config.max_sentences, "prompt_seq_len": READ_SEQ_LEN}
-        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        hybrid = index is not None and index.embeddings is not None
         if index is not None:
             _write_index(index, tmp / "index")
+        if hybrid and dense:
+            config["dense"] = _write_encoder(index, tmp)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         (tmp / "vendor").mkdir()
         for name in ORT_FILES:
             shutil.copyfile(dist / name, tmp / "vendor" / name)
         vendor = {"packages": [{"name": ORT_WEB, "version": ORT_WEB_VERSION, "files": list(ORT_FILES),
                                 "license": "MIT"}]}
+        if "dense" in config:
+            vendor["packages"].append({"name": DENSE_MODEL, "files": ["encoder/question.onnx",
+                                                                      "encoder/tokenizer.json"],
+                                       "license": "Apache-2.0"})
         (tmp / "vendor.json").write_text(json.dumps(vendor, indent=1) + "\n", encoding="utf-8")
     files = [p for p in out.rglob("*") if p.is_file()]
     size = human_bytes(sum(p.stat().st_size for p in files))
     book = "open book" if index is not None else "closed book only (no index)"
-    if index is not None and index.embeddings is not None:
-        book += ", lexical retrieval only (dense left out)"
+    if hybrid and not dense:
+        book += ", lexical retrieval only (--no-dense: the page's answers may differ from `ask`'s)"
+    elif hybrid:
+        book += ", hybrid retrieval (the question embedded in the page)"
     return (f"wrote {out} ({size}, {len(files)} files, {book}; vendored {ORT_WEB} {ORT_WEB_VERSION}) — "
             f"serve it: python -m http.server -d {os.fspath(out)}")

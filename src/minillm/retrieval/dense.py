@@ -144,6 +144,15 @@ def _question_encoder() -> tuple[OnnxQuestionEncoder | None, str | None]:
         return None, f"the question encoder did not export or load ({type(exc).__name__}: {exc})"
 
 
+def question_files(where: str | Path) -> tuple[Path, Path, int]:
+    """What embeds a question anywhere onnxruntime runs (export web's page): the exported graph (token ids
+    -> unit vector, exported first if absent), the encoder's tokenizer.json and its max_seq_length, the
+    truncation sentence-transformers applies. InputError naming ``where`` without the [dense] extra."""
+    folder = model_dir(where)
+    config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    return question_graph(folder, cache_dir() / "dense"), folder / "tokenizer.json", int(config["max_seq_length"])
+
+
 def question_graph(model_folder: Path, folder: Path) -> Path:
     """The encoder's graph (token ids -> unit vector) in ``folder``, named by a hash of its weights and
     QUESTION_GRAPH_VERSION, exported there first if absent (to a temporary file, then renamed)."""

@@ -3,12 +3,13 @@
 // is minillm.engine.sample_tokens with ANSWER_SAMPLING (greedy) and its stop rules; open book retrieves with
 // retrieval.js. Every string from the user, the model or an article is shown as text (textContent only).
 import { PatternReading, contextSentences } from "./reading.js";
-import { Index, passagesContext, pyStrip } from "./retrieval.js";
+import { Index, QuestionEncoder, passagesContext, pyStrip } from "./retrieval.js";
 import { Tokenizer } from "./tokenizer.js";
+import { WordPiece } from "./wordpiece.js";
 import { VOCABULARY_TRIES, Vocabulary } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, tok: null, index: null, session: null, busy: false };
+const state = { config: null, tok: null, index: null, session: null, encoder: null, busy: false };
 
 // --- models/generation.py, greedy ---------------------------------------------------------------------------------------
 const PY_S = "(?:[^\\S\\ufeff]|[\\x1c-\\x1f\\x85])";  // Python's \s
@@ -219,7 +220,7 @@ export async function answer(question, mode) {
   const config = state.config;
   let passages = [], context = null;
   if (mode === "open" && state.index) {
-    passages = state.index.search(question, config.k);
+    passages = await search(question);
     context = passagesContext(passages, config.context_chars) || null;
   }
   const start = performance.now();
@@ -309,6 +310,19 @@ async function onAsk(event) {
   }
 }
 
+// retrieval.retrieve: a hybrid index embeds the question first (the encoder graph `ask` runs)
+async function search(question) {
+  const vector = state.encoder ? await state.encoder.vector(question) : null;
+  return state.index.search(question, state.config.k, vector);
+}
+
+async function loadEncoder(dense) {  // config.json's "dense": encoder/question.onnx and its tokenizer.json
+  const [json, graph] = await Promise.all([fetchOk("encoder/tokenizer.json").then((r) => r.json()),
+    fetchOk("encoder/question.onnx").then((r) => r.arrayBuffer())]);
+  const session = await ort.InferenceSession.create(graph, { executionProviders: ["wasm"] });
+  return new QuestionEncoder(session, new WordPiece(json), dense.max_length);
+}
+
 async function fetchOk(path) {
   const response = await fetch(path);
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
@@ -324,7 +338,7 @@ async function load() {
   const [tokJson, model, index] = await Promise.all([
     fetchOk("tokenizer.json").then((r) => r.json()),
     fetchOk("model.onnx").then((r) => r.arrayBuffer()),
-    config.open_book ? Index.load("index/") : Promise.resolve(null)]);
+    config.open_book ? Index.load("index/", config.dense || null) : Promise.resolve(null)]);
   state.tok = new Tokenizer(tokJson);
   state.index = index;
   state.reading = null;
@@ -336,6 +350,7 @@ async function load() {
     }
   }
   state.session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+  state.encoder = config.dense && index ? await loadEncoder(config.dense) : null;
   const open = $("mode").querySelector('option[value="open"]');
   if (index) {
     $("mode").value = "open";
@@ -345,7 +360,7 @@ async function load() {
   }
   $("status").textContent = `ready · ${(model.byteLength / 1e6).toFixed(1)} MB model · context ` +
     `${config.max_seq_len} tokens${index ? ` · ${index.passages.length} passages` : ""}` +
-    (state.reading ? " · open book read by the pattern rung" : "");
+    (state.encoder ? " · hybrid retrieval" : "") + (state.reading ? " · open book read by the pattern rung" : "");
   $("question").disabled = false;
   $("question").focus();
   document.body.dataset.ready = "true";
@@ -363,6 +378,6 @@ window.minillm = {
   }),
   encode: (text) => state.tok.encode(text),
   decode: (ids) => state.tok.decode(ids),
-  search: (question) => state.index.search(question, state.config.k).map((p) => ({ title: p.title, score: p.score })),
+  search: async (question) => (await search(question)).map((p) => ({ title: p.title, score: p.score })),
   answer,
 };

@@ -220,14 +220,15 @@ export class SuperlativeIndex {
 }
 
 export class Index {
-  // files: {passages, titles, vocab, data: Float32Array, indices: Int32Array, indptr: Int32Array}
+  // files: {passages, titles, vocab, data: Float32Array, indices: Int32Array, indptr: Int32Array}, and for a
+  // hybrid index embeddings (Float32Array, one row of `dimensions` a passage) and the cosine's `weight`
   constructor(files) {
     Object.assign(this, files);
     this.vocabIds = new Map(files.vocab.map((t, i) => [t, i]));
     this.matcher = new TitleMatcher(files.titles);
   }
 
-  static async load(base) {
+  static async load(base, dense = null) {  // dense: config.json's "dense" (a hybrid index), else null
     const get = async (name) => {
       const response = await fetch(base + name);
       if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
@@ -237,11 +238,17 @@ export class Index {
       get("passages.json").then((r) => r.json()), get("titles.json").then((r) => r.json()),
       get("vocab.json").then((r) => r.json()), get("data.f32").then((r) => r.arrayBuffer()),
       get("indices.i32").then((r) => r.arrayBuffer()), get("indptr.i32").then((r) => r.arrayBuffer())]);
-    return new Index({ passages, titles, vocab, data: new Float32Array(data), indices: new Int32Array(indices),
-      indptr: new Int32Array(indptr) });
+    const files = { passages, titles, vocab, data: new Float32Array(data), indices: new Int32Array(indices),
+      indptr: new Int32Array(indptr) };
+    if (dense) {
+      files.embeddings = new Float32Array(await get("embeddings.f32").then((r) => r.arrayBuffer()));
+      Object.assign(files, { weight: dense.weight, dimensions: dense.dimensions });
+    }
+    return new Index(files);
   }
 
-  scores(question) {
+  // retrieval.Index.scores; for a hybrid index `vector` is the question's (QuestionEncoder.vector)
+  scores(question, vector = null) {
     const n = this.passages.length;
     const scores = new Float64Array(n);
     const query = queryTerms(question).filter((t) => this.vocabIds.has(t)).map((t) => this.vocabIds.get(t));
@@ -263,6 +270,15 @@ export class Index {
     if (phrase !== null) {
       for (const found of this.superlatives().best(phrase, question)) scores[found.group] += SUPERLATIVE_BONUS;
     }
+    if (this.embeddings && vector) {  // the weighted cosine (float32, as torch's product), where words matched
+      const d = this.dimensions;
+      for (let i = 0; i < n; i++) {
+        if (!(scores[i] > 0)) { scores[i] = 0; continue; }
+        let dot = 0;
+        for (let j = 0; j < d; j++) dot += this.embeddings[i * d + j] * vector[j];
+        scores[i] += Math.fround(this.weight * Math.fround(dot));
+      }
+    }
     return scores;
   }
 
@@ -274,10 +290,27 @@ export class Index {
     return this.superlativeIndex;
   }
 
-  search(question, k = 3) {
-    const scores = this.scores(question);
+  search(question, k = 3, vector = null) {
+    const scores = this.scores(question, vector);
     const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
     return order.slice(0, k).filter((i) => scores[i] > 0).map((i) => ({ ...this.passages[i], score: scores[i] }));
+  }
+}
+
+// retrieval.dense.OnnxQuestionEncoder: the question's unit vector from the exported encoder graph
+export class QuestionEncoder {
+  constructor(session, wordpiece, maxLength) {
+    Object.assign(this, { session, wordpiece, maxLength });
+  }
+
+  async vector(text) {
+    const ids = this.wordpiece.encode(text, this.maxLength), n = ids.length;
+    const feeds = {
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, n]),
+      attention_mask: new ort.Tensor("int64", new BigInt64Array(n).fill(1n), [1, n]),
+      token_type_ids: new ort.Tensor("int64", new BigInt64Array(n), [1, n]),
+    };
+    return (await this.session.run(feeds)).vector.data;
   }
 }
 
