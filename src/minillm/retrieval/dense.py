@@ -133,11 +133,11 @@ def question_encoder_note() -> str | None:
 @functools.lru_cache(maxsize=1)
 def _question_encoder() -> tuple[OnnxQuestionEncoder | None, str | None]:
     """(the onnxruntime encoder, None), or (None, why not), chosen once per process."""
-    folder = model_dir("--dense")
+    model_dir("--dense")  # a missing extra is an InputError, not a note
     if importlib.util.find_spec("onnxruntime") is None:
         return None, "onnxruntime is not installed"
     try:
-        return OnnxQuestionEncoder(question_graph(folder, cache_dir() / "dense"), folder), None
+        return OnnxQuestionEncoder(*question_files("--dense")), None
     except ImportError as exc:  # onnx, which the export needs
         return None, f"exporting the question encoder needs {exc.name}"
     except Exception as exc:  # an exporter or runtime failure: sentence-transformers still embeds the question
@@ -192,17 +192,16 @@ def _export_question_graph(path: Path) -> None:
 
 
 class OnnxQuestionEncoder:
-    """text -> unit vector (float32, DIMENSIONS): the encoder's own tokenizer.json (truncated as
-    sentence-transformers truncates, no padding), then the exported graph on one onnxruntime thread that
-    does not spin between questions."""
+    """text -> unit vector (float32, DIMENSIONS): the encoder's own tokenizer.json (truncated to
+    ``max_length`` as sentence-transformers truncates, no padding; ``question_files`` gives all three), then
+    the exported graph on one onnxruntime thread that does not spin between questions."""
 
-    def __init__(self, graph: Path, model_folder: Path):
+    def __init__(self, graph: Path, tokenizer: Path, max_length: int):
         import onnxruntime
         import tokenizers
 
-        self.tokenizer = tokenizers.Tokenizer.from_file(str(model_folder / "tokenizer.json"))
-        config = json.loads((model_folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
-        self.tokenizer.enable_truncation(int(config["max_seq_length"]))
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.enable_truncation(max_length)
         self.tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
