@@ -316,11 +316,9 @@ async function search(question) {
   return state.index.search(question, state.config.k, vector);
 }
 
-async function loadEncoder(dense) {  // config.json's "dense": encoder/question.onnx and its tokenizer.json
-  const [json, graph] = await Promise.all([fetchOk("encoder/tokenizer.json").then((r) => r.json()),
+function fetchEncoder() {  // config.json's "dense": encoder/question.onnx and its tokenizer.json
+  return Promise.all([fetchOk("encoder/tokenizer.json").then((r) => r.json()),
     fetchOk("encoder/question.onnx").then((r) => r.arrayBuffer())]);
-  const session = await ort.InferenceSession.create(graph, { executionProviders: ["wasm"] });
-  return new QuestionEncoder(session, new WordPiece(json), dense.max_length);
 }
 
 async function fetchOk(path) {
@@ -335,10 +333,12 @@ async function load() {
   const config = await (await fetchOk("config.json")).json();
   state.config = config;
   $("model-name").textContent = config.run;
-  const [tokJson, model, index] = await Promise.all([
+  const dense = config.open_book && config.dense ? config.dense : null;
+  const [tokJson, model, index, encoder] = await Promise.all([
     fetchOk("tokenizer.json").then((r) => r.json()),
     fetchOk("model.onnx").then((r) => r.arrayBuffer()),
-    config.open_book ? Index.load("index/", config.dense || null) : Promise.resolve(null)]);
+    config.open_book ? Index.load("index/", dense) : null,
+    dense ? fetchEncoder() : null]);
   state.tok = new Tokenizer(tokJson);
   state.index = index;
   state.reading = null;
@@ -350,7 +350,9 @@ async function load() {
     }
   }
   state.session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
-  state.encoder = config.dense && index ? await loadEncoder(config.dense) : null;
+  state.encoder = encoder && new QuestionEncoder(
+    await ort.InferenceSession.create(encoder[1], { executionProviders: ["wasm"] }), new WordPiece(encoder[0]),
+    dense.max_length);
   const open = $("mode").querySelector('option[value="open"]');
   if (index) {
     $("mode").value = "open";

@@ -234,15 +234,16 @@ export class Index {
       if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
       return response;
     };
-    const [passages, titles, vocab, data, indices, indptr] = await Promise.all([
+    const [passages, titles, vocab, data, indices, indptr, embeddings] = await Promise.all([
       get("passages.json").then((r) => r.json()), get("titles.json").then((r) => r.json()),
       get("vocab.json").then((r) => r.json()), get("data.f32").then((r) => r.arrayBuffer()),
-      get("indices.i32").then((r) => r.arrayBuffer()), get("indptr.i32").then((r) => r.arrayBuffer())]);
+      get("indices.i32").then((r) => r.arrayBuffer()), get("indptr.i32").then((r) => r.arrayBuffer()),
+      dense ? get("embeddings.f32").then((r) => r.arrayBuffer()) : null]);
     const files = { passages, titles, vocab, data: new Float32Array(data), indices: new Int32Array(indices),
       indptr: new Int32Array(indptr) };
     if (dense) {
-      files.embeddings = new Float32Array(await get("embeddings.f32").then((r) => r.arrayBuffer()));
-      Object.assign(files, { weight: dense.weight, dimensions: dense.dimensions });
+      Object.assign(files, { embeddings: new Float32Array(embeddings), weight: dense.weight,
+        dimensions: dense.dimensions });
     }
     return new Index(files);
   }
