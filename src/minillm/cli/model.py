@@ -36,12 +36,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         except TrainingDiverged as e:
             print(f"minillm: error: {e}", file=sys.stderr)
             return 1
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports for all
-        return 0
-    losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
-    print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.tokens_per_s:,.0f} tokens/s) "
-          f"-> {result.out_dir}; {losses}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports for all
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
+        print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.tokens_per_s:,.0f} tokens/s) "
+              f"-> {result.out_dir}; {losses}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_worker()
     return 0
+
+
+def _exit_worker() -> None:
+    """End a torchrun worker whose run is complete (every file written, the process group destroyed) without
+    the interpreter's teardown: there, gloo's C++ threads now and then abort a finished worker ("terminate
+    called without an active exception", seen once in CI on a two-process CPU run), and torchrun then fails
+    the whole job."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_lock(out: str):
