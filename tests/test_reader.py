@@ -111,4 +111,4 @@ def test_a_bad_reader_in_the_config_or_on_the_command_line_exits_2(run, capsys):
     capsys.readouterr()
     set_reader(run, "bert")
     assert main(["ask", str(run), LION]) == 2
-    assert "answer.reader: must be one of model, pattern, got 'bert'" in capsys.readouterr().err
+    assert "answer.reader: must be one of model, pattern, ranker, got 'bert'" in capsys.readouterr().err

@@ -106,6 +106,7 @@ def test_health_and_models(url, library, client):
     meta = httpx.get(f"{url}/v1/models").json()["data"][0]["meta"]
     assert meta["parameters"] == model.num_parameters() and meta["size_bytes"] == model.size_bytes()
     assert meta["context_length"] == model.max_seq_len and meta["open_book"] is True
+    assert meta["reader"] == "model" and meta["reader_why"] == "the network writes the answer from the passages"
 
 
 def test_openai_client_answer_matches_engine(client, library):

@@ -63,6 +63,8 @@ def test_page_shows_the_model(page):
     assert "MB" in page.text_content("#model-size")
     assert page.is_enabled("#mode option[value=open]")
     expect(page.locator("#mode")).to_have_value("open")  # the run has an index: open book first
+    # who reads the passages, as /v1/models and ask --json say it (this run: reader = "model")
+    expect(page.locator("#reader-info")).to_contain_text('Open book, reader "model": the network writes')
 
 
 def test_open_book_answer_streams_in_with_attributed_sources(page, url, tmp_path):

@@ -15,7 +15,7 @@ import sys
 from minillm.cli.compress import add_compress
 from minillm.cli.data import add_data, add_tokenizer
 from minillm.cli.docs import add_docs
-from minillm.cli.evaluate import add_eval_commands, add_index
+from minillm.cli.evaluate import add_eval_commands, add_index, add_reader
 from minillm.cli.experiment import add_experiment
 from minillm.cli.export import add_export
 from minillm.cli.model import add_model_commands, add_serve
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokenizer(sub)
     add_model_commands(sub)
     add_index(sub)
+    add_reader(sub)
     add_eval_commands(sub)
     add_experiment(sub)
     add_export(sub)

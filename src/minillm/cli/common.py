@@ -134,16 +134,18 @@ def load_answering_model(run: str, reader: str | None, device: str, engine: str,
     network, tok, cfg = load_run(run, device=device)
     try:
         network, note = with_engine(network, engine)
-        model = with_reader(network, tok, reader or cfg.answer.reader)
+        model = with_reader(network, tok, reader or cfg.answer.reader, run)
     except ValueError as e:
         raise InputError(f"{command}: {e}") from None
-    if note:
-        print(f"minillm {command}: {note}", file=sys.stderr, flush=True)
+    for line in (note, getattr(model, "reader_note", None)):
+        if line:
+            print(f"minillm {command}: {line}", file=sys.stderr, flush=True)
     return model, tok, cfg
 
 
 def add_reader_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reader", choices=["model", "pattern"],
-                   help="who answers open book: model (the network reads the passages) or pattern (the best "
-                        "passage's sentences picked by the pattern rung's reading); default: the run's "
-                        "[answer] reader (pattern for tiny-cpu and the quickstart)")
+    p.add_argument("--reader", choices=["model", "pattern", "ranker"],
+                   help="who answers open book: model (the network writes from the passages), ranker (the "
+                        "run's trained reader picks their sentences: minillm reader train) or pattern (the "
+                        "pattern rung's rules pick them); default: the run's [answer] reader (ranker for "
+                        "tiny-cpu and the quickstart)")

@@ -234,6 +234,61 @@ def cmd_index_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reader_train(args: argparse.Namespace) -> int:
+    import time
+
+    from minillm.core.checks import check_positive_int
+    from minillm.core.lock import output_lock
+    from minillm.data.records import read_qa_pairs
+    from minillm.retrieval.dense import INSTALL_HINT
+    from minillm.retrieval.dense import available as dense_available
+    from minillm.retrieval.index import require_index
+    from minillm.training.ranker import train_ranker
+
+    try:
+        for name in ("questions", "epochs"):
+            check_positive_int(f"--{name}", getattr(args, name))
+    except ValueError as e:
+        raise InputError(f"reader train: {e}") from None
+    if not dense_available():
+        raise InputError(f"reader train: the trained reader embeds sentences with the [dense] extra: {INSTALL_HINT}")
+    index = require_index(args.run)
+    train_pairs = read_noted(read_qa_pairs, args.qa, args.skip_invalid)
+    val_pairs = read_noted(read_qa_pairs, args.val, args.skip_invalid) if args.val else []
+    start = time.perf_counter()
+    with output_lock(args.run):
+        try:
+            reader = train_ranker(index, train_pairs, val_pairs, questions=args.questions, epochs=args.epochs,
+                                  seed=args.seed, log=lambda line: print(f"reader: {line}", flush=True))
+        except ValueError as e:
+            raise InputError(f"reader train: {args.qa}: {e}") from None
+        path = reader.save(args.run)
+    found = reader.summary
+    val = (f"; validation: the best-scored sentence is a right one for {found['val_top1']:.3f} of "
+           f"{found['val_questions']} questions (the first candidate: {found['val_top1_first_candidate']:.3f})"
+           if "val_top1" in found else "")
+    print(f"trained the reader ({reader.num_parameters():,} parameters) on {found['questions']} questions in "
+          f"{time.perf_counter() - start:.1f}s -> {path}{val}")
+    return 0
+
+
+def add_reader(sub: argparse._SubParsersAction) -> None:
+    reader = sub.add_parser("reader", help="the trained open-book reader: picks the passages' sentences that answer")
+    reader = reader.add_subparsers(dest="reader_command", required=True, metavar="{train}")
+    p = reader.add_parser("train", help="train RUN's reader on the passages RUN's index retrieves for the QA "
+                                        "pairs' questions (needs the [dense] extra) -> RUN/reader.safetensors")
+    p.add_argument("run", help="run directory with a retrieval index (minillm index build)")
+    p.add_argument("--qa", default=f"{DEFAULT_SPLITS}/train.jsonl",
+                   help=f"QA pairs to learn from (default {DEFAULT_SPLITS}/train.jsonl)")
+    p.add_argument("--val", default=f"{DEFAULT_SPLITS}/val.jsonl",
+                   help=f"QA pairs for the validation figure; '' for none (default {DEFAULT_SPLITS}/val.jsonl)")
+    p.add_argument("--questions", type=int, default=500, help="training questions drawn (default 500)")
+    p.add_argument("--epochs", type=int, default=40, help="passes over them (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="draw and init seed (default 0)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
+    p.set_defaults(func=cmd_reader_train)
+
+
 def add_index(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="retrieval index for open-book answers: build, evaluate")
     index = index.add_subparsers(dest="index_command", required=True, metavar="{build,eval}")

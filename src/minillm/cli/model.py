@@ -107,13 +107,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     text = result.text if recalled is None else _shown(recalled)
     if args.json:
         from minillm.answering.attribution import attribution, passage_source
+        from minillm.answering.reader import reader_info
 
         used = attribution(result.text, passages) if passages else {}
         memory = {} if recalled is None else {
             "confidence": recalled.confidence, "known_from_memory": recalled.known,
             "answered_from": "memory" if recalled.known else "articles" if recalled.fallback else None}
         print(json.dumps({"question": args.question, "answer": text, "run": args.run,
-                          "mode": args.mode, "reader": args.reader or cfg.answer.reader, **memory,
+                          "mode": args.mode, **reader_info(model), **memory,
                           "sources": [passage_source(p) for p in passages], **used,
                           "prompt_tokens": result.prompt_tokens, "new_tokens": result.new_tokens,
                           "seconds": round(result.seconds, 4),

@@ -38,7 +38,7 @@ from typing import Any
 
 from minillm.answering.answer import answer
 from minillm.answering.conversation import Turn, resolve
-from minillm.answering.reader import load_answerer
+from minillm.answering.reader import load_answerer, reader_info
 from minillm.core.checks import string_field, string_list_field
 from minillm.core.files import iter_json_lines
 from minillm.evaluation import metrics
@@ -125,7 +125,7 @@ def evaluate_followups_run(run_dir: str | Path, path: str | Path, conversations:
     """``evaluate_followups`` on a run, open book when it has a retrieval index (as ``minillm chat``);
     ``reader``: who answers open book (answering/reader.py; None: the run's)."""
     index = load_index(run_dir)
-    model, tok, cfg = load_answerer(run_dir, reader, device=device)
+    model, tok, _ = load_answerer(run_dir, reader, device=device)
     result = evaluate_followups(model, tok, conversations, sampling, index=index, k=k, progress=progress)
     return {"file": str(path), "mode": "closed" if index is None else "open", "k": None if index is None else k,
-            "reader": reader or cfg.answer.reader, "sampling": asdict(sampling), **result}
+            **reader_info(model), "sampling": asdict(sampling), **result}

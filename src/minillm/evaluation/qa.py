@@ -54,7 +54,7 @@ from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
 from minillm.answering.confidence import Calibration, confidences, load_calibration
 from minillm.answering.open_book import answer_open
-from minillm.answering.reader import load_answerer
+from minillm.answering.reader import load_answerer, reader_info
 from minillm.core.checks import string_field, string_list_field
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write, iter_json_lines, utc_now
@@ -380,7 +380,7 @@ def evaluate_run(run_dir: str | Path, *, task: str = "qa", qa_path: str | Path |
         "model": {"name": model.name, "parameters": model.num_parameters(), "size_bytes": model.size_bytes(),
                   "probabilities": probabilities},
         "settings": {"task": task, "mode": mode, "questions_file": str(qa_path), "limit": limit, "seed": seed,
-                     "k": k if mode == "open" else None, "reader": reader or cfg.answer.reader,
+                     "k": k if mode == "open" else None, **reader_info(model),
                      "sampling": asdict(sampling),
                      "text_file": str(text_path) if text_path else None, "max_tokens": max_tokens,
                      "device": device},

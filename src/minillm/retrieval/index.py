@@ -59,11 +59,11 @@ from minillm.retrieval.dense import (
     DENSE_WEIGHT,
     as_saved,
     load_embeddings,
+    passage_vectors,
     prepare_questions,
     save_embeddings,
 )
 from minillm.retrieval.dense import cosines as dense_cosines
-from minillm.retrieval.dense import embed as dense_embed
 from minillm.retrieval.match import SuperlativeIndex, TitleMatcher, query_terms, superlative_phrase, terms
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class Index:
         passages = [_Stored(a.id, a.title, a.url, a.license, text, a.description)
                     for a in articles for text in split_passages(a.text)]
         documents = [". ".join(part for part in (p.title, p.description, p.text) if part) for p in passages]
-        embeddings = as_saved(dense_embed(documents, show_progress=show_progress)) if dense else None
+        embeddings = as_saved(passage_vectors(documents, show_progress=show_progress)) if dense else None
         bm25 = bm25s_module().BM25()
         bm25.index([terms(d) for d in documents], show_progress=False)
         return cls(passages, bm25, embeddings)

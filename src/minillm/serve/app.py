@@ -72,7 +72,7 @@ from starlette.requests import cookie_parser
 from minillm.answering.confidence import load_calibration
 from minillm.answering.conversation import Turn, resolve
 from minillm.answering.engine import ENGINES, OnnxRuntimeEngine, with_engine
-from minillm.answering.reader import with_reader
+from minillm.answering.reader import reader_info, with_reader
 from minillm.models.generation import Sampling
 from minillm.retrieval.index import load_index
 from minillm.serve.batching import BatchingModel, can_batch
@@ -217,7 +217,7 @@ def _model_meta(model: Any, worker: ModelWorker, web: bool, engine_name: str) ->
             "size_mb": round(model.size_bytes() / 1e6, 3), "context_length": model.max_seq_len,
             "max_new_tokens": worker.max_new_tokens, "max_question_chars": MAX_QUESTION_CHARS,
             "open_book": worker.index is not None, "browser_engine": "/web/" if web else None,
-            "engine": engine_name}
+            "engine": engine_name, **reader_info(model)}
 
 
 WORKER_ENV = "MINILLM_SERVE_WORKER"  # create_app's arguments (JSON) for each worker process of `serve --workers`
@@ -261,7 +261,7 @@ def create_app(run_dir: str | Path, *, device: str = "cpu", host: str = DEFAULT_
     network, tokenizer, cfg = load_run(run_dir, device=device)
     batching, decoder, engine_name, note = _engine(network, max_batch, engine, threads)
     try:
-        model = with_reader(decoder, tokenizer, reader or cfg.answer.reader)
+        model = with_reader(decoder, tokenizer, reader or cfg.answer.reader, run_dir)
     except ValueError:
         if batching is not None:
             batching.close()

@@ -5,7 +5,7 @@
     [model]      ``arch`` (the rung, default transformer; see minillm.models.MODELS) and the fields of that
                  rung's config class, e.g. ``ModelConfig`` (vocab_size 0 = take it from the tokenizer)
     [train]      optimisation, schedule, logging and checkpoint settings for both phases
-    [answer]     who answers open book: the model reading the passages, or the pattern rung (answering/reader.py)
+    [answer]     who answers open book: the model, the run's trained reader, or the pattern rung (answering/reader.py)
 
     >>> cfg = load_config("configs/tiny-cpu.toml", ["train.lr=3e-4", "data.qa_context=true"])
     >>> cfg.train.lr, cfg.data.qa_context
@@ -115,7 +115,8 @@ class TrainConfig:
 
 @dataclass
 class AnswerConfig:
-    # open book: model (it reads the passages itself) | pattern (answering/reader.py: sentences picked)
+    # open book: model (it reads the passages itself) | ranker (the run's trained reader picks sentences:
+    # minillm reader train) | pattern (the pattern rung's rules pick them); answering/reader.py
     reader: str = "model"
 
 
@@ -150,7 +151,7 @@ _CHOICES = {
     "train.dtype": ("auto", "float32", "bfloat16", "float16"),
     "train.compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "train.ddp": ("ddp", "flat"),
-    "answer.reader": ("model", "pattern"),
+    "answer.reader": ("model", "pattern", "ranker"),
 }
 _AT_LEAST = {  # key -> smallest allowed value; ModelConfig checks the other [model] keys itself
     "tokenizer.vocab_size": 1, "model.vocab_size": 0, "data.qa_retrieved": 0,

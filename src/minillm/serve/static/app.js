@@ -32,6 +32,9 @@ async function showModel() {
   $("browser-engine").hidden = !meta.browser_engine;  // minillm serve --web SITE: the same model in WebAssembly
   if (meta.open_book) {
     $("mode").value = "open";  // the best answers first: from the retrieved passages, with their sources
+    // who reads the passages and why (answering/reader.py: reader_info), as ask --json says it
+    $("reader-info").textContent = `Open book, reader "${meta.reader}": ${meta.reader_why}.`;
+    $("reader-info").hidden = false;
   } else {
     const open = $("mode").querySelector('option[value="open"]');
     open.disabled = true;
