@@ -75,12 +75,18 @@ def open_run(tiny_run, tmp_path_factory):
 
 
 def export_site(run, out):
+    export_summary(run, out)
+    return out
+
+
+def export_summary(run, out, dense: bool = True) -> str:
+    """export_web's summary line, the site written to ``out``."""
     from minillm.export.web import export_web
 
     saved = os.environ.get("MINILLM_CACHE")
     os.environ["MINILLM_CACHE"] = str(USER_CACHE)
     try:
-        summary = export_web(run, out)
+        summary = export_web(run, out, dense=dense)
     except InputError as e:
         if "npm" in str(e):
             pytest.skip(f"npm could not vendor onnxruntime-web: {e}")
@@ -91,7 +97,7 @@ def export_site(run, out):
         else:
             os.environ["MINILLM_CACHE"] = saved
     assert summary.startswith(f"wrote {out} (") and "onnxruntime-web 1.31.1" in summary and "\n" not in summary
-    return out
+    return summary
 
 
 @pytest.fixture(scope="module")
@@ -393,3 +399,99 @@ def test_hybrid_run_without_the_dense_extra_is_one_line_and_writes_nothing(hybri
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install" in err and "index" in err, err  # the index needs it
     assert not (tmp_path / "site").exists()
+
+
+# --- [answer] reader = "ranker": the trained reader (models/ranker.py) reads the passages in the page ---------
+
+RANKER_FACTS = [  # (article, question, the sentence that answers it)
+    ("Sun", "What orbits the Sun?", "The Earth orbits the Sun."),
+    ("Sun", "What is the Sun made of?", "It is a hot ball of plasma."),
+    ("Moon", "Does the Moon have air?", "It has no air."),
+    ("Moon", "Where does moonlight come from?", "Its light is reflected sunlight."),
+    ("Heart", "How many chambers does the heart have?", "It has four chambers."),
+    ("Heart", "How fast does the heart beat?", "It beats about seventy times a minute."),
+    ("Lion", "How do lions live?", "It lives in groups called prides."),
+    ("Lion", "What do male lions have?", "Male lions have a mane."),
+    ("Nile", "Where does the Nile flow?", "It flows north into the Mediterranean Sea."),
+    ("Nile", "How long is the Nile?", "It is one of the longest rivers in the world."),
+    ("Water", "What is the formula of water?", "Its formula is H2O."),
+    ("Water", "When does water boil?", "It boils at one hundred degrees Celsius."),
+    ("Tornado", "Where does a tornado reach?", "It reaches from a thunderstorm to the ground."),
+    ("Tornado", "What can tornadoes do?", "Tornadoes can destroy buildings."),
+]
+
+
+def set_reader(run, reader: str) -> None:
+    path = run / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert 'reader = "model"' in text
+    path.write_text(text.replace('reader = "model"', f'reader = "{reader}"'), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def ranker_run(tiny_run, tmp_path_factory):
+    """The tiny run with a hybrid index, a reader trained on a few questions and ``reader = "ranker"``."""
+    from conftest import tiny_pairs
+
+    from minillm.data.records import QAPair
+    from minillm.training.ranker import train_ranker
+
+    run = tmp_path_factory.mktemp("web-ranker") / "run"
+    shutil.copytree(tiny_run, run)
+    Index.build(tiny_articles() + [HOSTILE], dense=True).save(run / "index")
+    set_reader(run, "ranker")
+    articles = {a.title: a for a in tiny_articles()}
+    facts = [QAPair.create(article_id=articles[t].id, domain=articles[t].domain, question=q, answer=a,
+                           context=articles[t].text, kind="fact") for t, q, a in RANKER_FACTS]
+    train_ranker(load_index(run), facts[2:] + tiny_pairs(tiny_articles()), facts[:2], questions=20,
+                 epochs=5).save(run)
+    return run
+
+
+@needs_dense
+def test_a_ranker_run_is_read_in_the_page_as_ask_reads_it(ranker_run, page):
+    """[answer] reader = "ranker": ranker.js reads the passages with the run's trained reader, the sentences
+    embedded by the page's encoder: the same answers as `minillm ask` (reader.RankerReading)."""
+    from minillm.answering.reader import RankerReading, load_answerer
+
+    site = ranker_run.parent / "site"
+    summary = export_summary(ranker_run, site)
+    assert "read by the trained reader" in summary, summary
+    config = json.loads((site / "config.json").read_text(encoding="utf-8"))
+    assert "reading" not in config and config["ranker"]["heads"] == 3 and config["ranker"]["prompt_seq_len"] == 1024
+    numbers = sum(functools.reduce(lambda a, b: a * b, shape) for _, shape in config["ranker"]["layout"])
+    assert (site / "reader.f32").stat().st_size == 4 * numbers
+    model, tok, _ = load_answerer(ranker_run)
+    assert isinstance(model, RankerReading)
+    pattern, _, _ = load_answerer(ranker_run, "pattern")
+    index = load_index(ranker_run)
+    expected = [answer_open(model, tok, index, q, ANSWER_SAMPLING) for q in DENSE_QUESTIONS]
+    # the trained reader decides somewhere, or the page could pass by reading with the rules
+    assert any(reply.text != answer_open(pattern, tok, index, q, ANSWER_SAMPLING)[0].text
+               for q, (reply, _) in zip(DENSE_QUESTIONS, expected, strict=True))
+    with serving(site) as url, opened(page.context.browser, site, url) as ranked:  # one Playwright a thread
+        assert "open book read by the trained reader" in ranked.text_content("#status")
+        for question, (reply, passages) in zip(DENSE_QUESTIONS, expected, strict=True):
+            shown = ask(ranked, question, "open")
+            assert shown["answer"] == (reply.text or "(no answer)"), question
+            assert [text.split(" · ")[0] for text in shown["sources"]] == [p.title for p in passages], question
+        closed = ask(ranked, "What is the heart?", "closed")["answer"]
+        assert closed == (answer(model, tok, "What is the heart?", ANSWER_SAMPLING).text or "(no answer)")
+        assert ranked.dialogs == [] and ranked.problems == [] and ranked.blocked == []
+
+
+@needs_dense
+def test_a_ranker_run_without_the_encoder_or_the_reader_reads_with_the_pattern_rules(ranker_run, tmp_path):
+    """--no-dense leaves out the encoder the trained reader embeds sentences with; a run without
+    reader.safetensors is read by the rules in `ask` too: the page reads with the pattern rules and says so."""
+    summary = export_summary(ranker_run, tmp_path / "site", dense=False)
+    assert "read by the pattern rules (the trained reader embeds sentences" in summary and "differ" in summary
+    config = json.loads((tmp_path / "site" / "config.json").read_text(encoding="utf-8"))
+    assert "ranker" not in config and config["reading"]["rules"] and not (tmp_path / "site" / "reader.f32").exists()
+    untrained = tmp_path / "run"
+    shutil.copytree(ranker_run, untrained)
+    (untrained / "reader.safetensors").unlink()
+    summary = export_summary(untrained, tmp_path / "site2")
+    assert "read by the pattern rules as `ask` (" in summary and "no trained reader" in summary, summary
+    config = json.loads((tmp_path / "site2" / "config.json").read_text(encoding="utf-8"))
+    assert "ranker" not in config and config["reading"]["rules"] and "dense" in config

@@ -6,7 +6,9 @@
 Serves SITE on 127.0.0.1, opens it in Debian's headless Chromium (/usr/bin/chromium, driven by Playwright),
 asks every question of the three natural sets open book through the page's ``window.minillm.answer``, and
 compares each with the Python library's answer (``load_answerer(RUN)``, the run's own reader, and
-``answer_open``): the same top-3 passages, the same text, and each side's keyword hit. Prints JSON.
+``answer_open``): the same top-3 passages, the same text, and each side's keyword hit, per set and in all.
+Prints JSON; ``reader`` is who reads open book in Python (reader_info) and ``status`` the page's own line
+(it names the page's reader: the pattern rung or the trained reader).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from playwright.sync_api import sync_playwright
 
 from minillm.answering.answer import ANSWER_SAMPLING
 from minillm.answering.open_book import answer_open
-from minillm.answering.reader import load_answerer
+from minillm.answering.reader import load_answerer, reader_info
 from minillm.evaluation.metrics import keyword_hit
 from minillm.evaluation.retrieval import NATURAL_SETS, natural_questions_path
 from minillm.retrieval.index import load_index
@@ -48,7 +50,8 @@ def main(run: Path, site: Path) -> dict:
     index = load_index(run)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    report: dict = {}
+    report: dict = {"reader": reader_info(model)}
+    total = {"questions": 0, "same_top3": 0, "same_answer": 0, "hits_page": 0, "hits_ask": 0}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page()
@@ -73,8 +76,14 @@ def main(run: Path, site: Path) -> dict:
                             "keyword_page": round(hits_page / len(questions), 3),
                             "keyword_ask": round(hits_ask / len(questions), 3),
                             "page_s_per_question": round(seconds / len(questions), 3)}
+            for key, value in zip(total, (len(questions), same_top, same_answer, hits_page, hits_ask), strict=True):
+                total[key] += value
         browser.close()
     server.shutdown()
+    n = max(1, total["questions"])
+    report["all"] = {"questions": total["questions"], "same_top3": total["same_top3"],
+                     "same_answer": total["same_answer"], "keyword_page": round(total["hits_page"] / n, 3),
+                     "keyword_ask": round(total["hits_ask"] / n, 3)}
     return report
 
 

@@ -6,14 +6,19 @@
 The folder holds everything the page needs; nothing is computed server-side and nothing is fetched from
 another host (after loading, the page keeps working with the network cut off):
 
-    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, words.js, wordpiece.js,
-    style.css   (web_static/)
+    index.html, app.js, tokenizer.js, stemmer.js, retrieval.js, reading.js, ranker.js, words.js,
+    wordpiece.js, style.css   (web_static/)
     model.onnx       export_onnx's float32 decoder with its KV cache (as onnx_greedy runs it)
     tokenizer.json   the run's own: app's tokenizer.js reads it (byte-level BPE, GPT-2 pre-tokenizer)
     config.json      prompt/sampling settings: engine.ANSWER_SAMPLING, the suppressed tokens
                      (engine.answer_sampling), max_seq_len, special ids; for a run whose [answer] reader is
                      "pattern", ``reading``: the pattern rung's rules (their Python regex text), which
-                     reading.js answers open book with, as ``minillm ask`` does (reader.PatternReading)
+                     reading.js answers open book with, as ``minillm ask`` does (reader.PatternReading);
+                     for a run whose reader is "ranker", ``ranker``: the trained reader's settings (hidden,
+                     heads, picks, feature names, max_position and the weights' layout), which ranker.js
+                     answers open book with (reader.RankerReading)
+    reader.f32       (reader "ranker", the page embedding questions) the trained reader's scorer
+                     (reader.safetensors) as raw little-endian float32, its tensors in ``ranker.layout``'s order
     index/           (runs with a retrieval index) passages.json (with each passage's sentences, split by
                      data/sentences.py: the page splits none), the bm25s score matrix as raw little-endian
                      arrays (data.f32, indices.i32, indptr.i32) with its vocabulary (vocab.json, the terms
@@ -37,6 +42,12 @@ Design choices:
   and answered unlike ``ask`` wherever the dense part decided (the third natural set: 0.652 against 0.818).
   ``--no-dense`` leaves it out for a page 87 MB lighter (the summary line says so). Loading a hybrid index
   needs the ``[dense]`` extra, here as everywhere.
+- A run whose ``[answer] reader`` is "ranker" (the quickstart's) is read in the page as ``ask`` reads it
+  (reader.RankerReading): ranker.js ports the features, the scorer and the answer's composition, and embeds
+  the passages' sentences one at a time with the page's question encoder, as ``dense.text_vectors`` does.
+  The page has that encoder only for a hybrid index exported without ``--no-dense``; otherwise, or when the
+  run has no trained reader (reader.safetensors), the page reads with the pattern rules, as ``ask`` does
+  when it cannot load the reader, and the summary line says so (and whether ``ask``'s answers may differ).
 - ``--int8`` is left out: the float32 model is small, and int8 greedy answers were not checked to match.
 - The page escapes everything (textContent only) and its Content-Security-Policy allows only its own
   scripts (plus WebAssembly compilation).
@@ -54,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
-from minillm.answering.reader import READ_SEQ_LEN
+from minillm.answering.reader import READ_SEQ_LEN, ranker_or_why
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_directory, cache_dir, check_new_output
 from minillm.core.numbers import human_bytes
@@ -62,6 +73,7 @@ from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, present_name
 from minillm.models.pattern import PatternConfig, PatternMatcher
+from minillm.models.ranker import MAX_POSITION, PLACE_FEATURES, SentenceRanker
 from minillm.retrieval.dense import DENSE_MODEL, DENSE_WEIGHT, DIMENSIONS, question_files
 from minillm.retrieval.index import load_index
 from minillm.training.runs import TOKENIZER_FILE
@@ -70,8 +82,9 @@ ORT_WEB = "onnxruntime-web"
 ORT_WEB_VERSION = "1.31.1"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 STATIC = Path(__file__).parent / "web_static"
-STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "words.js",
-                "wordpiece.js", "style.css", "favicon.svg")
+STATIC_FILES = ("index.html", "app.js", "tokenizer.js", "stemmer.js", "retrieval.js", "reading.js", "ranker.js",
+                "words.js", "wordpiece.js", "style.css", "favicon.svg")
+READER_WEIGHTS = "reader.f32"
 WEB_FORMAT = 1
 
 
@@ -134,6 +147,43 @@ def _write_encoder(index, tmp: Path) -> dict:
     return {"model": DENSE_MODEL, "weight": DENSE_WEIGHT, "dimensions": DIMENSIONS, "max_length": max_length}
 
 
+def _pattern_reading(tok, prompt_seq_len: int) -> dict:
+    """config.json's ``reading``: the pattern rung's rules (reading.js)."""
+    reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
+    return {"rules": [r.to_strings() for r in reading.rules], "max_sentences": reading.config.max_sentences,
+            "prompt_seq_len": prompt_seq_len}
+
+
+def _write_ranker(ranker: SentenceRanker, tmp: Path, prompt_seq_len: int) -> dict:
+    """The trained reader's scorer as reader.f32; config.json's ``ranker`` (ranker.js)."""
+    state = ranker.scorer.state_dict()
+    np.concatenate([t.detach().cpu().numpy().astype("<f4").ravel() for t in state.values()]).tofile(
+        tmp / READER_WEIGHTS)
+    return {"hidden": ranker.config.hidden, "heads": ranker.config.heads, "picks": ranker.config.picks,
+            "features": list(PLACE_FEATURES), "dimensions": DIMENSIONS, "max_position": MAX_POSITION,
+            "weights": READER_WEIGHTS, "layout": [[name, list(t.shape)] for name, t in state.items()],
+            "prompt_seq_len": prompt_seq_len}
+
+
+def _open_book_reader(run_dir: Path, reader: str, tok, tmp: Path, prompt_seq_len: int, encoder: bool
+                      ) -> tuple[dict, str]:
+    """What reads open book in the page for a run whose ``[answer] reader`` is ``reader`` (with an index):
+    config.json's entries and the summary's words; ``encoder``: whether the page embeds questions."""
+    if reader == "pattern":
+        return {"reading": _pattern_reading(tok, prompt_seq_len)}, ", read by the pattern rules"
+    if reader != "ranker":
+        return {}, ""
+    ranker, why = ranker_or_why(run_dir)
+    if ranker is not None and encoder:
+        return ({"ranker": _write_ranker(ranker, tmp, prompt_seq_len)},
+                ", read by the trained reader (reader.safetensors)")
+    if ranker is None:  # `ask` cannot read with it either
+        return {"reading": _pattern_reading(tok, prompt_seq_len)}, f", read by the pattern rules as `ask` ({why})"
+    why = ("the trained reader embeds sentences with the question encoder, which this page lacks: a BM25 index, "
+           "or --no-dense; the page's answers may differ from `ask`'s")
+    return {"reading": _pattern_reading(tok, prompt_seq_len)}, f", read by the pattern rules ({why})"
+
+
 def _cache_inputs(model) -> list[dict]:
     """The past inputs of export_onnx's graph with their empty shapes (past length 0), as onnx_greedy's."""
     config, inputs = model.config, []
@@ -180,14 +230,14 @@ def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
         config = web_config(model, tok)
         config["open_book"] = index is not None
         config["run"] = run_dir.resolve().name
-        if index is not None and cfg.answer.reader == "pattern":  # reading.js answers open book, as `ask`
-
-            reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
-            config["reading"] = {"rules": [r.to_strings() for r in reading.rules],
-                                 "max_sentences": reading.config.max_sentences, "prompt_seq_len": READ_SEQ_LEN}
         hybrid = index is not None and index.embeddings is not None
+        read = ""
         if index is not None:
             _write_index(index, tmp / "index")
+            # reading.js or ranker.js answers open book, as `ask` (reader.PatternReading, RankerReading)
+            entries, read = _open_book_reader(run_dir, cfg.answer.reader, tok, tmp,
+                                              max(model.max_seq_len, READ_SEQ_LEN), hybrid and dense)
+            config.update(entries)
         if hybrid and dense:
             config["dense"] = _write_encoder(index, tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
@@ -208,5 +258,6 @@ def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
         book += ", lexical retrieval only (--no-dense: the page's answers may differ from `ask`'s)"
     elif hybrid:
         book += ", hybrid retrieval (the question embedded in the page)"
+    book += read
     return (f"wrote {out} ({size}, {len(files)} files, {book}; vendored {ORT_WEB} {ORT_WEB_VERSION}) — "
             f"serve it: python -m http.server -d {os.fspath(out)}")

@@ -1,7 +1,10 @@
 // The page of `minillm export web`: `minillm ask` in the browser. The model runs in onnxruntime-web
 // (WebAssembly, one thread) with its KV cache as minillm.export.onnx.onnx_greedy runs it; the sampling loop
 // is minillm.engine.sample_tokens with ANSWER_SAMPLING (greedy) and its stop rules; open book retrieves with
-// retrieval.js. Every string from the user, the model or an article is shown as text (textContent only).
+// retrieval.js and is read by reading.js (the pattern rules) or ranker.js (the trained reader) when the
+// run's [answer] reader says so. Every string from the user, the model or an article is shown as text
+// (textContent only).
+import { SentenceRanker } from "./ranker.js";
 import { PatternReading, contextSentences } from "./reading.js";
 import { Index, QuestionEncoder, passagesContext, pyStrip } from "./retrieval.js";
 import { Tokenizer } from "./tokenizer.js";
@@ -9,7 +12,7 @@ import { WordPiece } from "./wordpiece.js";
 import { VOCABULARY_TRIES, Vocabulary } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, tok: null, index: null, session: null, encoder: null, busy: false };
+const state = { config: null, tok: null, index: null, session: null, encoder: null, reading: null, busy: false };
 
 // --- models/generation.py, greedy ---------------------------------------------------------------------------------------
 const PY_S = "(?:[^\\S\\ufeff]|[\\x1c-\\x1f\\x85])";  // Python's \s
@@ -69,8 +72,13 @@ function encodePrompt(question, context) {
 }
 
 export function fitPrompt(question, context, maxLen) {  // engine.fit_prompt
+  return fittedPrompt(question, context, maxLen).ids;
+}
+
+// fit_prompt's ids and the context they keep (null: none, the closed-book prompt)
+function fittedPrompt(question, context, maxLen) {
   let ids = encodePrompt(question, context);
-  if (ids.length <= maxLen) return ids;
+  if (ids.length <= maxLen) return { ids, context };
   if (context) {
     const ends = Array.from(context.matchAll(/\S+/gu), (m) => m.index + m[0].length);
     let kept = 0, high = ends.length;
@@ -79,11 +87,14 @@ export function fitPrompt(question, context, maxLen) {  // engine.fit_prompt
       if (encodePrompt(question, context.slice(0, ends[probe - 1])).length <= maxLen) kept = probe;
       else high = probe - 1;
     }
-    if (kept) return encodePrompt(question, context.slice(0, ends[kept - 1]));
+    if (kept) {
+      const cut = context.slice(0, ends[kept - 1]);
+      return { ids: encodePrompt(question, cut), context: cut };
+    }
   }
   ids = encodePrompt(question);
-  if (ids.length <= maxLen) return ids;
-  return [ids[0], ...ids.slice(ids.length - maxLen + 1)];
+  if (ids.length <= maxLen) return { ids, context: null };
+  return { ids: [ids[0], ...ids.slice(ids.length - maxLen + 1)], context: null };
 }
 
 // the decoder as onnx_greedy calls it: the prompt once with empty past tensors, then one token at a time
@@ -200,12 +211,16 @@ function indexVocabulary() {  // retrieval.Index.vocabulary: the words of every 
   return state.vocabulary;
 }
 
-// models.pattern.answer_ids under reader.PatternReading: whole sentences while they fit the token budget
-function readAnswer(question, passages) {
-  const config = state.config, s = config.sampling, window = config.reading.prompt_seq_len;
+// models.pattern.answer_ids under reader.PatternReading or reader.RankerReading (state.reading picks the
+// sentences of the passages the prompt holds): whole sentences while they fit the token budget
+async function readAnswer(question, passages) {
+  const config = state.config, s = config.sampling;
+  const window = (state.reading instanceof SentenceRanker ? config.ranker : config.reading).prompt_seq_len;
   const lined = passagesContext(passages, config.context_chars, "\n");
-  const promptIds = fitPrompt(question, lined, window - Math.min(s.max_new_tokens, Math.floor(window / 2)));
-  let sentences = state.reading.answerSentences(pyStrip(question), contextSentences(passages, lined));
+  const fitted = fittedPrompt(question, lined, window - Math.min(s.max_new_tokens, Math.floor(window / 2)));
+  const promptIds = fitted.ids;
+  let sentences = await state.reading.answerSentences(pyStrip(question),
+    fitted.context ? contextSentences(passages, fitted.context) : []);
   if (s.max_sentences) sentences = sentences.slice(0, s.max_sentences);
   const budget = Math.min(s.max_new_tokens, window - promptIds.length);
   let ids = state.tok.encode(" " + sentences.join(" "));
@@ -225,8 +240,8 @@ export async function answer(question, mode) {
   }
   const start = performance.now();
   let promptIds, newIds, extra = null;
-  if (state.reading && passages.length) {  // reader.PatternReading: the pattern rung reads the passages
-    [promptIds, newIds] = readAnswer(question, passages);
+  if (state.reading && passages.length) {  // reader.PatternReading or RankerReading reads the passages
+    [promptIds, newIds] = await readAnswer(question, passages);
   } else {
     const room = Math.min(config.sampling.max_new_tokens, Math.floor(config.max_seq_len / 2));
     promptIds = fitPrompt(question, context, config.max_seq_len - room);
@@ -334,11 +349,13 @@ async function load() {
   state.config = config;
   $("model-name").textContent = config.run;
   const dense = config.open_book && config.dense ? config.dense : null;
-  const [tokJson, model, index, encoder] = await Promise.all([
+  const ranker = config.open_book && dense && config.ranker ? config.ranker : null;
+  const [tokJson, model, index, encoder, rankerWeights] = await Promise.all([
     fetchOk("tokenizer.json").then((r) => r.json()),
     fetchOk("model.onnx").then((r) => r.arrayBuffer()),
     config.open_book ? Index.load("index/", dense) : null,
-    dense ? fetchEncoder() : null]);
+    dense ? fetchEncoder() : null,
+    ranker ? fetchOk(ranker.weights).then((r) => r.arrayBuffer()) : null]);
   state.tok = new Tokenizer(tokJson);
   state.index = index;
   state.reading = null;
@@ -353,6 +370,10 @@ async function load() {
   state.encoder = encoder && new QuestionEncoder(
     await ort.InferenceSession.create(encoder[1], { executionProviders: ["wasm"] }), new WordPiece(encoder[0]),
     dense.max_length);
+  if (config.ranker && state.encoder) {  // the trained reader: its sentences embedded by the same encoder
+    state.reading = new SentenceRanker(config.ranker, new Float32Array(rankerWeights),
+      (text) => state.encoder.vector(text));
+  }
   const open = $("mode").querySelector('option[value="open"]');
   if (index) {
     $("mode").value = "open";
@@ -362,7 +383,8 @@ async function load() {
   }
   $("status").textContent = `ready · ${(model.byteLength / 1e6).toFixed(1)} MB model · context ` +
     `${config.max_seq_len} tokens${index ? ` · ${index.passages.length} passages` : ""}` +
-    (state.encoder ? " · hybrid retrieval" : "") + (state.reading ? " · open book read by the pattern rung" : "");
+    (state.encoder ? " · hybrid retrieval" : "") + (state.reading ? ` · open book read by ${
+      state.reading instanceof SentenceRanker ? "the trained reader" : "the pattern rung"}` : "");
   $("question").disabled = false;
   $("question").focus();
   document.body.dataset.ready = "true";
