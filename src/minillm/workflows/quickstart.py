@@ -1,7 +1,8 @@
 """One command from nothing to a model that answers questions: the whole pipeline on the bundled data.
 
     fetch (offline, six domains) -> generate -> split -> tokenizer -> train tiny-cpu -> retrieval index
-    (BM25 + dense where the [dense] extra is installed, else BM25, said once)
+    (BM25 + dense where the [dense] extra is installed, else BM25, said once) -> train the reader that picks
+    the passages' sentences (models/ranker.py; with the [dense] extra, else the pattern rules read)
     -> calibrate (the confidence below which closed-book answers are withheld, on validation questions)
     -> sample answers (open book, with sources; two also closed book, to show what retrieval adds)
 
@@ -40,11 +41,13 @@ from minillm.data.generate import generate_qa_pairs
 from minillm.data.records import Article, read_articles, read_qa_pairs
 from minillm.data.split import Split, split_qa_pairs, write_split
 from minillm.evaluation.calibration import calibrate_run
+from minillm.models.ranker import READER_FILE
 from minillm.retrieval.dense import INSTALL_HINT
 from minillm.retrieval.dense import available as dense_available
 from minillm.retrieval.index import INDEX_DIR, Index
 from minillm.tokenizer import train_tokenizer
 from minillm.training.config import load_config, shipped_config
+from minillm.training.ranker import train_ranker
 from minillm.training.runs import TOKENIZER_FILE, TrainResult
 from minillm.training.trainer import train
 
@@ -105,6 +108,14 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
     kind = "BM25 + dense (all-MiniLM-L6-v2)" if dense else "BM25"
     log(f"index: {len(index.passages)} passages, {kind} -> {run_dir / INDEX_DIR} (open book: --mode open)")
 
+    if dense and cfg.answer.reader == "ranker":
+        reader = train_ranker(index, split.train, split.val, seed=seed)
+        reader.save(run_dir)
+        log(f"reader: trained on {reader.summary['questions']} questions' retrieved passages; the best-scored "
+            f"sentence is a right one for {reader.summary['val_top1']:.0%} of {reader.summary['val_questions']} "
+            f"val questions -> {run_dir / READER_FILE}")
+    elif cfg.answer.reader == "ranker":
+        log(f"reader: the trained reader needs the [dense] extra ({INSTALL_HINT}): the pattern rules read")
     calibration, report = calibrate_run(run_dir, split="val", limit=CALIBRATION_QUESTIONS, seed=seed,
                                         device=device or "cpu")
     save_calibration(calibration, run_dir)
