@@ -468,7 +468,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, help="soak: uncounted warm-up seconds (default: soak/6, 1-10)")
     parser.add_argument("--disconnect-every", type=int, default=8,
                         help="soak: every Nth request is a stream abandoned after its first event (0: none)")
-    parser.add_argument("--reader", choices=["model", "pattern"], help="passed to minillm serve")
+    parser.add_argument("--reader", choices=["model", "pattern", "ranker"], help="passed to minillm serve")
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="passed to minillm serve: its torch threads (default, as serve's: cores minus one)")
     parser.add_argument("--max-batch", type=int, help="passed to minillm serve (default: serve's)")
