@@ -18,6 +18,8 @@ from minillm.answering.reader import PatternReading, RankerReading, load_answere
 from minillm.cli import main
 from minillm.core.errors import InputError
 from minillm.data.records import QAPair
+from minillm.evaluation.qa import evaluate_run
+from minillm.evaluation.report import eval_table
 from minillm.models.ranker import (
     PLACE_FEATURES,
     READER_FILE,
@@ -172,6 +174,10 @@ def test_the_run_answers_open_book_with_its_reader_and_says_so(open_tiny_run, ca
     assert main(["ask", str(run), LION, "--json"]) == 0
     reply = json.loads(capsys.readouterr().out)
     assert reply["reader"] == "ranker" and "trained reader" in reply["reader_why"]
+    val_qa = load_config(run / "config.toml").data.val_qa
+    result = evaluate_run(run, qa_path=val_qa, mode="open", limit=2)
+    assert result["settings"]["reader"] == "ranker"
+    assert "  read by ranker: the run's trained reader (reader.safetensors" in eval_table(result)
     assert with_reader(network, tok, "ranker") is not network  # no run directory: the rules, with a note
     assert isinstance(with_reader(network, tok, "ranker"), PatternReading)
 

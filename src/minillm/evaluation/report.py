@@ -65,6 +65,8 @@ def eval_table(result: dict[str, Any]) -> str:
     if "qa" in result:
         qa = result["qa"]
         lines += ["", f"QA, {settings['mode']} book: {settings['questions_file']}, {qa['count']} questions"]
+        if settings["mode"] == "open" and settings.get("reader_why"):  # who read the passages, and why
+            lines += [f"  read by {settings['reader']}: {settings['reader_why']}"]
         rows = [[name, str(s["count"]), format_number(s["exact_match"]), format_number(s["f1"]),
                  format_number(s["rouge_l"]),
                  format_number(s["keyword_hit_rate"]), format_number(s.get("fact_hit_rate")),
