@@ -36,7 +36,7 @@ from minillm.retrieval.dense import DIMENSIONS, embed, text_vectors
 from minillm.retrieval.dense import available as dense_available
 from minillm.retrieval.index import Index
 from minillm.training.config import load_config
-from minillm.training.ranker import draw_questions, listwise_loss, train_ranker
+from minillm.training.ranker import batch_loss, draw_questions, train_ranker
 from minillm.training.runs import load_run
 
 needs_dense = pytest.mark.skipif(not dense_available(), reason="needs the [dense] extra (all-MiniLM-L6-v2)")
@@ -80,10 +80,15 @@ def test_the_answer_is_the_lead_of_the_best_sentences_passage_then_its_best_othe
 
 
 def test_the_listwise_loss_is_the_softmax_mass_off_the_right_ones():
-    scores = torch.tensor([1.0, 2.0, 0.5])
-    right = torch.tensor([False, True, True])
-    expected = -torch.log(torch.softmax(scores, 0)[1:].sum())
-    torch.testing.assert_close(listwise_loss(scores, right), expected)
+    expected = -torch.log(torch.softmax(torch.tensor([1.0, 2.0, 0.5]), 0)[1:].sum())
+    # a padded batch of two questions whose scores are their one feature: the second question's padding is
+    # out of its softmax, and the loss is the mean of the two
+    features_ = torch.tensor([[[1.0], [2.0], [0.5]], [[1.0], [2.0], [99.0]]])
+    real = torch.tensor([[True, True, True], [True, True, False]])
+    rights = torch.tensor([[False, True, True], [True, False, False]])
+    second = -torch.log(torch.softmax(torch.tensor([1.0, 2.0]), 0)[0])
+    torch.testing.assert_close(batch_loss(torch.nn.Identity(), features_[:1], real[:1], rights[:1]), expected)
+    torch.testing.assert_close(batch_loss(torch.nn.Identity(), features_, real, rights), (expected + second) / 2)
 
 
 def pairs_about_tiny_articles():

@@ -61,11 +61,12 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
-from minillm.answering.reader import READ_SEQ_LEN, ranker_or_why
+from minillm.answering.reader import READ_SEQ_LEN, PatternReading, RankerReading, with_reader
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_directory, cache_dir, check_new_output
 from minillm.core.numbers import human_bytes
@@ -165,23 +166,20 @@ def _write_ranker(ranker: SentenceRanker, tmp: Path, prompt_seq_len: int) -> dic
             "prompt_seq_len": prompt_seq_len}
 
 
-def _open_book_reader(run_dir: Path, reader: str, tok, tmp: Path, prompt_seq_len: int, encoder: bool
-                      ) -> tuple[dict, str]:
-    """What reads open book in the page for a run whose ``[answer] reader`` is ``reader`` (with an index):
+def _open_book_reader(reading: Any, tok, tmp: Path, encoder: bool) -> tuple[dict, str]:
+    """What reads open book in the page where ``reading`` (reader.with_reader's, as ``ask`` reads) reads:
     config.json's entries and the summary's words; ``encoder``: whether the page embeds questions."""
-    if reader == "pattern":
-        return {"reading": _pattern_reading(tok, prompt_seq_len)}, ", read by the pattern rules"
-    if reader != "ranker":
-        return {}, ""
-    ranker, why = ranker_or_why(run_dir)
-    if ranker is not None and encoder:
-        return ({"ranker": _write_ranker(ranker, tmp, prompt_seq_len)},
-                ", read by the trained reader (reader.safetensors)")
-    if ranker is None:  # `ask` cannot read with it either
-        return {"reading": _pattern_reading(tok, prompt_seq_len)}, f", read by the pattern rules as `ask` ({why})"
-    why = ("the trained reader embeds sentences with the question encoder, which this page lacks: a BM25 index, "
-           "or --no-dense; the page's answers may differ from `ask`'s")
-    return {"reading": _pattern_reading(tok, prompt_seq_len)}, f", read by the pattern rules ({why})"
+    if isinstance(reading, RankerReading):
+        if encoder:
+            return ({"ranker": _write_ranker(reading.ranker, tmp, reading.prompt_seq_len)},
+                    ", read by the trained reader (reader.safetensors)")
+        why = ("the trained reader embeds sentences with the question encoder, which this page lacks: a BM25 "
+               "index, or --no-dense; the page's answers may differ from `ask`'s")
+        return {"reading": _pattern_reading(tok, reading.prompt_seq_len)}, f", read by the pattern rules ({why})"
+    if isinstance(reading, PatternReading):  # `ask` reads with the rules too: as the run says, or for a reason
+        note = f" as `ask` ({reading.reader_note})" if reading.reader_note else ""
+        return {"reading": _pattern_reading(tok, reading.prompt_seq_len)}, f", read by the pattern rules{note}"
+    return {}, ""
 
 
 def _cache_inputs(model) -> list[dict]:
@@ -235,8 +233,8 @@ def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
         if index is not None:
             _write_index(index, tmp / "index")
             # reading.js or ranker.js answers open book, as `ask` (reader.PatternReading, RankerReading)
-            entries, read = _open_book_reader(run_dir, cfg.answer.reader, tok, tmp,
-                                              max(model.max_seq_len, READ_SEQ_LEN), hybrid and dense)
+            reading = with_reader(model, tok, cfg.answer.reader, run_dir)
+            entries, read = _open_book_reader(reading, tok, tmp, hybrid and dense)
             config.update(entries)
         if hybrid and dense:
             config["dense"] = _write_encoder(index, tmp)

@@ -80,11 +80,6 @@ def rank_examples(index: Index, pairs: list[QAPair], vectors: Callable[[list[str
     return out
 
 
-def listwise_loss(scores: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """-log of the softmax mass on the right candidates."""
-    return torch.logsumexp(scores, 0) - torch.logsumexp(scores[right], 0)
-
-
 def padded(examples: list[RankExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The examples as one batch: features (questions x candidates x features), which candidates exist,
     which are right."""
@@ -100,7 +95,8 @@ def padded(examples: list[RankExample]) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def batch_loss(head: torch.nn.Module, features_: torch.Tensor, real: torch.Tensor, right: torch.Tensor
                ) -> torch.Tensor:
-    """The mean listwise loss of a batch of padded questions (padding scores minus infinity)."""
+    """The mean listwise loss of a batch of padded questions: -log of the softmax mass on each question's right
+    candidates (padding scores minus infinity)."""
     scores = head(features_).squeeze(-1).masked_fill(~real, float("-inf"))
     return (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~right, float("-inf")), 1)).mean()
 
