@@ -182,15 +182,24 @@ def test_every_process_draws_every_batch_and_builds_its_share():
 # --- shakespeare-char ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["shakespeare-char", "shakespeare-char-fast"])
-def test_shakespeare_char_builds_nanogpts_model(name):
-    cfg = load_config(shipped_config(name))
+def test_shakespeare_char_builds_nanogpts_model():
+    cfg = load_config(shipped_config("shakespeare-char"))
     assert (cfg.tokenizer.kind, cfg.train.finetune_steps, cfg.data.train_qa, cfg.data.val_qa) == ("char", 0, "", "")
-    model = MiniTransformer(load_config(shipped_config(name), ["model.vocab_size=69"]).model_config())
+    model = MiniTransformer(load_config(shipped_config("shakespeare-char"), ["model.vocab_size=69"]).model_config())
     assert model.num_parameters() == 10_746_624
     # nanoGPT's 10.65M leaves out the position table, and has 65 vocabulary rows where we have 69
     assert model.num_parameters() - model.pos_emb.weight.numel() - 4 * 384 == 10_646_784
     assert model.lm_head is None and not any(n.endswith("bias") for n, _ in model.named_parameters())
+
+
+def test_shakespeare_char_fast_is_nanogpts_model_four_layers_deep():
+    """The fast recipe keeps nanoGPT's width, context, vocabulary and dropout, with 4 of its 6 blocks."""
+    slow, fast = (load_config(shipped_config(name), ["model.vocab_size=69"])
+                  for name in ("shakespeare-char", "shakespeare-char-fast"))
+    assert (fast.tokenizer.kind, fast.train.finetune_steps, fast.data.text) == ("char", 0, slow.data.text)
+    assert {**fast.model, "num_layers": 6} == slow.model and fast.model["num_layers"] == 4
+    model = MiniTransformer(fast.model_config())
+    assert model.num_parameters() == 10_746_624 - 2 * (12 * 384**2 + 2 * 384)  # two blocks fewer: 7.2M
 
 
 def test_shakespeare_char_trains_a_few_steps_on_cpu(tmp_path, monkeypatch):
