@@ -56,6 +56,7 @@ def test_ladder_trains_evaluates_and_tabulates_every_rung(data_dir, tmp_path):
         closed = json.loads((runs / rung / "eval.json").read_text(encoding="utf-8"))
         opened = json.loads((runs / rung / "eval-open.json").read_text(encoding="utf-8"))
         assert closed["settings"]["mode"] == "closed" and opened["settings"]["mode"] == "open"
+        assert opened["settings"]["reader"] == "model"  # the rung's own network reads, not tiny-cpu's ranker
         assert closed["qa"]["count"] == opened["qa"]["count"] == BUDGETS["tiny"]["questions"]
     assert by_rung["shared"]["parameters"] < by_rung["modern"]["parameters"] < by_rung["copy"]["parameters"]
     assert by_rung["hybrid"]["parameters"] > by_rung["modern"]["parameters"]  # n-gram tables + the network

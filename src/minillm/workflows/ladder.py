@@ -27,7 +27,10 @@ Design choices:
   book on the same seeded sample of test questions) and read back by ``report.read_run``: the ladder adds no
   second way to train or score anything. A rung whose run directory already holds its evaluations is reused,
   so an interrupted ladder continues where it stopped; ``overwrite`` starts afresh.
-- One retrieval index (BM25 over the articles) is built once and copied into each run for open book.
+- One retrieval index (BM25 over the articles) is built once and copied into each run for open book, and
+  every rung reads the passages itself (``answer.reader = "model"``): tiny-cpu, which the copy, modern and
+  shared rungs start from, ships the trained sentence ranker as its reader, which would make their open-book
+  columns the ranker's (or, without one, the pattern rules') rather than the network's.
 - The output: ``results.md`` (the table and notes, no timestamps) and compare's plots, in ``out_dir``;
   ``experiments/ladder/README.md`` quotes that table and says what it means.
 """
@@ -108,7 +111,7 @@ class LadderResult:
 
 
 def _rung_config(rung: Rung, budget: dict[str, int], data: dict[str, str], runs_dir: Path) -> Config:
-    overrides = [*rung.overrides, *(f"data.{k}={json.dumps(v)}" for k, v in data.items())]
+    overrides = [*rung.overrides, *(f"data.{k}={json.dumps(v)}" for k, v in data.items()), 'answer.reader="model"']
     cfg = load_config(shipped_config(rung.config), overrides)
     cls = model_class(cfg.arch)
     if cls.trained_by == "fit" and not getattr(cls, "budgeted", False):  # steps > 0 only say "read this data"
