@@ -245,11 +245,14 @@ def test_vs_nanogpt_summary_gives_the_ratios_and_the_goals():
     assert fast["ratios"] == {"tokens_per_s": round(2000 / 1100, 3), "tokens_per_s_first_round": 2.0,
                               "seconds_to_target": round(25 / 65, 3),
                               "seconds_to_target_first_round": round(30 / 70, 3),
+                              "seconds_to_target_per_round": [round(30 / 70, 3), round(20 / 60, 3),
+                                                              round(25 / 65, 3)],
                               "best_val_loss_mean_minus_nanogpt": -0.0167}
     assert all(fast["goals"].values())
     slow = summary["configs"]["slow"]
     assert slow["seconds_to_target"] == {"per_round": [None, 40.0, 40.0], "reached": 2, "median": None}
     assert slow["ratios"]["seconds_to_target"] is None and slow["ratios"]["seconds_to_target_first_round"] is None
+    assert slow["ratios"]["seconds_to_target_per_round"] == [None, round(40 / 60, 3), round(40 / 65, 3)]
     assert slow["goals"] == {"tokens_per_s_ratio >= 1.8": False, "seconds_to_target_ratio <= 0.4": False,
                              "mean_best_val_loss <= nanogpt": False}
 
