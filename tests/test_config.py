@@ -204,3 +204,14 @@ def test_a_loop_through_two_bases_is_an_error(tmp_path):
     (tmp_path / "b.toml").write_text('base = "a.toml"\n')
     with pytest.raises(InputError, match=re.escape("b.toml: base: a.toml is based on this config again (a loop)")):
         load_config(tmp_path / "a.toml")
+
+
+def test_knowledge_gpu_is_the_measured_gpu_run():
+    """knowledge-gpu is tiny-cpu with the settings experiments/gpu/openings_probe.sh measured as --set lines
+    (the figures in its header come from that script): the two cannot drift apart."""
+    script = (CONFIGS.parents[2] / "experiments" / "gpu" / "openings_probe.sh").read_text(encoding="utf-8")
+    train = re.search(r'^C="([^"]+)"', script, re.MULTILINE).group(1).split()
+    model = re.search(r'^M="\$\{MODEL:-([^}]+)\}"', script, re.MULTILINE).group(1).split()
+    measured = load_config(shipped_config("tiny-cpu"), train + model)
+    shipped = load_config(shipped_config("knowledge-gpu"))
+    assert shipped == measured and shipped.model["num_layers"] == 6 and shipped.train.pretrain_steps == 4000
