@@ -558,7 +558,7 @@ def vs_summary(nanogpt: list[dict], minillm: dict[str, list[dict]]) -> dict:
                   # round by round (None where either side missed the target): the median is None as soon
                   # as one round missed, and the rounds differ (round 0 compiles from a cold cache)
                   "seconds_to_target_per_round": [ratio(a["seconds_to_target"], b["seconds_to_target"])
-                                                  for a, b in zip(runs, nanogpt, strict=False)],
+                                                  for a, b in zip(runs, nanogpt, strict=True)],
                   "best_val_loss_mean_minus_nanogpt": round(theirs["best_val_loss"]["mean"]
                                                             - ours["best_val_loss"]["mean"], 4)}
         goals = {"tokens_per_s_ratio >= 1.8": ratios["tokens_per_s"] is not None

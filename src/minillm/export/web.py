@@ -66,14 +66,13 @@ from typing import Any
 import numpy as np
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer_sampling
-from minillm.answering.reader import READ_SEQ_LEN, PatternReading, RankerReading, with_reader
+from minillm.answering.reader import PatternReading, RankerReading, with_reader
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_directory, cache_dir, check_new_output
 from minillm.core.numbers import human_bytes
 from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, present_name
-from minillm.models.pattern import PatternConfig, PatternMatcher
 from minillm.models.ranker import MAX_POSITION, PLACE_FEATURES, SentenceRanker
 from minillm.retrieval.dense import DENSE_MODEL, DENSE_WEIGHT, DIMENSIONS, question_files
 from minillm.retrieval.index import load_index
@@ -148,11 +147,11 @@ def _write_encoder(index, tmp: Path) -> dict:
     return {"model": DENSE_MODEL, "weight": DENSE_WEIGHT, "dimensions": DIMENSIONS, "max_length": max_length}
 
 
-def _pattern_reading(tok, prompt_seq_len: int) -> dict:
-    """config.json's ``reading``: the pattern rung's rules (reading.js)."""
-    reading = PatternMatcher(PatternConfig(vocab_size=tok.vocab_size, max_seq_len=READ_SEQ_LEN))
-    return {"rules": [r.to_strings() for r in reading.rules], "max_sentences": reading.config.max_sentences,
-            "prompt_seq_len": prompt_seq_len}
+def _pattern_reading(reading: PatternReading) -> dict:
+    """config.json's ``reading``: the rules ``reading`` (as ``ask`` builds it) picks with (reading.js)."""
+    matcher = reading.matcher
+    return {"rules": [r.to_strings() for r in matcher.rules], "max_sentences": matcher.config.max_sentences,
+            "prompt_seq_len": reading.prompt_seq_len}
 
 
 def _write_ranker(ranker: SentenceRanker, tmp: Path, prompt_seq_len: int) -> dict:
@@ -166,7 +165,7 @@ def _write_ranker(ranker: SentenceRanker, tmp: Path, prompt_seq_len: int) -> dic
             "prompt_seq_len": prompt_seq_len}
 
 
-def _open_book_reader(reading: Any, tok, tmp: Path, encoder: bool) -> tuple[dict, str]:
+def _open_book_reader(reading: Any, tmp: Path, encoder: bool) -> tuple[dict, str]:
     """What reads open book in the page where ``reading`` (reader.with_reader's, as ``ask`` reads) reads:
     config.json's entries and the summary's words; ``encoder``: whether the page embeds questions."""
     if isinstance(reading, RankerReading):
@@ -175,10 +174,11 @@ def _open_book_reader(reading: Any, tok, tmp: Path, encoder: bool) -> tuple[dict
                     ", read by the trained reader (reader.safetensors)")
         why = ("the trained reader embeds sentences with the question encoder, which this page lacks: a BM25 "
                "index, or --no-dense; the page's answers may differ from `ask`'s")
-        return {"reading": _pattern_reading(tok, reading.prompt_seq_len)}, f", read by the pattern rules ({why})"
+        rules = PatternReading(reading.model, reading.tokenizer)
+        return {"reading": _pattern_reading(rules)}, f", read by the pattern rules ({why})"
     if isinstance(reading, PatternReading):  # `ask` reads with the rules too: as the run says, or for a reason
         note = f" as `ask` ({reading.reader_note})" if reading.reader_note else ""
-        return {"reading": _pattern_reading(tok, reading.prompt_seq_len)}, f", read by the pattern rules{note}"
+        return {"reading": _pattern_reading(reading)}, f", read by the pattern rules{note}"
     return {}, ""
 
 
@@ -234,7 +234,7 @@ def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
             _write_index(index, tmp / "index")
             # reading.js or ranker.js answers open book, as `ask` (reader.PatternReading, RankerReading)
             reading = with_reader(model, tok, cfg.answer.reader, run_dir)
-            entries, read = _open_book_reader(reading, tok, tmp, hybrid and dense)
+            entries, read = _open_book_reader(reading, tmp, hybrid and dense)
             config.update(entries)
         if hybrid and dense:
             config["dense"] = _write_encoder(index, tmp)
