@@ -42,6 +42,7 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,16 @@ def passage_vectors(texts: list[str], show_progress: bool = False) -> np.ndarray
     encoder, _ = _question_encoder()
     if encoder is None or len(texts) < 2:
         return embed(texts, show_progress=show_progress)
+    return _on_threads(encoder, texts, os.cpu_count() or 1, show_progress).astype(np.float32)
+
+
+def _on_threads(encode: Callable[[str], np.ndarray], texts: list[str], workers: int,
+                show_progress: bool = False) -> np.ndarray:
+    """``encode`` of each text, ``workers`` at once (onnxruntime releases the GIL), stacked in order."""
     from tqdm.auto import tqdm  # sentence-transformers' own progress bar
 
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-        vectors = list(tqdm(pool.map(encoder, texts), total=len(texts), disable=not show_progress))
-    return np.stack(vectors).astype(np.float32)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return np.stack(list(tqdm(pool.map(encode, texts), total=len(texts), disable=not show_progress)))
 
 
 def cosines(vectors: np.ndarray, text: str) -> np.ndarray:
@@ -143,8 +149,7 @@ def text_vectors(texts: list[str], workers: int = 1) -> np.ndarray:
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     if workers > 1 and len(texts) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            return np.stack(list(pool.map(_text_vector, texts)))
+        return _on_threads(_text_vector, texts, workers)
     return np.stack([_text_vector(text) for text in texts])
 
 
