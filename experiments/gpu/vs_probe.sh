@@ -3,11 +3,30 @@
 # VS_SEEDS rounds (default 1), in one call (bench_train.py --vs-nanogpt, stopped at step 3000 of shakespeare-char's
 # schedule), capped at VS_SECONDS.
 # Run on the GPU machine from the repository root, .gpu29-shared (../shared's anchors and Tiny Shakespeare)
-# and .whl carried:  VS_SECONDS=280 OUT=DIR bash experiments/gpu/vs_probe.sh
+# and .whl carried:  VS_SECONDS=280 OUT=DIR bash experiments/gpu/vs_probe.sh  (PYC=1: with a bytecode cache)
 set -u
 [ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 [ -e ../shared ] || ln -s "$PWD/.gpu29-shared" ../shared
 export JAX_PLATFORMS=cpu PYTHONPATH=$PWD/src:/tmp/site
+if [ "${PYC:-0}" = 1 ]; then  # a bytecode cache for both programs, as a normal install has (the image sets
+  unset PYTHONDONTWRITEBYTECODE  # PYTHONDONTWRITEBYTECODE=1): torch's Python compiled once, before any round
+  export PYTHONPYCACHEPREFIX=/tmp/pyc
+  python3 - <<'PY'
+import compileall, importlib.util, os, sysconfig, time
+t = time.perf_counter()
+names = "torch triton sympy mpmath numpy jinja2 markupsafe networkx filelock fsspec safetensors tokenizers packaging".split()
+dirs = [sysconfig.get_paths()["stdlib"], "src", "/tmp/site"]
+for name in names:
+    spec = importlib.util.find_spec(name)
+    if spec and spec.submodule_search_locations:
+        dirs += list(spec.submodule_search_locations)
+for d in dirs:
+    if os.path.isdir(d):
+        compileall.compile_dir(d, quiet=2, workers=os.cpu_count())
+print(f"bytecode cache in /tmp/pyc: {len(dirs)} trees, {time.perf_counter() - t:.1f} s")
+PY
+  python3 -c "import time; t = time.perf_counter(); import torch, torch._dynamo, torch._inductor.compile_fx; print(f'import torch, dynamo, inductor: {time.perf_counter() - t:.2f} s')"
+fi
 O=${OUT:-/tmp/out}; mkdir -p $O
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
 timeout ${VS_SECONDS:-280} python3 benchmarks/bench_train.py --vs-nanogpt ${VS_CONFIGS:-shakespeare-char-fast shakespeare-char} \
