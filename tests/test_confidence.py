@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_articles, tiny_pairs
 
-from minillm.answering.answer import ANSWER_SAMPLING
+from minillm.answering.answer import ANSWER_SAMPLING, answer, stream_answer
 from minillm.answering.confidence import (
     FROM_ARTICLES,
     NOT_KNOWN,
@@ -26,6 +26,7 @@ from minillm.core.files import write_jsonl
 from minillm.evaluation.calibration import choose
 from minillm.evaluation.metrics import area_under_risk_coverage, choose_threshold, risk_coverage
 from minillm.evaluation.qa import evaluate_run
+from minillm.models.ranker import NOT_ANSWERED
 from minillm.prompt import encode_prompt
 from minillm.retrieval.index import load_index
 from minillm.training.runs import load_run
@@ -78,6 +79,24 @@ def test_an_answer_below_the_threshold_is_withheld_and_answered_open_book_where_
     expected, passages = answer_open(model, tok, index, question, SAMPLING)
     assert fallback.fallback.text == expected.text and list(fallback.passages) == passages
     assert shown_text(fallback) == f"{NOT_KNOWN} {FROM_ARTICLES} {expected.text}"
+
+
+def test_open_book_with_no_passage_found_says_the_articles_do_not_answer(open_tiny_run, capsys):
+    """No article shares a word with the question: open book answers NOT_ANSWERED (whole or streamed), not
+    the network's unchecked guess; withheld from memory, there is nothing to fall back to."""
+    model, tok, _ = load_run(open_tiny_run)
+    index = load_index(open_tiny_run)
+    question = "Qwxz vrrbl plonk?"
+    assert index.search(question) == []
+    result, passages = answer_open(model, tok, index, question, SAMPLING)
+    assert result.text == NOT_ANSWERED and passages == [] and result.new_tokens == 0
+    assert list(stream_answer(model, tok, question, SAMPLING, open_book=True)) == [NOT_ANSWERED]
+    assert answer(model, tok, question, SAMPLING).text != NOT_ANSWERED  # closed book: the network answers
+    withheld = answer_from_memory(model, tok, question, SAMPLING, NEVER, index)
+    assert withheld.fallback is None and withheld.passages == () and shown_text(withheld) == NOT_KNOWN
+    assert main(["ask", str(open_tiny_run), question, "--mode", "open", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["answer"] == NOT_ANSWERED and reply["sources"] == []
 
 
 def rows(first_sentence, mean, right):

@@ -86,10 +86,11 @@ def test_chat_resolves_follow_ups(open_run, monkeypatch, capsys):
     asked = []
     stream_answer = minillm.answering.answer.stream_answer
 
-    def spy(model, tok, question, sampling, context=None, vocabulary=None):
+    def spy(model, tok, question, sampling, context=None, vocabulary=None, open_book=False):
         asked.append((question, context))
-        assert vocabulary is not None  # chat reads open book with the index's vocabulary
-        return stream_answer(model, tok, question, sampling, context=context, vocabulary=vocabulary)
+        assert vocabulary is not None and open_book  # chat reads open book with the index's vocabulary
+        return stream_answer(model, tok, question, sampling, context=context, vocabulary=vocabulary,
+                             open_book=open_book)
 
     monkeypatch.setattr(minillm.answering.answer, "stream_answer", spy)
     assert main(["chat", str(open_run), "--max-new-tokens", "6"]) == 0

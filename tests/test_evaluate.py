@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from minillm.answering.answer import Answer
 from minillm.answering.attribution import invented_words, words_of
+from minillm.answering.confidence import NOT_KNOWN
 from minillm.cli import main
 from minillm.core.errors import InputError
 from minillm.data.records import read_articles
@@ -30,6 +31,7 @@ from minillm.evaluation.qa import (
     read_eval_questions,
     seeded_sample,
 )
+from minillm.models.ranker import NOT_ANSWERED
 from minillm.tokenizer import train_tokenizer
 from minillm.training.config import load_config
 from minillm.training.data import is_heldout
@@ -289,6 +291,23 @@ def test_eval_natural_questions_shipped_with_minillm(run_copy, tmp_path):
     result = json.loads(out.read_text())
     assert Path(result["settings"]["questions_file"]).name == "natural_questions.jsonl"
     assert result["qa"]["keyword_questions"] == 3 and result["qa"]["keyword_hit_rate"] is not None
+
+
+def test_eval_unanswerable_questions_count_the_answers_that_say_they_do_not_know(open_tiny_run, tmp_path, capsys):
+    out = tmp_path / "unanswerable.json"
+    assert main(["eval", str(open_tiny_run), "--split", "unanswerable", "--mode", "open", "--limit", "40",
+                 "--max-new-tokens", "4", "--out", str(out), "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert Path(result["settings"]["questions_file"]).name == "unanswerable_questions.jsonl"
+    qa = result["qa"]
+    assert qa["count"] == 40 and qa["keyword_questions"] == 0
+    withheld = [row["withheld"] for row in qa["answers"]]
+    assert withheld == [row["answer"] in (NOT_ANSWERED, NOT_KNOWN) for row in qa["answers"]]
+    # the tiny run's index shares no word with some of them: those are answered NOT_ANSWERED
+    assert any(withheld) and qa["withheld_rate"] == pytest.approx(sum(withheld) / 40, abs=1e-6)
+    # saying it does not know claims nothing: no invented words, no faithfulness to score
+    assert all(row["invented_words"] == [] and row["faithfulness"] is None for row in qa["answers"] if row["withheld"])
+    assert "withheld" in capsys.readouterr().out
 
 
 def test_eval_arc_on_the_tiny_run(run_copy, capsys):

@@ -35,6 +35,7 @@ from minillm.answering.answer import ANSWER_SAMPLING, answer  # noqa: E402
 from minillm.answering.open_book import answer_open  # noqa: E402
 from minillm.cli import main  # noqa: E402
 from minillm.core.errors import InputError  # noqa: E402
+from minillm.models.ranker import NOT_ANSWERED  # noqa: E402
 from minillm.retrieval.index import Index, load_index, retrieve  # noqa: E402
 
 QUESTIONS = [
@@ -403,6 +404,9 @@ def test_hybrid_run_without_the_dense_extra_is_one_line_and_writes_nothing(hybri
 
 # --- [answer] reader = "ranker": the trained reader (models/ranker.py) reads the passages in the page ---------
 
+OFF_TOPIC = [  # questions the tiny articles do not answer: some share a word with them, some none
+    "Who won the football match at the Sun newspaper?", "Which water polo team won the cup?",
+    "How do I install Python on Windows?", "Who painted the Mona Lisa?"]
 RANKER_FACTS = [  # (article, question, the sentence that answers it)
     ("Sun", "What orbits the Sun?", "The Earth orbits the Sun."),
     ("Sun", "What is the Sun made of?", "It is a hot ball of plasma."),
@@ -465,13 +469,17 @@ def test_a_ranker_run_is_read_in_the_page_as_ask_reads_it(ranker_run, page):
     assert isinstance(model, RankerReading)
     pattern, _, _ = load_answerer(ranker_run, "pattern")
     index = load_index(ranker_run)
-    expected = [answer_open(model, tok, index, q, ANSWER_SAMPLING) for q in DENSE_QUESTIONS]
+    assert config["ranker"]["min_cosine"] == model.ranker.config.min_cosine > -1 and config["not_answered"]
+    questions = DENSE_QUESTIONS + OFF_TOPIC
+    expected = [answer_open(model, tok, index, q, ANSWER_SAMPLING) for q in questions]
+    # both ways of not answering are put to the page: no passage found, and none near the question
+    assert {bool(passages) for reply, passages in expected if reply.text == NOT_ANSWERED} == {True, False}
     # the trained reader decides somewhere, or the page could pass by reading with the rules
     assert any(reply.text != answer_open(pattern, tok, index, q, ANSWER_SAMPLING)[0].text
-               for q, (reply, _) in zip(DENSE_QUESTIONS, expected, strict=True))
+               for q, (reply, _) in zip(questions, expected, strict=True))
     with serving(site) as url, opened(page.context.browser, site, url) as ranked:  # one Playwright a thread
         assert "open book read by the trained reader" in ranked.text_content("#status")
-        for question, (reply, passages) in zip(DENSE_QUESTIONS, expected, strict=True):
+        for question, (reply, passages) in zip(questions, expected, strict=True):
             shown = ask(ranked, question, "open")
             assert shown["answer"] == (reply.text or "(no answer)"), question
             assert [text.split(" · ")[0] for text in shown["sources"]] == [p.title for p in passages], question

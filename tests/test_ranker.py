@@ -21,6 +21,7 @@ from minillm.data.records import QAPair
 from minillm.evaluation.qa import evaluate_run
 from minillm.evaluation.report import eval_table
 from minillm.models.ranker import (
+    NOT_ANSWERED,
     PLACE_FEATURES,
     READER_FILE,
     RankerConfig,
@@ -36,7 +37,14 @@ from minillm.retrieval.dense import DIMENSIONS, embed, text_vectors
 from minillm.retrieval.dense import available as dense_available
 from minillm.retrieval.index import Index
 from minillm.training.config import load_config
-from minillm.training.ranker import batch_loss, draw_questions, train_ranker
+from minillm.training.ranker import (
+    ANSWERABLE_KEEP,
+    RankExample,
+    answerable_cosine,
+    batch_loss,
+    draw_questions,
+    train_ranker,
+)
 from minillm.training.runs import load_run
 
 needs_dense = pytest.mark.skipif(not dense_available(), reason="needs the [dense] extra (all-MiniLM-L6-v2)")
@@ -188,6 +196,8 @@ def test_the_run_answers_open_book_with_its_reader_and_says_so(open_tiny_run, ca
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--keep", "0"], "reader train: --keep must be within (0, 1], got 0.0"),
+    (["--keep", "1.5"], "reader train: --keep must be within (0, 1], got 1.5"),
     (["--questions", "0"], "reader train: --questions must be a positive integer, got 0"),
     (["--epochs", "-1"], "reader train: --epochs must be a positive integer, got -1"),
     (["--qa", "missing.jsonl"], "missing.jsonl"),
@@ -215,3 +225,42 @@ def test_scores_match_a_plain_torch_computation():
     torch.testing.assert_close(scorer(x), by_hand)
     state = safetensors.torch.load(safetensors.torch.save(scorer.state_dict()))
     assert sorted(state) == sorted(scorer.state_dict())
+
+
+def test_no_sentence_near_the_question_is_an_answer_that_the_articles_do_not_answer(tmp_path):
+    """Below min_cosine (the best sentence's cosine with the question) the reader says it does not know;
+    at or above it, it answers as before. The threshold travels in the reader's file."""
+    question = "Where do lions live in groups?"
+    passages = context_passages(LION_CONTEXT)
+    best = float(features(question, passages, candidates(passages), bag_of_words)[:, 0].max())
+    torch.manual_seed(0)
+    scorer = Scorer(RankerConfig(hidden=8, heads=2))
+    answers = {}
+    for gate in (-1.0, best - 1e-4, best + 1e-4):
+        reader = SentenceRanker(RankerConfig(hidden=8, heads=2, min_cosine=gate), scorer, vectors=bag_of_words)
+        answers[gate] = reader.answer_sentences(question, LION_CONTEXT)
+    assert answers[best - 1e-4] == answers[-1.0] != [NOT_ANSWERED]
+    assert answers[best + 1e-4] == [NOT_ANSWERED]
+    reader.save(tmp_path)
+    assert SentenceRanker.load(tmp_path).config.min_cosine == best + 1e-4
+    with pytest.raises(ValueError, match="min_cosine must be within"):
+        RankerConfig(min_cosine=1.5)
+
+
+def test_min_cosine_is_what_the_kept_share_of_answerable_questions_reach():
+    def example(cosines):
+        rows = torch.zeros(len(cosines), 3)
+        rows[:, 0] = torch.tensor(cosines)
+        return RankExample(rows, torch.ones(len(cosines), dtype=torch.bool))
+
+    examples = [example([0.1 * k, 0.0]) for k in range(1, 11)]  # best cosines 0.1 .. 1.0
+    assert answerable_cosine(examples, 0.9) == pytest.approx(np.floor(np.quantile(np.arange(1, 11) / 10, 0.1) * 1e4)
+                                                             / 1e4)
+    assert answerable_cosine(examples, 1.0) == -1.0  # keep all: never withheld
+    assert 0.0 < ANSWERABLE_KEEP < 1.0
+    index = Index.build(tiny_articles())
+    pairs = pairs_about_tiny_articles()
+    reader = train_ranker(index, pairs, [], questions=len(pairs), epochs=2, seed=0, vectors=bag_of_words, keep=0.9)
+    assert reader.summary["min_cosine"] == reader.config.min_cosine > -1.0 and reader.summary["keep"] == 0.9
+    with pytest.raises(ValueError, match="keep must be within"):
+        train_ranker(index, pairs, [], questions=5, vectors=bag_of_words, keep=0.0)

@@ -213,6 +213,20 @@ def test_answer_stream_events(url):
     assert events[-1]["type"] == "done" and events[-1]["usage"] == whole["usage"]
 
 
+def test_open_book_with_nothing_found_says_the_articles_do_not_answer(url):
+    from minillm.models.ranker import NOT_ANSWERED
+
+    question = {"question": "Qwxz vrrbl plonk?", "mode": "open"}
+    body = httpx.post(f"{url}/v1/answer", json=question).json()
+    assert body["answer"] == NOT_ANSWERED and body["sources"] == []
+    with httpx.stream("POST", f"{url}/v1/answer", json={**question, "stream": True}, timeout=60) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+    assert events[0] == {"type": "sources", "sources": []}
+    assert "".join(e["text"] for e in events[1:-1]).strip() == NOT_ANSWERED and events[-1]["type"] == "done"
+    closed = httpx.post(f"{url}/v1/answer", json={**question, "mode": "closed"}).json()
+    assert closed["answer"] != NOT_ANSWERED  # closed book the network answers from memory
+
+
 def test_answer_resolves_a_follow_up_against_the_history(url):
     history = [{"question": "What is the Sun?", "answer": "The Sun is the star at the centre of the Solar System."}]
     asked = {"question": "What is it made of?", "history": history, "mode": "open"}

@@ -12,6 +12,10 @@ Design choices:
 - Open book, given the index's vocabulary, an answer spells only words of the articles, the question and
   its passages (core/words.py): a network reading passages glued copied spans into non-words ("two lungs (
   functionchange") before.
+- Open book with no passage found (no article shares a word with the question), the answer says that the
+  articles do not answer it (``NOT_ANSWERED``, as the trained reader says when none of its passages comes
+  near the question): the network's guess from memory, unchecked, read as an answer from the articles
+  ("Who wrote Pride and Prejudice?" -> "novel Pride is a chemical element ...").
 - ``ANSWER_SAMPLING`` is what ask, chat, serve, eval and the quickstart answer with; the comment above it
   says why (figures: experiments/README.md).
 """
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from minillm.core.words import BoundedDecode, Vocabulary
 from minillm.models.generation import Sampling, sentence_ends, whole_sentences
+from minillm.models.ranker import NOT_ANSWERED
 from minillm.prompt import fit_prompt
 from minillm.tokenizer import non_answer_ids, word_continuation_ids
 
@@ -96,9 +101,11 @@ def answer_text(decoded: str, decode: Callable[[list[int]], str]) -> str:
 
 
 def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-           context: str | None = None, vocabulary: Vocabulary | None = None) -> Answer:
+           context: str | None = None, vocabulary: Vocabulary | None = None, open_book: bool = False) -> Answer:
     """Answer one question (open-book when a context passage is given; its words kept to ``vocabulary``
-    and the passage's, when given)."""
+    and the passage's, when given). ``open_book`` without a context: no passage was found, NOT_ANSWERED."""
+    if open_book and context is None:
+        return Answer(NOT_ANSWERED, [], 0, 0, 0.0, 0.0)
     prompt_ids = answer_prompt(model, tokenizer, question, sampling, context)
     start = time.perf_counter()
     decode = answer_decode(tokenizer, question, context, vocabulary)
@@ -112,10 +119,14 @@ def answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampli
 
 
 def stream_answer(model: LanguageModel, tokenizer: Any, question: str, sampling: Sampling,
-                  context: str | None = None, vocabulary: Vocabulary | None = None) -> Iterator[str]:
+                  context: str | None = None, vocabulary: Vocabulary | None = None,
+                  open_book: bool = False) -> Iterator[str]:
     """The answer as text pieces, a sentence at a time: each piece is shown once the next token confirms its
     end, so a sentence that a stop rule cuts off is never shown (the text is ``answer``'s, whole_sentences
-    included); leading whitespace dropped."""
+    included); leading whitespace dropped. ``open_book`` without a context: NOT_ANSWERED, as ``answer``."""
+    if open_book and context is None:
+        yield NOT_ANSWERED
+        return
     prompt_ids = answer_prompt(model, tokenizer, question, sampling, context)
     new_ids: list[int] = []
     shown = 0

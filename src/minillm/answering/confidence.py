@@ -145,6 +145,8 @@ def answer_from_memory(model: Any, tok: Any, question: str, sampling: Any, calib
     if known or index is None:
         return Recalled(result, confidence, known)
     passages, context = retrieve(index, question, k, model)
+    if not passages:  # the articles have nothing on it either: not known is the whole answer
+        return Recalled(result, confidence, False)
     return Recalled(result, confidence, False, answer(model, tok, question, sampling, context=context,
                                                       vocabulary=index.vocabulary),
                     tuple(passages))

@@ -12,4 +12,5 @@ def answer_open(model: Any, tok: Any, index: Index, question: str, sampling: Any
                 k: int = 3) -> tuple[Any, list[Passage]]:
     """Retrieve k passages, give their text to the model as context, answer: (engine.Answer, passages)."""
     passages, context = retrieve(index, question, k, model)
-    return answer(model, tok, question, sampling, context=context, vocabulary=index.vocabulary), passages
+    return (answer(model, tok, question, sampling, context=context, vocabulary=index.vocabulary, open_book=True),
+            passages)

@@ -15,6 +15,7 @@ from minillm.cli.common import (
 )
 from minillm.core.checks import comma_list
 from minillm.core.errors import InputError
+from minillm.training.ranker import ANSWERABLE_KEEP
 from minillm.training.runs import EVAL_FILE
 
 
@@ -93,11 +94,13 @@ def add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     questions = p.add_mutually_exclusive_group()
     questions.add_argument("--split", choices=["train", "val", "test", "natural", "natural-heldout",
-                                               "natural-third"], default="test",
+                                               "natural-third", "unanswerable"], default="test",
                            help="the run's QA split: SPLIT.jsonl beside its data.val_qa (default test); "
                                 "natural: the 90 hand-written questions shipped with minillm; natural-heldout: "
                                 "36 more, written after the open-book reading was tuned on the 90; "
-                                "natural-third: 66 on new subjects, written before any reader answered them")
+                                "natural-third: 66 on new subjects, written before any reader answered them; "
+                                "unanswerable: 40 the articles do not answer (eval.json's withheld_rate: the "
+                                "share answered with I don't know)")
     questions.add_argument("--qa", help="JSONL with question and answer (or reference), optional domain and "
                                         "keywords; for --task arc-*: ARC's format")
     p.add_argument("--task", choices=["qa", "arc-easy", "arc-challenge"], default="qa",
@@ -248,6 +251,8 @@ def cmd_reader_train(args: argparse.Namespace) -> int:
     try:
         for name in ("questions", "epochs"):
             check_positive_int(f"--{name}", getattr(args, name))
+        if not 0.0 < args.keep <= 1.0:
+            raise ValueError(f"--keep must be within (0, 1], got {args.keep}")
     except ValueError as e:
         raise InputError(f"reader train: {e}") from None
     if not dense_available():
@@ -259,7 +264,8 @@ def cmd_reader_train(args: argparse.Namespace) -> int:
     with output_lock(args.run):
         try:
             reader = train_ranker(index, train_pairs, val_pairs, questions=args.questions, epochs=args.epochs,
-                                  seed=args.seed, log=lambda line: print(f"reader: {line}", flush=True))
+                                  seed=args.seed, keep=args.keep,
+                                  log=lambda line: print(f"reader: {line}", flush=True))
         except ValueError as e:
             raise InputError(f"reader train: {args.qa}: {e}") from None
         path = reader.save(args.run)
@@ -268,7 +274,8 @@ def cmd_reader_train(args: argparse.Namespace) -> int:
            f"{found['val_questions']} questions (the first candidate: {found['val_top1_first_candidate']:.3f})"
            if "val_top1" in found else "")
     print(f"trained the reader ({reader.num_parameters():,} parameters) on {found['questions']} questions in "
-          f"{time.perf_counter() - start:.1f}s -> {path}{val}")
+          f"{time.perf_counter() - start:.1f}s -> {path}{val}; it says it does not know below cosine "
+          f"{reader.config.min_cosine:.3f} (kept: {args.keep:.0%} of answerable questions)")
     return 0
 
 
@@ -285,6 +292,9 @@ def add_reader(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--questions", type=int, default=500, help="training questions drawn (default 500)")
     p.add_argument("--epochs", type=int, default=40, help="passes over them (default 40)")
     p.add_argument("--seed", type=int, default=0, help="draw and init seed (default 0)")
+    p.add_argument("--keep", type=float, default=ANSWERABLE_KEEP,
+                   help="share of answerable training questions the reader still answers; below the cosine "
+                        f"that many reach it says it does not know (default {ANSWERABLE_KEEP}; 1: always answers)")
     p.add_argument("--skip-invalid", action="store_true", help="skip bad input lines instead of stopping")
     p.set_defaults(func=cmd_reader_train)
 

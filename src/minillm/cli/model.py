@@ -182,7 +182,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             pieces = []
             try:
                 for piece in stream_answer(model, tok, resolved.question, sampling, context=context,
-                                          vocabulary=None if index is None else index.vocabulary):
+                                          vocabulary=None if index is None else index.vocabulary,
+                                          open_book=index is not None):
                     pieces.append(piece)
                     print(piece, end="", flush=True)
             except KeyboardInterrupt:

@@ -91,7 +91,7 @@ def evaluate_followups(model: Any, tok: Any, conversations: list[Followup], samp
     def respond(question: str) -> tuple[str, tuple[str, ...]]:
         passages, context = retrieve(index, question, k, model)
         result = answer(model, tok, question, sampling, context=context,
-                        vocabulary=None if index is None else index.vocabulary)
+                        vocabulary=None if index is None else index.vocabulary, open_book=index is not None)
         return result.text, tuple(p.title for p in passages)
 
     def scored(question: str, text: str, titles: tuple[str, ...], subject: str, keywords: tuple[str, ...]):

@@ -52,7 +52,7 @@ import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
-from minillm.answering.confidence import Calibration, confidences, load_calibration
+from minillm.answering.confidence import NOT_KNOWN, Calibration, confidences, load_calibration
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer, reader_info
 from minillm.core.checks import string_field, string_list_field
@@ -71,6 +71,7 @@ from minillm.evaluation.perplexity import (
 from minillm.evaluation.retrieval import NATURAL_SETS, natural_questions_path
 from minillm.models.base import LanguageModel
 from minillm.models.generation import Sampling
+from minillm.models.ranker import NOT_ANSWERED
 from minillm.prompt import fit_prompt
 from minillm.retrieval.index import require_index
 from minillm.tokenizer import Tokenizer
@@ -78,6 +79,8 @@ from minillm.training.config import Config
 from minillm.training.data import pretrain_texts
 
 EVAL_FORMAT = 1
+UNANSWERABLE = "unanswerable_questions.jsonl"  # 40 questions the articles do not answer: eval --split unanswerable
+WITHHELD = (NOT_ANSWERED, NOT_KNOWN)  # answers that say the model does not know
 TASKS = ("qa", "arc-easy", "arc-challenge")
 MODES = ("closed", "open")
 DEFAULT_SAMPLING = ANSWER_SAMPLING  # as `minillm ask`
@@ -143,9 +146,12 @@ def default_qa_path(cfg: Config, split: str) -> Path:
     """``{split}.jsonl`` in the folder of the run's QA splits (that of data.val_qa, else data.train_qa);
     for ``natural``, the hand-written questions shipped with minillm (eval_data/natural_questions.jsonl),
     for ``natural-heldout`` the 36 written after the open-book reading was tuned on those, for
-    ``natural-third`` 66 on new subjects, written before any reader answered them."""
+    ``natural-third`` 66 on new subjects, written before any reader answered them; for ``unanswerable`` 40
+    that the articles do not answer (sport, art, cooking, ...), where an answer should say so (``withheld``)."""
     if split in NATURAL_SETS:
         return natural_questions_path(NATURAL_SETS[split])
+    if split == "unanswerable":
+        return natural_questions_path(UNANSWERABLE)
     return Path(cfg.data.val_qa or cfg.data.train_qa).parent / f"{split}.jsonl"
 
 
@@ -169,10 +175,10 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
               "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
               "fact_recall": metrics.fact_recall(text, q.question, q.reference),
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
-              "degenerate": metrics.degeneration(text, passages)}
-    if passages is not None:
-        scores["faithfulness"] = faithfulness(text, passages)
-        scores["sentence_sources"] = sentence_sources(text, passages)
+              "degenerate": metrics.degeneration(text, passages), "withheld": text in WITHHELD}
+    if passages is not None:  # an answer that says it does not know claims nothing of the passages
+        scores["faithfulness"] = None if scores["withheld"] else faithfulness(text, passages)
+        scores["sentence_sources"] = [] if scores["withheld"] else sentence_sources(text, passages)
     return scores
 
 
@@ -205,6 +211,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "degenerate_by_kind": {flag: sum(r["degenerate"][flag] for r in rows) for flag in flags},
         "faithfulness": mean(faithful),
         "invented_words": sum(len(r["invented_words"]) for r in rows) if invented else None,
+        "withheld_rate": mean([float(r["withheld"]) for r in rows]),
         "answers_with_invented_words": sum(bool(r["invented_words"]) for r in rows) if invented else None,
     }
 
@@ -232,8 +239,9 @@ def evaluate_qa(model: LanguageModel, tok: Tokenizer, questions: list[EvalQuesti
                "new_tokens": result.new_tokens}
         if passages is not None:
             row["passages"] = [p.title for p in passages]
-            if known_words is not None:
-                row["invented_words"] = invented_words(result.text, [*texts, q.question], known_words)
+            if known_words is not None:  # the words of "I don't know: ..." are minillm's, not the answer's
+                row["invented_words"] = [] if row["withheld"] else invented_words(result.text, [*texts, q.question],
+                                                                                   known_words)
         rows.append(row)
         if progress:
             progress(i + 1, len(questions))

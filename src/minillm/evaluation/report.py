@@ -73,11 +73,12 @@ def eval_table(result: dict[str, Any]) -> str:
                  format_number(s["two_to_four_sentences"]),
                  format_number(s["mean_words"], 1), str(s.get("degenerate", DASH)),
                  format_number(s.get("faithfulness")), format_number(s.get("invented_words"), 0),
+                 format_number(s.get("withheld_rate")),
                  format_number(s["latency_p50_s"]), format_number(s["latency_p95_s"])]
                 for name, s in [*qa["by_domain"].items(), ("all", qa)]]
         lines += ["  " + line for line in _table(
             ["domain", "n", "EM", "F1", "ROUGE-L", "keyword", "fact", "2-4 sent.", "words", "degen.", "faithful",
-             "invented", "p50 s", "p95 s"], rows)]
+             "invented", "withheld", "p50 s", "p95 s"], rows)]
         if qa.get("selective"):
             lines += selective_lines(qa["selective"])
     if "multiple_choice" in result:

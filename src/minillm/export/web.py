@@ -73,7 +73,7 @@ from minillm.core.numbers import human_bytes
 from minillm.data.sentences import split_sentences
 from minillm.export import neural_run
 from minillm.export.onnx import cache_names, export_onnx, present_name
-from minillm.models.ranker import MAX_POSITION, PLACE_FEATURES, SentenceRanker
+from minillm.models.ranker import MAX_POSITION, NOT_ANSWERED, PLACE_FEATURES, SentenceRanker
 from minillm.retrieval.dense import DENSE_MODEL, DENSE_WEIGHT, DIMENSIONS, question_files
 from minillm.retrieval.index import load_index
 from minillm.training.runs import TOKENIZER_FILE
@@ -160,6 +160,7 @@ def _write_ranker(ranker: SentenceRanker, tmp: Path, prompt_seq_len: int) -> dic
     np.concatenate([t.detach().cpu().numpy().astype("<f4").ravel() for t in state.values()]).tofile(
         tmp / READER_WEIGHTS)
     return {"hidden": ranker.config.hidden, "heads": ranker.config.heads, "picks": ranker.config.picks,
+            "min_cosine": ranker.config.min_cosine, "not_answered": NOT_ANSWERED,
             "features": list(PLACE_FEATURES), "dimensions": DIMENSIONS, "max_position": MAX_POSITION,
             "weights": READER_WEIGHTS, "layout": [[name, list(t.shape)] for name, t in state.items()],
             "prompt_seq_len": prompt_seq_len}
@@ -227,6 +228,7 @@ def export_web(run_dir: str | Path, out: str | Path, dense: bool = True) -> str:
         shutil.copyfile(run_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         config = web_config(model, tok)
         config["open_book"] = index is not None
+        config["not_answered"] = NOT_ANSWERED  # open book, no passage found (answer.answer, open_book=True)
         config["run"] = run_dir.resolve().name
         hybrid = index is not None and index.embeddings is not None
         read = ""

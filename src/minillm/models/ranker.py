@@ -32,6 +32,13 @@ reference answer (bert.answer_sentence_indices). The loss is the cross-entropy o
 question's candidates, all right ones counted (listwise). Most generated questions ask for an overview, which
 the lead alone answers; they teach little about the other sentences, so a fifth of the questions are overviews.
 
+When no sentence of the passages comes near the question (its best cosine is below ``min_cosine``), the
+passages do not answer it, and the reader says so (``NOT_ANSWERED``) instead of copying the nearest article:
+"Who won the 2018 FIFA World Cup?" finds Stuttgart, a host city, and nothing more. ``min_cosine`` is chosen
+in training: the cosine that 99% of the answerable training and validation questions reach
+(training/ranker.py), so the reader keeps back few answers it has and most of those it has not
+(experiments/README.md, "Saying when the articles do not answer").
+
 Design choices:
 - Why not the decoder's own reading: at 1.5M parameters and ten CPU minutes it garbles and stops after the
   lead (experiments/README.md); and the likelihood of a sentence under it does not tell which one answers.
@@ -69,6 +76,7 @@ READER_FORMAT = 1
 PLACE_FEATURES = ("cosine", "shared", "shared_share", "passage_1", "passage_2", "passage_3", "position",
                   "passage_start")
 MAX_POSITION = 10  # sentence places within a passage told apart
+NOT_ANSWERED = "I don't know: the articles I have do not answer this."  # when no sentence is near the question
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,14 @@ class RankerConfig:
     hidden: int = 32   # width of each scorer's hidden layer
     heads: int = 3     # scorers trained apart (their own init and order), their scores averaged
     picks: int = 2     # sentences after the lead in an answer
+    min_cosine: float = -1.0  # no sentence this near the question: NOT_ANSWERED (-1: always an answer)
 
     def __post_init__(self) -> None:
         if min(self.hidden, self.heads, self.picks) < 1:
             raise ValueError(f"hidden, heads and picks must be at least 1, got {self.hidden}, {self.heads} and "
                              f"{self.picks}")
+        if not -1.0 <= self.min_cosine <= 1.0:
+            raise ValueError(f"min_cosine must be within [-1, 1], got {self.min_cosine}")
 
 
 def scorer_head(hidden: int) -> nn.Sequential:
@@ -164,8 +175,10 @@ class SentenceRanker:
         if not passages:
             return ["The passage says nothing."]
         places = candidates(passages)
-        scores = self.scorer(features(question, passages, places, self.vectors))
-        return compose(passages, places, scores, self.config.picks)
+        rows = features(question, passages, places, self.vectors)
+        if float(rows[:, 0].max()) < self.config.min_cosine:  # column 0: the cosine with the question
+            return [NOT_ANSWERED]
+        return compose(passages, places, self.scorer(rows), self.config.picks)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.scorer.parameters())

@@ -146,6 +146,10 @@ class ModelWorker:
         """The words an open-book answer may spell (retrieval.Index.vocabulary); None without an index."""
         return None if self.index is None else self.index.vocabulary
 
+    def _open(self, mode: str) -> bool:
+        """Whether ``mode`` answers from the index (open book, and the server has one)."""
+        return mode == "open" and self.index is not None
+
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
         with self._index_lock:
@@ -171,7 +175,8 @@ class ModelWorker:
         if mode == "closed" and self.calibration is not None:
             return self._recalled_reply(question, sampling)
         passages, context = self._retrieve(question, mode)
-        result = answer(self.model, self.tokenizer, question, sampling, context=context, vocabulary=self._vocabulary())
+        result = answer(self.model, self.tokenizer, question, sampling, context=context, vocabulary=self._vocabulary(),
+                        open_book=self._open(mode))
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
                             self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
         return Reply(result.text, _sources(passages), finished, attribution(result.text, passages) if passages else {})
@@ -213,7 +218,7 @@ class ModelWorker:
             metered = _Metered(self.model, cancelled)
             start = time.perf_counter()
             for piece in stream_answer(metered, self.tokenizer, question, sampling, context=context,
-                                      vocabulary=self._vocabulary()):
+                                      vocabulary=self._vocabulary(), open_book=self._open(mode)):
                 emit(piece)
             seconds = time.perf_counter() - start
             if not cancelled.is_set():

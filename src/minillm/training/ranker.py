@@ -17,6 +17,9 @@ Design choices:
 - AdamW, a fixed learning rate, ``epochs`` passes over the questions, 16 a step (each its own softmax).
 - The validation questions (the val split, drawn the same way) give ``val_top1``: the share whose best
   candidate is a right one, and the same for the candidate the run's order alone would pick first.
+- ``min_cosine`` (the reader says it does not know below it): the ``1 - ANSWERABLE_KEEP`` quantile of the
+  best candidate cosine of the training and validation questions, every one answerable (its passages hold
+  a right sentence); the encoder is frozen, so the training questions measure it as well as unseen ones.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import functools
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -39,6 +42,7 @@ from minillm.retrieval.index import Index, passages_context
 
 OVERVIEW_SHARE = 0.2  # of the training questions: overviews teach the lead, which every answer holds anyway
 VAL_QUESTIONS = 100
+ANSWERABLE_KEEP = 0.99  # of answerable questions, the share whose best sentence passes min_cosine
 BATCH_QUESTIONS = 16  # questions per optimizer step
 
 
@@ -106,13 +110,25 @@ def top1(scorer: Scorer, examples: list[RankExample]) -> float:
         return sum(bool(ex.right[int(scorer(ex.features).argmax())]) for ex in examples) / max(1, len(examples))
 
 
+def answerable_cosine(examples: list[RankExample], keep: float) -> float:
+    """The cosine that ``keep`` of the examples' best candidates reach (their features' column 0), rounded
+    down; -1 (never withhold) for ``keep`` 1."""
+    if keep >= 1.0:
+        return -1.0
+    best = np.array([float(ex.features[:, 0].max()) for ex in examples])
+    return float(np.floor(np.quantile(best, 1.0 - keep) * 1e4) / 1e4)
+
+
 def train_ranker(index: Index, train_pairs: list[QAPair], val_pairs: list[QAPair], *, questions: int = 500,
                  epochs: int = 40, lr: float = 3e-3, seed: int = 0, config: RankerConfig | None = None,
+                 keep: float = ANSWERABLE_KEEP,
                  vectors: Callable[[list[str]], np.ndarray] | None = None,
                  log: Callable[[str], None] = lambda _: None) -> SentenceRanker:
     """A SentenceRanker trained on ``questions`` of ``train_pairs`` (see the module docstring)."""
     if questions < 1 or epochs < 1 or not lr > 0:
         raise ValueError(f"questions and epochs must be at least 1 and lr positive, got {questions}, {epochs}, {lr}")
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be within (0, 1], got {keep}")
     config = config or RankerConfig()
     warm = None if vectors is not None else functools.partial(text_vectors, workers=max(1, os.cpu_count() or 1))
     vectors = vectors or text_vectors
@@ -140,8 +156,9 @@ def train_ranker(index: Index, train_pairs: list[QAPair], val_pairs: list[QAPair
     finally:
         torch.set_num_threads(threads)
     scorer.eval()
+    config = replace(config, min_cosine=answerable_cosine(examples + val, keep))
     summary = {"questions": len(examples), "epochs": epochs, "seed": seed,
-               "train_top1": round(top1(scorer, examples), 4)}
+               "train_top1": round(top1(scorer, examples), 4), "min_cosine": config.min_cosine, "keep": keep}
     if val:
         summary |= {"val_questions": len(val), "val_top1": round(top1(scorer, val), 4),
                     "val_top1_first_candidate": round(sum(bool(ex.right[0]) for ex in val) / len(val), 4)}

@@ -113,7 +113,8 @@ def run_quickstart(out_dir: str | Path = "runs/quickstart", data_dir: str | Path
         reader.save(run_dir)
         log(f"reader: trained on {reader.summary['questions']} questions' retrieved passages; the best-scored "
             f"sentence is a right one for {reader.summary['val_top1']:.0%} of {reader.summary['val_questions']} "
-            f"val questions -> {run_dir / READER_FILE}")
+            f"val questions; below cosine {reader.config.min_cosine:.3f} with the question it says it does not "
+            f"know -> {run_dir / READER_FILE}")
     elif cfg.answer.reader == "ranker":
         log(f"reader: the trained reader needs the [dense] extra ({INSTALL_HINT}): the pattern rules read")
     calibration, report = calibrate_run(run_dir, split="val", limit=CALIBRATION_QUESTIONS, seed=seed,

@@ -240,6 +240,9 @@ export async function answer(question, mode) {
   }
   const start = performance.now();
   let promptIds, newIds, extra = null;
+  if (mode === "open" && state.index && !passages.length) {  // answer.answer(open_book=True): nothing found
+    return { answer: config.not_answered, passages, newIds: [], promptTokens: 0, seconds: 0, tokensPerSecond: 0 };
+  }
   if (state.reading && passages.length) {  // reader.PatternReading or RankerReading reads the passages
     [promptIds, newIds] = await readAnswer(question, passages);
   } else {

@@ -3,7 +3,8 @@
 // with the question under all-MiniLM-L6-v2 and their element-wise product, the question's content words it
 // holds, its place), the run's trained scorer (reader.f32: `heads` networks Linear, ReLU, Linear, their
 // scores averaged) scores it, and the answer is the lead of the passage holding the best-scored sentence,
-// then that passage's `picks` best-scored other sentences, best first. Sentences are embedded one at a time
+// then that passage's `picks` best-scored other sentences, best first (or, when no sentence's cosine reaches
+// `min_cosine`, that the articles do not answer it). Sentences are embedded one at a time
 // by the page's question encoder, as dense.text_vectors embeds them, each once per page.
 import { words } from "./retrieval.js";
 
@@ -116,6 +117,8 @@ export class SentenceRanker {
     const vectors = [await this.vector(question)];
     for (const [i, j] of places) vectors.push(await this.vector(passages[i][j]));
     const rows = features(question, passages, places, vectors, this.config.max_position);
+    // no sentence near the question (row[0]: its cosine): the passages do not answer it
+    if (Math.max(...rows.map((row) => row[0])) < this.config.min_cosine) return [this.config.not_answered];
     return compose(passages, places, this.scorer.scores(rows), this.config.picks);
   }
 }
