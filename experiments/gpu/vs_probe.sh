@@ -8,23 +8,10 @@ set -u
 [ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 [ -e ../shared ] || ln -s "$PWD/.gpu29-shared" ../shared
 export JAX_PLATFORMS=cpu PYTHONPATH=$PWD/src:/tmp/site
-if [ "${PYC:-0}" = 1 ]; then  # a bytecode cache for both programs, as a normal install has (the image sets
-  unset PYTHONDONTWRITEBYTECODE  # PYTHONDONTWRITEBYTECODE=1): torch's Python compiled once, before any round
+if [ "${PYC:-0}" = 1 ]; then  # a bytecode cache for both programs, as a normal install has: the image sets
+  unset PYTHONDONTWRITEBYTECODE  # PYTHONDONTWRITEBYTECODE=1, so every process compiled torch's Python again
   export PYTHONPYCACHEPREFIX=/tmp/pyc
-  python3 - <<'PY'
-import compileall, importlib.util, os, sysconfig, time
-t = time.perf_counter()
-names = "torch triton sympy mpmath numpy jinja2 markupsafe networkx filelock fsspec safetensors tokenizers packaging".split()
-dirs = [sysconfig.get_paths()["stdlib"], "src", "/tmp/site"]
-for name in names:
-    spec = importlib.util.find_spec(name)
-    if spec and spec.submodule_search_locations:
-        dirs += list(spec.submodule_search_locations)
-for d in dirs:
-    if os.path.isdir(d):
-        compileall.compile_dir(d, quiet=2, workers=os.cpu_count())
-print(f"bytecode cache in /tmp/pyc: {len(dirs)} trees, {time.perf_counter() - t:.1f} s")
-PY
+  # one warm-up process writes the cache of what both import (torch, dynamo, inductor); the rounds add the rest
   python3 -c "import time; t = time.perf_counter(); import torch, torch._dynamo, torch._inductor.compile_fx; print(f'import torch, dynamo, inductor: {time.perf_counter() - t:.2f} s')"
 fi
 O=${OUT:-/tmp/out}; mkdir -p $O
