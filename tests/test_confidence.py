@@ -12,6 +12,7 @@ from minillm.answering.answer import ANSWER_SAMPLING, answer, stream_answer
 from minillm.answering.confidence import (
     FROM_ARTICLES,
     NOT_KNOWN,
+    NOT_KNOWN_ANYWHERE,
     Calibration,
     answer_from_memory,
     confidences,
@@ -83,7 +84,7 @@ def test_an_answer_below_the_threshold_is_withheld_and_answered_open_book_where_
 
 def test_open_book_with_no_passage_found_says_the_articles_do_not_answer(open_tiny_run, capsys):
     """No article shares a word with the question: open book answers NOT_ANSWERED (whole or streamed), not
-    the network's unchecked guess; withheld from memory, there is nothing to fall back to."""
+    the network's unchecked guess; withheld from memory, the reply says that neither knows."""
     model, tok, _ = load_run(open_tiny_run)
     index = load_index(open_tiny_run)
     question = "Qwxz vrrbl plonk?"
@@ -93,7 +94,11 @@ def test_open_book_with_no_passage_found_says_the_articles_do_not_answer(open_ti
     assert list(stream_answer(model, tok, question, SAMPLING, open_book=True)) == [NOT_ANSWERED]
     assert answer(model, tok, question, SAMPLING).text != NOT_ANSWERED  # closed book: the network answers
     withheld = answer_from_memory(model, tok, question, SAMPLING, NEVER, index)
-    assert withheld.fallback is None and withheld.passages == () and shown_text(withheld) == NOT_KNOWN
+    assert withheld.fallback.text == NOT_ANSWERED and withheld.passages == () and withheld.answered_from is None
+    assert shown_text(withheld) == NOT_KNOWN_ANYWHERE  # not "From the articles instead: I don't know: ..."
+    answered = answer_from_memory(model, tok, "What is the Sun?", SAMPLING, NEVER, index)
+    assert answered.answered_from == "articles" and shown_text(answered).startswith(f"{NOT_KNOWN} {FROM_ARTICLES}")
+    assert answer_from_memory(model, tok, question, SAMPLING, ALWAYS, index).answered_from == "memory"
     assert main(["ask", str(open_tiny_run), question, "--mode", "open", "--json"]) == 0
     reply = json.loads(capsys.readouterr().out)
     assert reply["answer"] == NOT_ANSWERED and reply["sources"] == []

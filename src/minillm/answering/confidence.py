@@ -32,6 +32,7 @@ from minillm.answering.answer import Answer, answer
 from minillm.core.errors import InputError
 from minillm.core.files import atomic_write
 from minillm.data.sentences import split_sentences
+from minillm.models.ranker import NOT_ANSWERED
 from minillm.prompt import encode_prompt
 from minillm.retrieval.index import Index, Passage, retrieve
 
@@ -39,6 +40,7 @@ CONFIDENCE_FILE = "confidence.json"  # in a run folder: the Calibration below
 LOG_PROB_FLOOR = -1e4  # a token the model gives no probability at all (-inf) counts as this: JSON has no -inf
 NOT_KNOWN = "I don't know this from memory."
 FROM_ARTICLES = "From the articles instead:"
+NOT_KNOWN_ANYWHERE = "I don't know this from memory, and the articles I have do not answer it."
 
 
 def _mean(values: list[float]) -> float:
@@ -131,6 +133,13 @@ class Recalled:
     fallback: Answer | None = None    # open book, when the answer was withheld and the run has an index
     passages: tuple[Passage, ...] = ()  # what the fallback read
 
+    @property
+    def answered_from(self) -> str | None:
+        """"memory", "articles" (the fallback answered), or None (nothing shown is an answer)."""
+        if self.known:
+            return "memory"
+        return "articles" if self.fallback is not None and self.fallback.text != NOT_ANSWERED else None
+
 
 def answer_from_memory(model: Any, tok: Any, question: str, sampling: Any, calibration: Calibration | None,
                        index: Index | None = None, k: int = 3) -> Recalled:
@@ -145,10 +154,8 @@ def answer_from_memory(model: Any, tok: Any, question: str, sampling: Any, calib
     if known or index is None:
         return Recalled(result, confidence, known)
     passages, context = retrieve(index, question, k, model)
-    if not passages:  # the articles have nothing on it either: not known is the whole answer
-        return Recalled(result, confidence, False)
     return Recalled(result, confidence, False, answer(model, tok, question, sampling, context=context,
-                                                      vocabulary=index.vocabulary),
+                                                      vocabulary=index.vocabulary, open_book=True),
                     tuple(passages))
 
 
@@ -159,4 +166,6 @@ def shown_text(recalled: Recalled) -> str:
         return recalled.answer.text
     if recalled.fallback is None:
         return NOT_KNOWN
+    if recalled.fallback.text == NOT_ANSWERED:  # no passage found, or none the reader found near the question
+        return NOT_KNOWN_ANYWHERE
     return f"{NOT_KNOWN} {FROM_ARTICLES} {recalled.fallback.text}"

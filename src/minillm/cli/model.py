@@ -112,7 +112,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         used = attribution(result.text, passages) if passages else {}
         memory = {} if recalled is None else {
             "confidence": recalled.confidence, "known_from_memory": recalled.known,
-            "answered_from": "memory" if recalled.known else "articles" if recalled.fallback else None}
+            "answered_from": recalled.answered_from}
         print(json.dumps({"question": args.question, "answer": text, "run": args.run,
                           "mode": args.mode, **reader_info(model), **memory,
                           "sources": [passage_source(p) for p in passages], **used,

@@ -52,7 +52,7 @@ import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
-from minillm.answering.confidence import NOT_KNOWN, Calibration, confidences, load_calibration
+from minillm.answering.confidence import NOT_KNOWN, NOT_KNOWN_ANYWHERE, Calibration, confidences, load_calibration
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer, reader_info
 from minillm.core.checks import string_field, string_list_field
@@ -80,7 +80,7 @@ from minillm.training.data import pretrain_texts
 
 EVAL_FORMAT = 1
 UNANSWERABLE = "unanswerable_questions.jsonl"  # 40 questions the articles do not answer: eval --split unanswerable
-WITHHELD = (NOT_ANSWERED, NOT_KNOWN)  # answers that say the model does not know
+WITHHELD = (NOT_ANSWERED, NOT_KNOWN, NOT_KNOWN_ANYWHERE)  # answers that say the model does not know
 TASKS = ("qa", "arc-easy", "arc-challenge")
 MODES = ("closed", "open")
 DEFAULT_SAMPLING = ANSWER_SAMPLING  # as `minillm ask`

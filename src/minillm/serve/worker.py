@@ -167,7 +167,7 @@ class ModelWorker:
         finished = Finished(result.prompt_tokens, result.new_tokens, result.seconds, result.tokens_per_second,
                             self._finish_reason(sampling, result.prompt_tokens, result.new_tokens))
         memory = {"confidence": recalled.confidence, "known_from_memory": recalled.known,
-                  "answered_from": "memory" if recalled.known else "articles" if recalled.fallback else None}
+                  "answered_from": recalled.answered_from}
         return Reply(shown_text(recalled), _sources(passages), finished,
                      attribution(result.text, passages) if passages else {}, memory)
 
