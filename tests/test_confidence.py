@@ -104,6 +104,19 @@ def test_open_book_with_no_passage_found_says_the_articles_do_not_answer(open_ti
     assert reply["answer"] == NOT_ANSWERED and reply["sources"] == []
 
 
+def test_sources_of_an_answer_that_says_it_does_not_know_are_what_was_searched(open_tiny_run, capsys):
+    from minillm.answering.confidence import says_not_known
+    from minillm.cli.common import print_sources
+
+    passages = load_index(open_tiny_run).search("What is the Sun?")
+    for text, header in [(NOT_ANSWERED, "searched:"), (NOT_KNOWN_ANYWHERE, "searched:"),
+                         ("The Sun is a star.", "sources:"), (f"{NOT_KNOWN} {FROM_ARTICLES} The Sun.", "sources:")]:
+        print_sources(passages, text)
+        out = capsys.readouterr().out
+        assert out.splitlines()[0] == header and out.splitlines()[1].startswith("  [1] Sun - ")
+        assert says_not_known(text) == (header == "searched:")
+
+
 def rows(first_sentence, mean, right):
     return [{"question": "q", "answer": "a", "keyword_hit": None, "fact_recall": 1.0 if r else 0.0,
              "confidence": {"mean": m, "first_sentence": f, "first_sentence_min": f}}

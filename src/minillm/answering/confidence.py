@@ -41,6 +41,7 @@ LOG_PROB_FLOOR = -1e4  # a token the model gives no probability at all (-inf) co
 NOT_KNOWN = "I don't know this from memory."
 FROM_ARTICLES = "From the articles instead:"
 NOT_KNOWN_ANYWHERE = "I don't know this from memory, and the articles I have do not answer it."
+NOT_KNOWN_REPLIES = (NOT_ANSWERED, NOT_KNOWN, NOT_KNOWN_ANYWHERE)  # whole answers that say it does not know
 
 
 def _mean(values: list[float]) -> float:
@@ -157,6 +158,11 @@ def answer_from_memory(model: Any, tok: Any, question: str, sampling: Any, calib
     return Recalled(result, confidence, False, answer(model, tok, question, sampling, context=context,
                                                       vocabulary=index.vocabulary, open_book=True),
                     tuple(passages))
+
+
+def says_not_known(text: str) -> bool:
+    """Whether an answer is one of the replies that say the model does not know (nothing else in it)."""
+    return text.strip() in NOT_KNOWN_REPLIES
 
 
 def shown_text(recalled: Recalled) -> str:

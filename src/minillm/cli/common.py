@@ -80,8 +80,12 @@ def open_book_index(args: argparse.Namespace):
     return index
 
 
-def print_sources(passages: list) -> None:
-    """One line per source article, best first (a long article may have given several passages)."""
+def print_sources(passages: list, answer: str) -> None:
+    """One line per source article, best first (a long article may have given several passages), under
+    "sources:", or "searched:" when the answer says it does not know (it took nothing from them)."""
+    from minillm.answering.confidence import says_not_known
+
+    print("searched:" if says_not_known(answer) else "sources:")
     seen = set()
     for p in passages:
         if p.article_id not in seen:

@@ -122,8 +122,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         print(text)
         if passages:
-            print("sources:")
-            print_sources(passages)
+            print_sources(passages, text)
     return 0
 
 
@@ -191,8 +190,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print()
         turns.append(Turn(question, "".join(pieces), tuple(p.title for p in passages)))
         if passages:
-            print("sources:")
-            print_sources(passages)
+            print_sources(passages, "".join(pieces))
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:

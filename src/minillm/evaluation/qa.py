@@ -52,7 +52,7 @@ import torch
 
 from minillm.answering.answer import ANSWER_SAMPLING, answer
 from minillm.answering.attribution import faithfulness, invented_words, sentence_sources, words_of
-from minillm.answering.confidence import NOT_KNOWN, NOT_KNOWN_ANYWHERE, Calibration, confidences, load_calibration
+from minillm.answering.confidence import Calibration, confidences, load_calibration, says_not_known
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer, reader_info
 from minillm.core.checks import string_field, string_list_field
@@ -71,7 +71,6 @@ from minillm.evaluation.perplexity import (
 from minillm.evaluation.retrieval import NATURAL_SETS, natural_questions_path
 from minillm.models.base import LanguageModel
 from minillm.models.generation import Sampling
-from minillm.models.ranker import NOT_ANSWERED
 from minillm.prompt import fit_prompt
 from minillm.retrieval.index import require_index
 from minillm.tokenizer import Tokenizer
@@ -80,7 +79,6 @@ from minillm.training.data import pretrain_texts
 
 EVAL_FORMAT = 1
 UNANSWERABLE = "unanswerable_questions.jsonl"  # 40 questions the articles do not answer: eval --split unanswerable
-WITHHELD = (NOT_ANSWERED, NOT_KNOWN, NOT_KNOWN_ANYWHERE)  # answers that say the model does not know
 TASKS = ("qa", "arc-easy", "arc-challenge")
 MODES = ("closed", "open")
 DEFAULT_SAMPLING = ANSWER_SAMPLING  # as `minillm ask`
@@ -175,7 +173,7 @@ def score_answer(q: EvalQuestion, text: str, passages: list[str] | None = None) 
               "keyword_hit": metrics.keyword_hit(text, q.keywords) if q.keywords else None,
               "fact_recall": metrics.fact_recall(text, q.question, q.reference),
               "sentences": metrics.sentence_count(text), "words": metrics.word_count(text),
-              "degenerate": metrics.degeneration(text, passages), "withheld": text in WITHHELD}
+              "degenerate": metrics.degeneration(text, passages), "withheld": says_not_known(text)}
     if passages is not None:  # an answer that says it does not know claims nothing of the passages
         scores["faithfulness"] = None if scores["withheld"] else faithfulness(text, passages)
         scores["sentence_sources"] = [] if scores["withheld"] else sentence_sources(text, passages)
