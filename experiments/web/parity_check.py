@@ -28,7 +28,7 @@ from minillm.answering.answer import ANSWER_SAMPLING
 from minillm.answering.open_book import answer_open
 from minillm.answering.reader import load_answerer, reader_info
 from minillm.evaluation.metrics import keyword_hit
-from minillm.evaluation.qa import UNANSWERABLE
+from minillm.evaluation.qa import SHIPPED_SETS
 from minillm.evaluation.retrieval import NATURAL_SETS, natural_questions_path
 from minillm.models.ranker import NOT_ANSWERED
 from minillm.retrieval.index import load_index
@@ -62,7 +62,7 @@ def main(run: Path, site: Path) -> dict:
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
         page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
         report["load_s"], report["status"] = round(time.perf_counter() - start, 1), page.text_content("#status")
-        for name, file in {**NATURAL_SETS, "unanswerable": UNANSWERABLE}.items():
+        for name, file in SHIPPED_SETS.items():
             lines = natural_questions_path(file).read_text(encoding="utf-8").splitlines()
             questions = [json.loads(line) for line in lines if line.strip()]
             start = time.perf_counter()

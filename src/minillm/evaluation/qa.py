@@ -79,6 +79,7 @@ from minillm.training.data import pretrain_texts
 
 EVAL_FORMAT = 1
 UNANSWERABLE = "unanswerable_questions.jsonl"  # 40 questions the articles do not answer: eval --split unanswerable
+SHIPPED_SETS = {**NATURAL_SETS, "unanswerable": UNANSWERABLE}  # split -> its file in eval_data/
 TASKS = ("qa", "arc-easy", "arc-challenge")
 MODES = ("closed", "open")
 DEFAULT_SAMPLING = ANSWER_SAMPLING  # as `minillm ask`
@@ -146,10 +147,8 @@ def default_qa_path(cfg: Config, split: str) -> Path:
     for ``natural-heldout`` the 36 written after the open-book reading was tuned on those, for
     ``natural-third`` 66 on new subjects, written before any reader answered them; for ``unanswerable`` 40
     that the articles do not answer (sport, art, cooking, ...), where an answer should say so (``withheld``)."""
-    if split in NATURAL_SETS:
-        return natural_questions_path(NATURAL_SETS[split])
-    if split == "unanswerable":
-        return natural_questions_path(UNANSWERABLE)
+    if split in SHIPPED_SETS:
+        return natural_questions_path(SHIPPED_SETS[split])
     return Path(cfg.data.val_qa or cfg.data.train_qa).parent / f"{split}.jsonl"
 
 

@@ -153,7 +153,7 @@ class ModelWorker:
     def _retrieve(self, question: str, mode: str) -> tuple[list, str | None]:
         """(passages, context) for an open-book answer, as retrieval.answer_open finds them; closed: none."""
         with self._index_lock:
-            return retrieve(self.index if mode == "open" else None, question, RETRIEVED_PASSAGES, self.model)
+            return retrieve(self.index if self._open(mode) else None, question, RETRIEVED_PASSAGES, self.model)
 
     def _recall(self, question: str, sampling: Sampling) -> Recalled:
         """Closed book with a calibration: the answer, or that the model does not know (then open book when
